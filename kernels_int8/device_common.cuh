@@ -1,0 +1,133 @@
+/* Device helpers shared by the SLA2 kernels: element loads of any input
+ * dtype, warp reductions, cp.async, ldmatrix and the mma.sync wrappers for
+ * INT8 and FP16 (the FP8 ones live in kernels_fp8/fp8_common.cuh). */
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "kernels_int8/sla2_kernels.h"
+
+namespace sla2k {
+
+__device__ __forceinline__ float load_elem(const void *base, int64_t index, int dtype)
+{
+    switch (dtype) {
+    case SLA2K_F16:
+        return __half2float(static_cast<const __half *>(base)[index]);
+    case SLA2K_BF16:
+        return __bfloat162float(static_cast<const __nv_bfloat16 *>(base)[index]);
+    default:
+        return static_cast<const float *>(base)[index];
+    }
+}
+
+__device__ __forceinline__ void store_elem(void *base, int64_t index, int dtype, float x)
+{
+    switch (dtype) {
+    case SLA2K_F16:
+        static_cast<__half *>(base)[index] = __float2half_rn(x);
+        break;
+    case SLA2K_BF16:
+        static_cast<__nv_bfloat16 *>(base)[index] = __float2bfloat16_rn(x);
+        break;
+    default:
+        static_cast<float *>(base)[index] = x;
+    }
+}
+
+__device__ __forceinline__ float warp_sum(float x)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+
+__device__ __forceinline__ float warp_max(float x)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+        x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+/* INT8 round-to-nearest-even with saturation; NaN -> 0 (sla2_round_int8). */
+__device__ __forceinline__ int8_t round_int8(float x)
+{
+    int r;
+    asm("cvt.rni.sat.s8.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return static_cast<int8_t>(r);
+}
+
+/* Non-negative floats compare like their bit patterns. */
+__device__ __forceinline__ void atomic_max_nonneg(float *address, float value)
+{
+    atomicMax(reinterpret_cast<int *>(address), __float_as_int(value));
+}
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p)
+{
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(smem)), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+/* D = A(16x32 s8, row) * B(32x8 s8, col) + D, INT32 accumulation. */
+__device__ __forceinline__ void mma_s8_16832(int (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* D = A(16x16 f16, row) * B(16x8 f16, col) + D, FP32 accumulation. */
+__device__ __forceinline__ void mma_f16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi)
+{
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+
+/* The fp16 feature maps and the linear branch's running sums are kept in
+ * range by power-of-two scales (exact), chosen from a bound of the values. */
+__device__ __forceinline__ float pow2_scale_for(float bound, int target_exponent)
+{
+    if (!(bound > 0.0f) || !isfinite(bound))
+        return 1.0f;
+    int e;
+    frexpf(bound, &e); /* bound < 2^e */
+    int s = target_exponent - e;
+    s = max(-100, min(100, s));
+    return ldexpf(1.0f, s);
+}
+
+} // namespace sla2k

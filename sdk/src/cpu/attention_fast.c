@@ -1,0 +1,231 @@
+/* The fast CPU path: the same math as the reference, with the GEMM-shaped
+ * steps on OpenBLAS and the (batch, head) pairs spread over OpenMP threads.
+ * Tested against the reference (tests/test_cpu_fast.c). */
+#include "cpu_attention.h"
+#include "numeric.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LINEAR_EPS 1e-6f
+
+typedef struct fast_scratch {
+    head_work w;
+    float *router, *out_sparse, *out_linear, *out;
+    float *scores, *block_out, *acc, *row_max, *row_sum; /* one query block */
+    float *phi_q, *phi_k;
+    float *kv_blocks, *ksum_blocks;      /* [Nk][D][D], [Nk][D] */
+    float *kv_comp, *ksum_comp, *den;    /* [D][D], [D], [bq] */
+    double *kv_total, *ksum_total;       /* [D][D], [D] */
+} fast_scratch;
+
+static void scratch_free(fast_scratch *s)
+{
+    head_work_free(&s->w);
+    free(s->router), free(s->out_sparse), free(s->out_linear), free(s->out);
+    free(s->scores), free(s->block_out), free(s->acc), free(s->row_max), free(s->row_sum);
+    free(s->phi_q), free(s->phi_k), free(s->kv_blocks), free(s->ksum_blocks);
+    free(s->kv_comp), free(s->ksum_comp), free(s->den), free(s->kv_total), free(s->ksum_total);
+    memset(s, 0, sizeof *s);
+}
+
+static int scratch_alloc(const sla2_attention_problem *p, fast_scratch *s)
+{
+    size_t L = (size_t)p->seq_len, D = (size_t)p->head_dim, bq = (size_t)p->block_q;
+    size_t bk = (size_t)p->block_k, Nk = (size_t)p->num_k_blocks;
+    memset(s, 0, sizeof *s);
+    if (!head_work_alloc(p, &s->w))
+        return 0;
+    s->router = malloc(router_scratch_elems(p) * sizeof(float));
+    s->out_sparse = malloc(L * D * sizeof(float));
+    s->out_linear = malloc(L * D * sizeof(float));
+    s->out = malloc(L * D * sizeof(float));
+    s->scores = malloc(bq * bk * sizeof(float));
+    s->block_out = malloc(bq * D * sizeof(float));
+    s->acc = malloc(bq * D * sizeof(float));
+    s->row_max = malloc(bq * sizeof(float));
+    s->row_sum = malloc(bq * sizeof(float));
+    s->phi_q = malloc(L * D * sizeof(float));
+    s->phi_k = malloc(L * D * sizeof(float));
+    s->kv_blocks = malloc(Nk * D * D * sizeof(float));
+    s->ksum_blocks = malloc(Nk * D * sizeof(float));
+    s->kv_comp = malloc(D * D * sizeof(float));
+    s->ksum_comp = malloc(D * sizeof(float));
+    s->den = malloc(bq * sizeof(float));
+    s->kv_total = malloc(D * D * sizeof(double));
+    s->ksum_total = malloc(D * sizeof(double));
+    int ok = s->router && s->out_sparse && s->out_linear && s->out && s->scores && s->block_out && s->acc &&
+             s->row_max && s->row_sum && s->phi_q && s->phi_k && s->kv_blocks && s->ksum_blocks && s->kv_comp &&
+             s->ksum_comp && s->den && s->kv_total && s->ksum_total;
+    if (!ok)
+        scratch_free(s);
+    return ok;
+}
+
+/* Online softmax over one query block's kept key blocks, GEMMs for Q.K^T and P.V. */
+static void sparse_query_block(const sla2_attention_problem *p, fast_scratch *s, int64_t i)
+{
+    const head_work *w = &s->w;
+    int64_t L = p->seq_len, D = p->head_dim, bk = p->block_k;
+    int64_t first_row = i * p->block_q, rows = L - first_row < p->block_q ? L - first_row : p->block_q;
+    int quantised = p->quant != SLA2_QUANT_NONE;
+    const float *q = (quantised ? w->q_int8 : w->q) + first_row * D;
+    const float *keys = quantised ? w->k_int8 : w->k;
+    const float *values = quantised ? w->v_rounded : w->v;
+    for (int64_t r = 0; r < rows; r++)
+        s->row_max[r] = -INFINITY, s->row_sum[r] = 0.0f;
+    memset(s->acc, 0, (size_t)(rows * D) * sizeof(float));
+
+    for (int64_t n = 0; n < p->kept_per_q_block; n++) {
+        int64_t j = w->kept[i * p->kept_per_q_block + n];
+        int64_t first_col = j * bk, cols = L - first_col < bk ? L - first_col : bk;
+        /* INT8 values held in floats: every partial sum is an integer below
+         * 2^24 (127 * 127 * 128), so sgemm computes the INT32 dot exactly. */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)D, 1.0f, q, (int)D,
+                    keys + first_col * D, (int)D, 0.0f, s->scores, (int)bk);
+        float factor = quantised ? w->q_scale[i] * w->k_scale[j] * p->softmax_scale : p->softmax_scale;
+        for (int64_t r = 0; r < rows; r++) {
+            float *srow = s->scores + r * bk;
+            float block_max = -INFINITY;
+            for (int64_t c = 0; c < cols; c++)
+                block_max = fmaxf(block_max, srow[c] *= factor);
+            float new_max = fmaxf(s->row_max[r], block_max);
+            float correction = s->row_max[r] == -INFINITY ? 0.0f : expf(s->row_max[r] - new_max);
+            float sum = 0.0f;
+            for (int64_t c = 0; c < cols; c++) {
+                float prob = expf(srow[c] - new_max);
+                sum += prob;
+                srow[c] = p->quant == SLA2_QUANT_NONE   ? prob
+                          : p->quant == SLA2_QUANT_INT8 ? sla2_round_f16(prob)
+                                                        : sla2_round_e4m3(prob * SLA2_FP8_MAX);
+            }
+            s->row_sum[r] = s->row_sum[r] * correction + sum;
+            s->row_max[r] = new_max;
+            for (int64_t d = 0; d < D; d++)
+                s->acc[r * D + d] *= correction;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D, (int)cols, 1.0f, s->scores,
+                    (int)bk, values + first_col * D, (int)D, 0.0f, s->block_out, (int)D);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t d = 0; d < D; d++)
+                s->acc[r * D + d] += p->quant == SLA2_QUANT_INT8_FP8
+                                         ? s->block_out[r * D + d] * w->v_scale[d] / SLA2_FP8_MAX
+                                         : s->block_out[r * D + d];
+    }
+    float *out = s->out_sparse + first_row * D;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t d = 0; d < D; d++)
+            out[r * D + d] = s->acc[r * D + d] / s->row_sum[r];
+}
+
+/* Per-key-block sums S_j = phi(K_j)^T V_j and z_j, and their totals. */
+static void linear_block_sums(const sla2_attention_problem *p, fast_scratch *s)
+{
+    int64_t L = p->seq_len, D = p->head_dim, bk = p->block_k;
+    memset(s->kv_total, 0, (size_t)(D * D) * sizeof(double));
+    memset(s->ksum_total, 0, (size_t)D * sizeof(double));
+    for (int64_t j = 0; j < p->num_k_blocks; j++) {
+        int64_t first = j * bk, rows = L - first < bk ? L - first : bk;
+        float *kv = s->kv_blocks + j * D * D, *ksum = s->ksum_blocks + j * D;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)D, (int)D, (int)rows, 1.0f, s->phi_k + first * D,
+                    (int)D, s->w.v + first * D, (int)D, 0.0f, kv, (int)D);
+        for (int64_t d = 0; d < D; d++) {
+            float sum = 0.0f;
+            for (int64_t r = 0; r < rows; r++)
+                sum += s->phi_k[(first + r) * D + d];
+            ksum[d] = sum;
+            s->ksum_total[d] += sum;
+        }
+        for (int64_t e = 0; e < D * D; e++)
+            s->kv_total[e] += kv[e];
+    }
+}
+
+/* O_l for one query block: the totals minus the kept blocks' terms. */
+static void linear_query_block(const sla2_attention_problem *p, fast_scratch *s, int64_t i)
+{
+    int64_t L = p->seq_len, D = p->head_dim;
+    int64_t first_row = i * p->block_q, rows = L - first_row < p->block_q ? L - first_row : p->block_q;
+    float *out = s->out_linear + first_row * D;
+    int sla_v1 = p->proj_l_weight != NULL;
+    if (!sla_v1 && p->kept_per_q_block == p->num_k_blocks) {
+        memset(out, 0, (size_t)(rows * D) * sizeof(float)); /* empty complement */
+        return;
+    }
+    for (int64_t e = 0; e < D * D; e++) {
+        double sum = s->kv_total[e];
+        for (int64_t n = 0; !sla_v1 && n < p->kept_per_q_block; n++)
+            sum -= s->kv_blocks[(int64_t)s->w.kept[i * p->kept_per_q_block + n] * D * D + e];
+        s->kv_comp[e] = (float)sum;
+    }
+    for (int64_t d = 0; d < D; d++) {
+        double sum = s->ksum_total[d];
+        for (int64_t n = 0; !sla_v1 && n < p->kept_per_q_block; n++)
+            sum -= s->ksum_blocks[(int64_t)s->w.kept[i * p->kept_per_q_block + n] * D + d];
+        s->ksum_comp[d] = (float)sum;
+    }
+    const float *phi_q = s->phi_q + first_row * D;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D, (int)D, 1.0f, phi_q, (int)D,
+                s->kv_comp, (int)D, 0.0f, out, (int)D);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)D, 1.0f, phi_q, (int)D, s->ksum_comp, 1, 0.0f,
+                s->den, 1);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t d = 0; d < D; d++)
+            out[r * D + d] /= s->den[r] + LINEAR_EPS;
+}
+
+static double fast_head(const sla2_attention_problem *p, fast_scratch *s, int64_t b, int64_t h)
+{
+    head_prepare(p, b, h, &s->w, s->router);
+    feature_map_rows(p->feature_map, s->w.q, p->seq_len, p->head_dim, s->phi_q);
+    feature_map_rows(p->feature_map, s->w.k, p->seq_len, p->head_dim, s->phi_k);
+    linear_block_sums(p, s);
+    for (int64_t i = 0; i < p->num_q_blocks; i++) {
+        sparse_query_block(p, s, i);
+        linear_query_block(p, s, i);
+    }
+    double alpha_sum = mix_alpha(p, h, s->w.q, s->out_sparse, s->out_linear, s->out);
+    head_store(p->out, b, h, s->out);
+    return alpha_sum;
+}
+
+sla2_status cpu_attention_fast(sla2_context *ctx, const sla2_attention_problem *p, sla2_attention_result *result)
+{
+    int64_t pairs = p->batch * p->heads;
+    int threads = (int64_t)ctx->num_threads < pairs ? ctx->num_threads : (int)pairs;
+    size_t mask_elems = (size_t)(p->num_q_blocks * p->num_k_blocks);
+    double alpha_sum = 0.0;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : alpha_sum)
+    {
+        fast_scratch s;
+        int ok = scratch_alloc(p, &s);
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        int any_failed;
+#pragma omp atomic read
+        any_failed = failed;
+        if (!any_failed) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t pair = 0; pair < pairs; pair++) {
+                int64_t b = pair / p->heads, h = pair % p->heads;
+                alpha_sum += fast_head(p, &s, b, h);
+                if (result->block_mask)
+                    memcpy(result->block_mask + pair * mask_elems, s.w.mask, mask_elems);
+            }
+        }
+        if (ok)
+            scratch_free(&s);
+    }
+    if (failed)
+        return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the CPU workspaces (%d threads, L = %lld)",
+                         threads, (long long)p->seq_len);
+    result->mean_alpha = alpha_sum / (double)(pairs * p->seq_len);
+    return SLA2_OK;
+}

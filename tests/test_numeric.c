@@ -1,0 +1,139 @@
+/* INT8, e4m3, f16 and bf16 rounding against hand-computed values. */
+#include "numeric.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+START_TEST(int8_rounds_half_to_even_and_saturates)
+{
+    ck_assert_int_eq(sla2_round_int8(2.5f), 2);
+    ck_assert_int_eq(sla2_round_int8(3.5f), 4);
+    ck_assert_int_eq(sla2_round_int8(-2.5f), -2);
+    ck_assert_int_eq(sla2_round_int8(-0.5f), 0);
+    ck_assert_int_eq(sla2_round_int8(126.6f), 127);
+    ck_assert_int_eq(sla2_round_int8(127.5f), 127);
+    ck_assert_int_eq(sla2_round_int8(1e9f), 127);
+    ck_assert_int_eq(sla2_round_int8(-1e9f), -128);
+    ck_assert_int_eq(sla2_round_int8(-INFINITY), -128);
+    ck_assert_int_eq(sla2_round_int8(NAN), 0);
+}
+END_TEST
+
+START_TEST(int8_block_scale_maps_max_to_127)
+{
+    float scale = sla2_int8_scale(2.54f);
+    ck_assert_float_eq_tol(scale, 0.02f, 1e-9f);
+    ck_assert_int_eq(sla2_quantize_int8(2.54f, scale), 127);
+    ck_assert_int_eq(sla2_quantize_int8(-2.54f, scale), -127);
+    ck_assert_int_eq(sla2_quantize_int8(0.03f, scale), 2); /* 1.5 -> 2 (even) */
+    ck_assert_int_eq(sla2_quantize_int8(5.0f, 0.0f), 0);   /* an all-zero block */
+}
+END_TEST
+
+START_TEST(e4m3_encodes_hand_values)
+{
+    ck_assert_uint_eq(sla2_float_to_e4m3(0.0f), 0x00);
+    ck_assert_uint_eq(sla2_float_to_e4m3(-0.0f), 0x80);
+    ck_assert_uint_eq(sla2_float_to_e4m3(1.0f), 0x38);
+    ck_assert_uint_eq(sla2_float_to_e4m3(-2.0f), 0xc0);
+    ck_assert_uint_eq(sla2_float_to_e4m3(448.0f), 0x7e);
+    ck_assert_uint_eq(sla2_float_to_e4m3(240.0f), 0x77);
+    ck_assert_uint_eq(sla2_float_to_e4m3(0.015625f), 0x08);   /* smallest normal, 2^-6 */
+    ck_assert_uint_eq(sla2_float_to_e4m3(0.001953125f), 0x01); /* smallest subnormal, 2^-9 */
+    ck_assert_uint_eq(sla2_float_to_e4m3(0.013671875f), 0x07); /* largest subnormal, 7 * 2^-9 */
+}
+END_TEST
+
+START_TEST(e4m3_rounds_ties_to_even)
+{
+    ck_assert_float_eq(sla2_round_e4m3(1.0625f), 1.0f);   /* halfway 1.0 | 1.125: even mantissa 0 */
+    ck_assert_float_eq(sla2_round_e4m3(1.1875f), 1.25f);  /* halfway 1.125 | 1.25: even mantissa 2 */
+    ck_assert_float_eq(sla2_round_e4m3(1.07f), 1.125f);
+    ck_assert_float_eq(sla2_round_e4m3(0.0009765625f), 0.0f);             /* 2^-10: halfway 0 | 2^-9 */
+    ck_assert_float_eq(sla2_round_e4m3(3 * 0.0009765625f), 0.00390625f); /* 1.5 steps -> 2 steps */
+    ck_assert_float_eq(sla2_round_e4m3(0.0011f), 0.001953125f);
+    ck_assert_float_eq(sla2_round_e4m3(1e-6f), 0.0f);
+    ck_assert_float_eq(sla2_round_e4m3(432.0f), 448.0f); /* halfway 416 | 448: mantissa 6 is even */
+    ck_assert_float_eq(sla2_round_e4m3(400.0f), 384.0f); /* halfway 384 | 416: mantissa 4 is even */
+}
+END_TEST
+
+START_TEST(e4m3_saturates_and_keeps_nan)
+{
+    ck_assert_float_eq(sla2_round_e4m3(449.0f), 448.0f);
+    ck_assert_float_eq(sla2_round_e4m3(1e30f), 448.0f);
+    ck_assert_float_eq(sla2_round_e4m3(-1e30f), -448.0f);
+    ck_assert_float_eq(sla2_round_e4m3(INFINITY), 448.0f);
+    ck_assert_uint_eq(sla2_float_to_e4m3(-INFINITY), 0xfe);
+    ck_assert(isnan(sla2_round_e4m3(NAN)));
+    ck_assert_uint_eq(sla2_float_to_e4m3(NAN) & 0x7f, 0x7f);
+    ck_assert(isnan(sla2_e4m3_to_float(0x7f)));
+    ck_assert(isnan(sla2_e4m3_to_float(0xff)));
+}
+END_TEST
+
+START_TEST(e4m3_round_trips_every_code)
+{
+    for (int bits = 0; bits < 256; bits++) {
+        if ((bits & 0x7f) == 0x7f)
+            continue; /* NaN */
+        float value = sla2_e4m3_to_float((uint8_t)bits);
+        ck_assert_msg(sla2_float_to_e4m3(value) == bits, "code 0x%02x (%g) did not round-trip", bits,
+                      (double)value);
+        ck_assert_float_eq(sla2_round_e4m3(value), value);
+    }
+}
+END_TEST
+
+START_TEST(f16_and_bf16_round_hand_values)
+{
+    ck_assert_uint_eq(sla2_float_to_f16(1.0f), 0x3c00);
+    ck_assert_uint_eq(sla2_float_to_f16(-2.0f), 0xc000);
+    ck_assert_uint_eq(sla2_float_to_f16(65504.0f), 0x7bff);
+    ck_assert_uint_eq(sla2_float_to_f16(65519.0f), 0x7bff);
+    ck_assert_uint_eq(sla2_float_to_f16(65520.0f), 0x7c00);          /* rounds to infinity */
+    ck_assert_uint_eq(sla2_float_to_f16(5.9604644775390625e-08f), 1); /* 2^-24, smallest subnormal */
+    ck_assert_uint_eq(sla2_float_to_f16(2.98023223876953125e-08f), 0); /* 2^-25: tie to even 0 */
+    ck_assert_uint_eq(sla2_float_to_f16(1.0f + 0.00048828125f), 0x3c00); /* 1 + 2^-11: tie to even */
+    ck_assert_uint_eq(sla2_float_to_f16(1.0f + 3 * 0.00048828125f), 0x3c02);
+    ck_assert_uint_eq(sla2_float_to_f16(NAN) & 0x7e00, 0x7e00);
+    ck_assert_float_eq(sla2_f16_to_float(0x3555), 0.333251953125f);
+    ck_assert_uint_eq(sla2_float_to_bf16(1.0f), 0x3f80);
+    ck_assert_uint_eq(sla2_float_to_bf16(1.0f + 0.00390625f), 0x3f80); /* 1 + 2^-8: tie to even */
+    ck_assert_uint_eq(sla2_float_to_bf16(1.0f + 3 * 0.00390625f), 0x3f82);
+    ck_assert(isnan(sla2_bf16_to_float(sla2_float_to_bf16(NAN))));
+    ck_assert_float_eq(sla2_bf16_to_float(0xc040), -3.0f);
+}
+END_TEST
+
+START_TEST(f16_round_trips_every_finite_code)
+{
+    for (uint32_t bits = 0; bits < 0x10000; bits++) {
+        if ((bits & 0x7c00) == 0x7c00)
+            continue; /* inf and NaN */
+        float value = sla2_f16_to_float((uint16_t)bits);
+        ck_assert_msg(sla2_float_to_f16(value) == bits, "f16 0x%04x did not round-trip", bits);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("numeric");
+    TCase *tc = tcase_create("rounding");
+    tcase_add_test(tc, int8_rounds_half_to_even_and_saturates);
+    tcase_add_test(tc, int8_block_scale_maps_max_to_127);
+    tcase_add_test(tc, e4m3_encodes_hand_values);
+    tcase_add_test(tc, e4m3_rounds_ties_to_even);
+    tcase_add_test(tc, e4m3_saturates_and_keeps_nan);
+    tcase_add_test(tc, e4m3_round_trips_every_code);
+    tcase_add_test(tc, f16_and_bf16_round_hand_values);
+    tcase_add_test(tc, f16_round_trips_every_finite_code);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
