@@ -6,19 +6,27 @@
  * on the fast path (cpu_reference = 0); the block mask must be identical and
  * the output close in relative L2.
  *
- * Tolerances (relative L2 of the whole output against the float64 oracle):
- *   none: 1e-5. Both sides compute exact softmax and linear attention; the
- *     SDK may accumulate in float32. The reference itself run in float32
- *     differs from its float64 run by at most 6e-7 on these fixtures.
- *   int8, int8_fp8: 1e-4. Both sides simulate the same INT8 and e4m3/f16
- *     roundings, so they agree except where an unrounded value lies within
- *     float rounding of a rounding midpoint and the two implementations land
- *     on different sides (an INT8 code off by one, a P code one e4m3 step
- *     apart). Running the reference in float32 instead of float64 moves its
- *     output by up to 2e-5 this way (seen on other seeds; 3e-6 on these
- *     fixtures), so 1e-4 leaves 5x headroom, while a real misreading (a
- *     missing K smoothing, the wrong P scale, int8 instead of int8_fp8, a
- *     different block order) moves it by 1e-3 to 1e-1.
+ * Acceptance, relative L2 against the float64 oracle:
+ *   none: below 1e-5 over the whole output. Both sides compute exact softmax
+ *     and linear attention; the SDK accumulates in float32. Seen: at most
+ *     5e-7 on these fixtures, 2e-6 over 450 random problems of the same
+ *     kinds (B, H, L 1..400, D, blocks, topk, maps, routers, alphas, v1).
+ *   int8, int8_fp8: below 2e-5 over all rows except the worst 1% (at least
+ *     one row), and below 1e-3 over the whole output. Both sides simulate
+ *     the same INT8, e4m3 and f16 roundings and agree to about 1e-7, except
+ *     where an unrounded value lies within float rounding of a rounding
+ *     midpoint and the two land on different sides: the oracle takes P in
+ *     float64, the SDK in float32, so now and then one P code differs by one
+ *     step (an e4m3 step near P = 1 is 7% of P), which moves that one row by
+ *     up to ~1e-3. int8_l65_relu_shared_perrow has one: P = 0.72973632563
+ *     (float64) lies 2.5e-9 below the f16 midpoint 0.729736328125, so the
+ *     oracle rounds it down, the SDK's float32 P lands above and rounds up;
+ *     rel L2 6.4e-6, all in one row. Over 450 random problems: whole output
+ *     at most 7.4e-5, trimmed at most 3.3e-6. A misreading of section 2
+ *     (unsmoothed K, int8 for int8_fp8, a different FP8 scale, the wrong
+ *     block order, alpha swapped, the linear branch over all keys) moves
+ *     nearly every row, by 3e-3 to 1 on these fixtures
+ *     (train/tests/test_fixture_sensitivity.py checks each is caught).
  * The mask must match exactly: the fixtures were chosen (seeded) so that the
  * kept and dropped router scores of every query block are at least 1e-4
  * apart relative to the row's largest score, except the deliberate exact tie
@@ -40,7 +48,8 @@
 #define HEADER_BYTES 1024
 
 static const double REL_L2_BOUND_EXACT = 1e-5;
-static const double REL_L2_BOUND_QUANT = 1e-4;
+static const double REL_L2_BOUND_QUANT_TRIMMED = 2e-5;
+static const double REL_L2_BOUND_QUANT_TOTAL = 1e-3;
 static const double MEAN_ALPHA_TOLERANCE = 1e-6; /* float32 sigmoid vs float64 */
 
 static char *fixture_names[MAX_FIXTURES];
@@ -60,6 +69,42 @@ typedef struct fixture {
     float *proj_l_weight, *proj_l_bias;
     uint8_t *mask;
 } fixture;
+
+typedef struct row_error {
+    double err_sq, ref_sq;
+} row_error;
+
+static int row_error_cmp(const void *a, const void *b)
+{
+    double x = ((const row_error *)a)->err_sq, y = ((const row_error *)b)->err_sq;
+    return (x > y) - (x < y);
+}
+
+/* Relative L2 over the rows of length D, leaving out the max(1, rows / 100)
+ * rows of largest error: isolated rounding flips do not count, systematic
+ * differences (which move most rows) do. 0 when nothing is left. */
+static double trimmed_rel_l2(const float *x, const float *ref, size_t rows, size_t D)
+{
+    row_error *r = malloc(rows * sizeof *r);
+    ck_assert_ptr_nonnull(r);
+    for (size_t i = 0; i < rows; i++) {
+        r[i].err_sq = r[i].ref_sq = 0.0;
+        for (size_t d = 0; d < D; d++) {
+            double e = (double)x[i * D + d] - ref[i * D + d];
+            r[i].err_sq += e * e;
+            r[i].ref_sq += (double)ref[i * D + d] * ref[i * D + d];
+        }
+        if (isnan(r[i].err_sq))
+            r[i].err_sq = INFINITY;
+    }
+    qsort(r, rows, sizeof *r, row_error_cmp);
+    size_t drop = rows / 100 > 1 ? rows / 100 : 1;
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i + drop < rows; i++)
+        num += r[i].err_sq, den += r[i].ref_sq;
+    free(r);
+    return den > 0.0 ? sqrt(num / den) : sqrt(num);
+}
 
 static int name_cmp(const void *a, const void *b)
 {
@@ -288,10 +333,14 @@ static void check_fixture(int index, int reference)
     int mask_mismatches = 0;
     for (size_t i = 0; i < mask_elems; i++)
         mask_mismatches += mask[i] != f.mask[i];
+    int exact = f.quant == SLA2_QUANT_NONE;
     double err = rel_l2(out, f.out, n);
-    double bound = f.quant == SLA2_QUANT_NONE ? REL_L2_BOUND_EXACT : REL_L2_BOUND_QUANT;
-    printf("torch_parity %-34s %-9s %-8s rel_l2 %.2e (bound %.0e) mask %s mean_alpha %.9f (torch %.9f)\n",
-           f.name, path_name, sla2_quant_mode_name(f.quant), err, bound,
+    double trimmed = trimmed_rel_l2(out, f.out, n / (size_t)f.D, (size_t)f.D);
+    double bound = exact ? REL_L2_BOUND_EXACT : REL_L2_BOUND_QUANT_TOTAL;
+    double trimmed_bound = exact ? REL_L2_BOUND_EXACT : REL_L2_BOUND_QUANT_TRIMMED;
+    printf("torch_parity %-32s %-9s %-8s rel_l2 %.2e (< %.0e)  trimmed %.2e (< %.0e)  mask %s  "
+           "mean_alpha %.9f (torch %.9f)\n",
+           f.name, path_name, sla2_quant_mode_name(f.quant), err, bound, trimmed, trimmed_bound,
            mask_mismatches ? "DIFFERS" : "same", stats.mean_alpha, f.mean_alpha);
     fflush(stdout);
 
@@ -305,6 +354,8 @@ static void check_fixture(int index, int reference)
     ck_assert_msg(all_finite(out, n), "%s (%s): output has non-finite elements", f.name, path_name);
     ck_assert_msg(err < bound, "%s (%s): rel L2 %.3e against torch exceeds %.0e", f.name, path_name, err,
                   bound);
+    ck_assert_msg(trimmed < trimmed_bound, "%s (%s): rel L2 without the worst 1%% of rows %.3e exceeds %.0e",
+                  f.name, path_name, trimmed, trimmed_bound);
     if (f.mean_alpha >= 0.0)
         ck_assert_msg(fabs(stats.mean_alpha - f.mean_alpha) < MEAN_ALPHA_TOLERANCE,
                       "%s: mean alpha %.9f, torch %.9f", f.name, stats.mean_alpha, f.mean_alpha);

@@ -16,7 +16,8 @@ Choices the architecture leaves open, fixed here and in the SDK alike:
   * Sparse branch: online softmax over the kept blocks in ascending block
     order (this matters in the quantised modes, where P is rounded after
     subtracting the running maximum). Quantised modes quantise Q per query
-    block and K~ per key block to INT8 (scale max|x|/127, RNE, saturating)
+    block and K~ (float32 K minus its mean rounded to float32) per key block
+    to INT8 (scale max|x|/127, RNE, saturating)
     and compute scores = (q8 . k8) * scale_q * scale_k * softmax_scale. Per
     kept block: m_new = max(m_old, rowmax), p = exp(s - m_new),
     l = l * exp(m_old - m_new) + sum(p) (p unrounded),
@@ -37,7 +38,8 @@ Choices the architecture leaves open, fixed here and in the SDK alike:
     O = O_s + (O_l W^T + b); no alpha.
 
 Rounding happens on float32 values (see quant.py); every other step runs in
-the dtype of q.
+the dtype of q (float32 for float16/bfloat16 inputs; the output comes back
+in q's dtype).
 """
 import math
 
@@ -90,8 +92,20 @@ def block_means(x: torch.Tensor, block: int) -> torch.Tensor:
 
 
 def smooth_k(k: torch.Tensor) -> torch.Tensor:
-    """K~ = K - mean over the tokens (per b, h, channel)."""
+    """K~ = K - mean over the tokens (per b, h, channel), in k's dtype (the
+    router's pooling)."""
     return k - k.mean(dim=2, keepdim=True)
+
+
+def smooth_k_for_int8(k: torch.Tensor) -> torch.Tensor:
+    """K~ as the quantiser sees it: the mean (taken in k's dtype) rounded to
+    float32, then a float32 subtraction, as a float32 implementation computes
+    it. K~ feeds a rounding, so where its last bit comes from decides INT8
+    near-ties: K - mean rounded once from float64 differs from this in the
+    last bit of about half the elements, which flips about one INT8 code in
+    10^6 (each flip moves a whole row's scores for one key)."""
+    mean32 = k.mean(dim=2, keepdim=True).float()
+    return (k.float() - mean32).to(k.dtype)
 
 
 def _project(x: torch.Tensor, w) -> torch.Tensor:
@@ -144,7 +158,7 @@ def sparse_branch(q, k, v, idx, block_q, block_k, softmax_scale, quant):
     else:
         # Smoothing is exact for softmax but shrinks K's INT8 range. Padding is
         # added after smoothing so that padded rows stay 0 (not -mean).
-        k_blocks = _as_blocks(smooth_k(k), block_k)
+        k_blocks = _as_blocks(smooth_k_for_int8(k), block_k)
         scale_q = int8_scale(q_blocks, dims=(-2, -1))      # [B,H,Nq,1,1]
         scale_k = int8_scale(k_blocks, dims=(-2, -1))      # [B,H,Nk,1,1]
         q_codes = int8_codes_ste(q_blocks, scale_q)
@@ -259,8 +273,11 @@ def sla2_attention_details(q, k, v, *, block_q=128, block_k=64, topk,
         raise ValueError("proj_l (SLA v1) cannot be combined with alpha")
     if alpha is not None and alpha_w is not None:
         raise ValueError("give alpha (per head) or alpha_w/alpha_b (per row), not both")
-    k = k.to(q.dtype)
-    v = v.to(q.dtype)
+    # Half-precision inputs are computed in float32, as the SDK does (and so
+    # that INT8 dot products stay exact).
+    in_dtype = q.dtype
+    work = torch.float32 if in_dtype in (torch.float16, torch.bfloat16) else in_dtype
+    q, k, v = q.to(work), k.to(work), v.to(work)
     B, H, L, D = q.shape
     if softmax_scale is None or softmax_scale == 0:
         softmax_scale = 1.0 / math.sqrt(D)
@@ -286,7 +303,7 @@ def sla2_attention_details(q, k, v, *, block_q=128, block_k=64, topk,
         else:
             out = a * o_sparse + (1 - a) * o_linear
             mean_alpha = a.expand(B, H, L, 1).double().mean().item()
-    return dict(out=out, mask=mask, kept_idx=idx, scores=scores,
+    return dict(out=out.to(in_dtype), mask=mask, kept_idx=idx, scores=scores,
                 o_sparse=o_sparse, o_linear=o_linear, alpha=a,
                 mean_alpha=mean_alpha)
 

@@ -1,0 +1,76 @@
+/* The Wan2.1 DiT (ARCHITECTURE.md section 4; wan/modules/model.py is the
+ * reference): weights under Wan's own names, one forward pass on float32
+ * host arrays, self-attention through the SLA2 operator. */
+#ifndef SLA2_DIT_H
+#define SLA2_DIT_H
+
+#include "internal.h"
+#include "model/config.h"
+#include "model/safetensors.h"
+
+typedef struct dit_linear {
+    float *weight; /* [out][in] (nn.Linear) */
+    float *bias;   /* [out] or NULL */
+    int in, out;
+} dit_linear;
+
+typedef struct dit_attention_weights {
+    dit_linear q, k, v, o;
+    float *norm_q, *norm_k; /* RMSNorm weights over the full width, or NULL */
+} dit_attention_weights;
+
+typedef struct dit_block_weights {
+    float *modulation; /* [6][dim] */
+    dit_attention_weights self_attn, cross_attn;
+    float *norm3_weight, *norm3_bias; /* cross_attn_norm, or NULL */
+    dit_linear ffn0, ffn2;
+    /* SLA2 parameters (blocks.N.self_attn.sla2.*) or SLA v1's proj_l; NULL when absent */
+    float *router_q, *router_k;
+    int router_per_head;
+    float *alpha, *alpha_w, *alpha_b;
+    float *proj_l_weight, *proj_l_bias;
+} dit_block_weights;
+
+typedef struct dit_weights {
+    float *patch_weight; /* [dim][in_channels * pt * ph * pw] */
+    float *patch_bias;   /* [dim] */
+    dit_linear text0, text2, time0, time2, time_proj;
+    dit_block_weights *blocks;
+    float *head_modulation; /* [2][dim] */
+    dit_linear head;
+    float *vocab_embedding; /* [vocabulary][text_dim]: the tiny model's built-in text encoder */
+    size_t total_floats;
+} dit_weights;
+
+/* Loads every tensor the config implies from st, converting to float32.
+ * Missing or mis-shaped tensors give SLA2_ERR_FORMAT naming the tensor. */
+sla2_status dit_weights_load(const sla2_model_config *config, const sla2_safetensors *st, dit_weights *out,
+                             char *err, size_t err_size);
+void dit_weights_free(dit_weights *w, int num_layers);
+
+/* Per-layer attention settings of one forward pass. */
+typedef struct dit_attention_settings {
+    int dense;        /* 1: exact dense attention (topk = 1, alpha = 1, no quantisation) */
+    sla2_layer_settings layer;
+    sla2_feature_map feature_map;
+} dit_attention_settings;
+
+/* Called after each block's self-attention when not NULL (observers: stats,
+ * calibration). */
+typedef void (*dit_attention_hook)(void *user, int layer, const sla2_attention_stats *stats);
+
+typedef struct dit_forward_args {
+    const float *x;        /* [C][F][H][W] video (latent or pixels) */
+    double timestep;       /* in [0, 1000] */
+    const float *context;  /* [text_len][text_dim], already zero-padded */
+    const dit_attention_settings *layers; /* [num_layers] */
+    dit_attention_hook hook;
+    void *hook_user;
+    uint8_t **block_masks; /* NULL, or [num_layers] buffers of H*Nq*Nk to fill */
+} dit_forward_args;
+
+/* velocity [C][F][H][W] = DiT(x, t, context). ctx must be a CPU context. */
+sla2_status dit_forward(sla2_context *ctx, const sla2_model_config *config, const dit_weights *w,
+                        const dit_forward_args *args, float *velocity);
+
+#endif

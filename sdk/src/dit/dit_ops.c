@@ -1,0 +1,146 @@
+#include "dit/dit_ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void op_linear(const float *x, int64_t rows, const dit_linear *lin, float *y)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, lin->out, lin->in, 1.0f, x, lin->in,
+                lin->weight, lin->in, 0.0f, y, lin->out);
+    if (!lin->bias)
+        return;
+    for (int64_t r = 0; r < rows; r++)
+        for (int o = 0; o < lin->out; o++)
+            y[r * lin->out + o] += lin->bias[o];
+}
+
+void op_layer_norm(const float *x, int64_t rows, int64_t dim, double eps, const float *weight, const float *bias,
+                   float *y)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *in = x + r * dim;
+        float *o = y + r * dim;
+        double mean = 0.0, var = 0.0;
+        for (int64_t d = 0; d < dim; d++)
+            mean += in[d];
+        mean /= (double)dim;
+        for (int64_t d = 0; d < dim; d++)
+            var += (in[d] - mean) * (in[d] - mean);
+        float inv = (float)(1.0 / sqrt(var / (double)dim + eps));
+        for (int64_t d = 0; d < dim; d++) {
+            float v = (float)(in[d] - mean) * inv;
+            o[d] = weight ? v * weight[d] + (bias ? bias[d] : 0.0f) : v;
+        }
+    }
+}
+
+void op_rms_norm(float *x, int64_t rows, int64_t dim, double eps, const float *weight)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *v = x + r * dim;
+        double sum = 0.0;
+        for (int64_t d = 0; d < dim; d++)
+            sum += (double)v[d] * v[d];
+        float inv = (float)(1.0 / sqrt(sum / (double)dim + eps));
+        for (int64_t d = 0; d < dim; d++)
+            v[d] = v[d] * inv * weight[d];
+    }
+}
+
+void op_gelu_tanh(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void op_silu(const float *x, int64_t n, float *y)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void op_modulate(float *x, int64_t rows, int64_t dim, const float *shift, const float *scale)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t d = 0; d < dim; d++)
+            x[r * dim + d] = x[r * dim + d] * (1.0f + scale[d]) + shift[d];
+}
+
+void op_gated_residual(float *x, const float *y, int64_t rows, int64_t dim, const float *gate)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t d = 0; d < dim; d++)
+            x[r * dim + d] += y[r * dim + d] * gate[d];
+}
+
+/* rope_params(1024, n): angle(pos, i) = pos / 10000^(2i / n), i < n / 2 */
+static double rope_angle(int64_t pos, int64_t i, int64_t n)
+{
+    return (double)pos / pow(10000.0, (double)(2 * i) / (double)n);
+}
+
+void op_rope_3d(float *x, const int grid[3], int64_t heads, int64_t head_dim)
+{
+    /* Wan splits the head_dim/2 complex pairs into frames | height | width:
+     * c - 2 (c / 3), c / 3, c / 3, each with its own rope_params table. */
+    int64_t pairs = head_dim / 2, hw_pairs = pairs / 3, f_pairs = pairs - 2 * hw_pairs;
+    int64_t f_dim = head_dim - 4 * (head_dim / 6), hw_dim = 2 * (head_dim / 6);
+    int64_t L = (int64_t)grid[0] * grid[1] * grid[2];
+    for (int64_t token = 0; token < L; token++) {
+        int64_t f = token / ((int64_t)grid[1] * grid[2]), h = (token / grid[2]) % grid[1], w = token % grid[2];
+        for (int64_t i = 0; i < pairs; i++) {
+            double angle = i < f_pairs              ? rope_angle(f, i, f_dim)
+                           : i < f_pairs + hw_pairs ? rope_angle(h, i - f_pairs, hw_dim)
+                                                    : rope_angle(w, i - f_pairs - hw_pairs, hw_dim);
+            double c = cos(angle), s = sin(angle);
+            for (int64_t head = 0; head < heads; head++) {
+                float *pair = x + (token * heads + head) * head_dim + 2 * i;
+                double re = pair[0], im = pair[1];
+                pair[0] = (float)(re * c - im * s);
+                pair[1] = (float)(re * s + im * c);
+            }
+        }
+    }
+}
+
+int op_dense_attention(const float *q, int64_t Lq, const float *k, const float *v, int64_t Lk, int64_t heads,
+                       int64_t head_dim, float *out)
+{
+    float *scores = malloc((size_t)(Lq * Lk) * sizeof *scores);
+    if (!scores)
+        return 0;
+    int64_t stride = heads * head_dim;
+    float scale = 1.0f / sqrtf((float)head_dim);
+    for (int64_t h = 0; h < heads; h++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Lq, (int)Lk, (int)head_dim, scale, q + h * head_dim,
+                    (int)stride, k + h * head_dim, (int)stride, 0.0f, scores, (int)Lk);
+        for (int64_t r = 0; r < Lq; r++) {
+            float *row = scores + r * Lk, max_v = -INFINITY;
+            double sum = 0.0;
+            for (int64_t c = 0; c < Lk; c++)
+                max_v = fmaxf(max_v, row[c]);
+            for (int64_t c = 0; c < Lk; c++)
+                sum += (row[c] = expf(row[c] - max_v));
+            for (int64_t c = 0; c < Lk; c++)
+                row[c] = (float)(row[c] / sum);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Lq, (int)head_dim, (int)Lk, 1.0f, scores, (int)Lk,
+                    v + h * head_dim, (int)stride, 0.0f, out + h * head_dim, (int)stride);
+    }
+    free(scores);
+    return 1;
+}
+
+void op_timestep_embedding(double t, int dim, float *out)
+{
+    int half = dim / 2;
+    for (int i = 0; i < half; i++) {
+        double angle = t * pow(10000.0, -(double)i / (double)half);
+        out[i] = (float)cos(angle);
+        out[half + i] = (float)sin(angle);
+    }
+}
