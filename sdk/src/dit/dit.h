@@ -58,6 +58,9 @@ typedef struct dit_attention_settings {
 /* Called after each block's self-attention when not NULL (observers: stats,
  * calibration). */
 typedef void (*dit_attention_hook)(void *user, int layer, const sla2_attention_stats *stats);
+/* Called before each self-attention with its Q, K, V views (observers). */
+typedef void (*dit_attention_observer)(void *user, int layer, const sla2_tensor *q, const sla2_tensor *k,
+                                       const sla2_tensor *v);
 
 typedef struct dit_forward_args {
     const float *x;        /* [C][F][H][W] video (latent or pixels) */
@@ -66,11 +69,13 @@ typedef struct dit_forward_args {
     const dit_attention_settings *layers; /* [num_layers] */
     dit_attention_hook hook;
     void *hook_user;
+    dit_attention_observer observer;
     uint8_t **block_masks; /* NULL, or [num_layers] buffers of H*Nq*Nk to fill */
+    double attention_ms;   /* out: time spent in self-attention */
 } dit_forward_args;
 
 /* velocity [C][F][H][W] = DiT(x, t, context). ctx must be a CPU context. */
 sla2_status dit_forward(sla2_context *ctx, const sla2_model_config *config, const dit_weights *w,
-                        const dit_forward_args *args, float *velocity);
+                        dit_forward_args *args, float *velocity);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct dit_buffers {
     float *x, *h, *q, *k, *v, *attn, *y, *ffn;        /* [L][...] */
@@ -76,8 +77,15 @@ static void unpatchify(const sla2_model_config *c, const int grid[3], const floa
             }
 }
 
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
 static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c, const dit_block_weights *b,
-                                  const dit_forward_args *args, int layer, int64_t L, dit_buffers *buf)
+                                  dit_forward_args *args, int layer, int64_t L, dit_buffers *buf)
 {
     int64_t H = c->num_heads, D = c->dim / c->num_heads;
     const dit_attention_settings *set = &args->layers[layer];
@@ -128,7 +136,11 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
         stats.block_mask = args->block_masks[layer];
         stats.block_mask_elems = (size_t)(H * ((L + cfg.block_q - 1) / cfg.block_q) * ((L + cfg.block_k - 1) / cfg.block_k));
     }
+    if (args->observer)
+        args->observer(args->hook_user, layer, &q, &k, &v);
+    double start = now_ms();
     sla2_status s = sla2_attention_forward(ctx, &cfg, &params, &q, &k, &v, &o, &stats);
+    args->attention_ms += now_ms() - start;
     if (s != SLA2_OK)
         return s;
     if (args->hook)
@@ -137,7 +149,7 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
 }
 
 static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, const dit_block_weights *b,
-                                 const dit_forward_args *args, int layer, int64_t L, const int grid[3],
+                                 dit_forward_args *args, int layer, int64_t L, const int grid[3],
                                  dit_buffers *buf)
 {
     int64_t dim = c->dim, H = c->num_heads, D = dim / H;
@@ -205,7 +217,7 @@ static void embed_time_and_text(const sla2_model_config *c, const dit_weights *w
 }
 
 sla2_status dit_forward(sla2_context *ctx, const sla2_model_config *c, const dit_weights *w,
-                        const dit_forward_args *args, float *velocity)
+                        dit_forward_args *args, float *velocity)
 {
     int grid[3];
     int64_t L = sla2_model_config_tokens(c, grid);

@@ -1,0 +1,136 @@
+/*
+ * sla2/pipeline.h -- models and video generation on top of sla2.h.
+ *
+ * A model is a Wan2.1-architecture DiT: its YAML architecture
+ * (configs/models/) and its safetensors weights under Wan2.1's names plus
+ * SLA2's (ARCHITECTURE.md section 6). A pipeline runs flow-matching sampling
+ * with classifier-free guidance on a model and writes the video.
+ *
+ * Ownership: sla2_model_load/sla2_model_free and
+ * sla2_pipeline_create/sla2_pipeline_free are pairs. A pipeline borrows its
+ * context and model: free it first. Errors: as in sla2.h, with the message
+ * in sla2_context_last_error of the context passed in.
+ */
+#ifndef SLA2_PIPELINE_H
+#define SLA2_PIPELINE_H
+
+#include "sla2/sla2.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Models --------------------------------------------------------------- */
+typedef struct sla2_model sla2_model;
+
+/* Loads the architecture at config_path (YAML) and the weights at
+ * weights_path (safetensors). Every tensor is checked against the
+ * architecture before use. Errors: SLA2_ERR_NULL_ARGUMENT, SLA2_ERR_IO,
+ * SLA2_ERR_FORMAT (malformed file, missing or mis-shaped tensor: the message
+ * names the file, line/column or tensor), SLA2_ERR_INVALID_VALUE,
+ * SLA2_ERR_UNSUPPORTED (head_dim not 64/128), SLA2_ERR_OUT_OF_MEMORY. */
+SLA2_API sla2_status sla2_model_load(sla2_context *ctx, const char *config_path, const char *weights_path,
+                                     sla2_model **out);
+SLA2_API void sla2_model_free(sla2_model *model);
+
+typedef struct sla2_model_info {
+    size_t size;            /* sizeof(sla2_model_info), set by the caller */
+    const char *name;       /* owned by the model */
+    int num_layers, num_heads, head_dim, dim;
+    int channels;           /* of the video the DiT denoises (latent or RGB) */
+    int frames, height, width; /* of that video (latents for a latent model) */
+    int pixel_space;        /* 1: the video is RGB in [-1, 1]; 0: VAE latents */
+    int64_t tokens;         /* self-attention sequence length */
+    int text_len, text_dim;
+    size_t vocabulary_size; /* > 0: prompts are read through the built-in vocabulary */
+    const char *const *vocabulary;
+} sla2_model_info;
+
+SLA2_API sla2_status sla2_model_get_info(sla2_context *ctx, const sla2_model *model, sla2_model_info *info);
+
+/* ---- Pipelines ------------------------------------------------------------ */
+typedef struct sla2_pipeline sla2_pipeline;
+
+typedef enum sla2_sampler_kind {
+    SLA2_SAMPLER_KIND_UNIPC = 0, /* Wan's default: UniPC bh2, order 2 */
+    SLA2_SAMPLER_KIND_EULER
+} sla2_sampler_kind;
+
+/* One self-attention layer's settings. */
+typedef struct sla2_layer_attention {
+    float topk;
+    sla2_quant_mode quant;
+    int block_q, block_k;
+} sla2_layer_attention;
+
+/* Creates a pipeline with the runtime settings of runtime_path (YAML, as
+ * sla2-calib writes it; NULL: the built-in defaults). */
+SLA2_API sla2_status sla2_pipeline_create(sla2_context *ctx, sla2_model *model, const char *runtime_path,
+                                          sla2_pipeline **out);
+SLA2_API void sla2_pipeline_free(sla2_pipeline *pipeline);
+
+/* Reads or changes one layer's attention settings. A change made during
+ * generation (from the step callback or another thread) applies from the
+ * next step. Errors: SLA2_ERR_INVALID_VALUE (layer, topk, block sizes). */
+SLA2_API sla2_status sla2_pipeline_get_layer(sla2_pipeline *pipeline, int layer, sla2_layer_attention *out);
+SLA2_API sla2_status sla2_pipeline_set_layer(sla2_pipeline *pipeline, int layer, const sla2_layer_attention *settings);
+/* 1: every layer runs exact dense attention (the quality baseline). */
+SLA2_API void sla2_pipeline_set_dense(sla2_pipeline *pipeline, int dense);
+
+/* What the step callback sees after each sampler step. Pointers are valid
+ * during the callback only. */
+typedef struct sla2_step_info {
+    int step, num_steps;        /* step counts from 1 */
+    double timestep, sigma;
+    const float *video;         /* the current clean-video estimate x0, [C][F][H][W] */
+    int channels, frames, height, width;
+    double step_ms, attention_ms; /* wall time of the step, and of its self-attention calls */
+    int num_layers, num_heads;
+    int64_t num_q_blocks, num_k_blocks; /* of layer 0's settings */
+    const int64_t *kept_per_q_block;    /* [num_layers] */
+    const uint8_t *const *block_masks;  /* [num_layers] -> [H][Nq_l][Nk_l] of the conditional pass */
+    const int64_t *mask_q_blocks, *mask_k_blocks; /* [num_layers]: each mask's Nq, Nk */
+    const double *mean_alpha;           /* [num_layers] */
+    int dense;
+} sla2_step_info;
+
+/* Return non-zero to cancel generation (sla2_pipeline_generate then returns
+ * SLA2_ERR_CANCELLED after freeing what it allocated). */
+typedef int (*sla2_step_callback)(void *user, const sla2_step_info *info);
+
+/* Called for each self-attention layer of the conditional pass with the
+ * layer's Q, K, V ([1, H, L, D] views, F32, host memory for a CPU context),
+ * before the operator runs. For tools such as sla2-calib. */
+typedef void (*sla2_attention_observer)(void *user, int step, int layer, const sla2_tensor *q, const sla2_tensor *k,
+                                        const sla2_tensor *v);
+
+typedef struct sla2_generate_options {
+    size_t size;                     /* sizeof(sla2_generate_options) */
+    const char *prompt;              /* for models with a vocabulary: words of it */
+    const char *text_embedding_path; /* else: safetensors with tensor "context" [L <= text_len, text_dim] */
+    int64_t seed;                    /* < 0: the runtime config's */
+    int steps;                       /* 0: the runtime config's */
+    double guidance;                 /* < 0: the runtime config's; 1 = no guidance (one pass a step) */
+    double shift;                    /* <= 0: the runtime config's */
+    int sampler;                     /* -1: the runtime config's, else a sla2_sampler_kind */
+    sla2_step_callback on_step;
+    sla2_attention_observer on_attention;
+    void *user;
+    const volatile int *cancel;      /* checked before each step; non-zero cancels */
+} sla2_generate_options;
+
+SLA2_API void sla2_generate_options_default(sla2_generate_options *options);
+
+/* Generates one video into video ([C][F][H][W] floats, C = info.channels;
+ * video_elems its capacity). For pixel-space models the values are RGB in
+ * [-1, 1]. Errors: SLA2_ERR_NULL_ARGUMENT, SLA2_ERR_INVALID_VALUE (prompt
+ * word not in the vocabulary, capacity, options), SLA2_ERR_IO/FORMAT
+ * (embedding file), SLA2_ERR_CANCELLED, SLA2_ERR_OUT_OF_MEMORY,
+ * SLA2_ERR_BACKEND. video is written only on success. */
+SLA2_API sla2_status sla2_pipeline_generate(sla2_pipeline *pipeline, const sla2_generate_options *options,
+                                            float *video, size_t video_elems);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SLA2_PIPELINE_H */

@@ -1,0 +1,15 @@
+/* The model handle behind sla2/pipeline.h. */
+#ifndef SLA2_PIPELINE_MODEL_H
+#define SLA2_PIPELINE_MODEL_H
+
+#include "dit/dit.h"
+#include "sla2/pipeline.h"
+
+struct sla2_model {
+    sla2_model_config config;
+    dit_weights weights;
+    int grid[3];
+    int64_t tokens;
+};
+
+#endif
