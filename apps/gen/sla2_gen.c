@@ -171,8 +171,11 @@ static int write_outputs(const gen_args *a, const sla2_model_info *info, const f
         fprintf(stderr, "sla2-gen: this model works on VAE latents and the SDK has no VAE decoder yet; no video written\n");
         return 0;
     }
-    if (!ensure_parent_dir(a->out_y4m) ||
-        sla2_video_write_y4m(a->out_y4m, video, info->frames, info->height, info->width, a->fps, err, sizeof err)) {
+    if (!ensure_parent_dir(a->out_y4m)) {
+        fprintf(stderr, "sla2-gen: %s: cannot create its directory: %s\n", a->out_y4m, strerror(errno));
+        return 1;
+    }
+    if (sla2_video_write_y4m(a->out_y4m, video, info->frames, info->height, info->width, a->fps, err, sizeof err)) {
         fprintf(stderr, "sla2-gen: %s\n", err);
         return 1;
     }

@@ -35,6 +35,31 @@ SLA2_API sla2_status sla2_image_write_png(const char *path, const uint8_t *rgb, 
  * rgb [H][W][3]. */
 SLA2_API void sla2_video_frame_rgb8(const float *video, int frames, int height, int width, int frame, uint8_t *rgb);
 
+/* ---- Prompt adherence (the tiny demo model's videos) ----------------------
+ * The analyser reads what a video of one coloured shape moving in one
+ * direction on a dark background shows: the dominant colour (nearest of red,
+ * green, blue, yellow, cyan, magenta), the shape (circle, square, triangle,
+ * from how much of its bounding box the shape fills: pi/4, 1, 1/2), and the
+ * direction of motion (left, right, up, down, from the centroid's track). */
+typedef struct sla2_video_analysis {
+    const char *colour, *shape, *direction; /* static strings; "none" when not found */
+    double mean_rgb[3];      /* of the object's pixels, 0..255 */
+    double fill_ratio;       /* median over frames of pixels / bounding-box area */
+    double velocity[2];      /* centroid's x and y motion, pixels per frame */
+    double object_share;     /* share of pixels that belong to the object */
+} sla2_video_analysis;
+
+/* Analyses video [3][F][H][W] (RGB in [-1, 1]). Errors: SLA2_ERR_NULL_ARGUMENT,
+ * SLA2_ERR_INVALID_VALUE (sizes). An empty video is not an error: its fields
+ * say "none". */
+SLA2_API sla2_status sla2_video_analyse(const float *video, int frames, int height, int width,
+                                        sla2_video_analysis *out);
+
+/* Which of the prompt's words ("<colour> <shape> moving <direction>") the
+ * analysis matches: bit 0 colour, bit 1 shape, bit 2 direction. A prompt
+ * without one of the three counts that one as unmatched. */
+SLA2_API int sla2_prompt_matches(const char *prompt, const sla2_video_analysis *analysis);
+
 #ifdef __cplusplus
 }
 #endif
