@@ -42,6 +42,6 @@ expect_fail "missing from the checkpoint" --model "$fixtures/dit/model.yaml" --w
 printf 'not a safetensors file' >"$work/bad.safetensors"
 expect_fail "bad.safetensors" --model "$fixtures/dit/model.yaml" --weights "$work/bad.safetensors" "${emb[@]}"
 expect_fail "'context'" "${model[@]}" --text-embedding "$fixtures/dit/weights.safetensors" --steps 1
-expect_fail "/nonexistent-dir/v.y4m" "${model[@]}" "${emb[@]}" --steps 1 --guidance 1 --quiet --out /nonexistent-dir/sub/v.y4m
+expect_fail "/nonexistent-dir/sub/v.y4m: cannot create its directory" "${model[@]}" "${emb[@]}" --steps 1 --guidance 1 --quiet --out /nonexistent-dir/sub/v.y4m
 [ $failures -eq 0 ] && echo "sla2-gen CLI: all checks passed"
 exit $failures
