@@ -314,6 +314,11 @@ sla2_status sla2_attention_forward(sla2_context *ctx, const sla2_attention_confi
             return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE,
                              "stats.block_mask_elems: %zu is too small, the mask needs B*H*Nq*Nk = %zu",
                              stats->block_mask_elems, mask_elems);
+        size_t alpha_elems = (size_t)(problem.batch * problem.heads * problem.num_q_blocks);
+        if (stats->alpha_blocks && stats->alpha_blocks_elems < alpha_elems)
+            return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE,
+                             "stats.alpha_blocks_elems: %zu is too small, alpha per query block needs B*H*Nq = %zu",
+                             stats->alpha_blocks_elems, alpha_elems);
     }
     /* The mask goes to a buffer of our own first, so that a failure leaves the
      * caller's stats untouched. */
@@ -324,6 +329,14 @@ sla2_status sla2_attention_forward(sla2_context *ctx, const sla2_attention_confi
         if (!result.block_mask)
             return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the block mask (%zu bytes)",
                              mask_elems);
+    }
+    size_t alpha_elems = (size_t)(problem.batch * problem.heads * problem.num_q_blocks);
+    if (stats && stats->alpha_blocks) {
+        result.alpha_blocks = malloc(alpha_elems * sizeof(float));
+        if (!result.alpha_blocks) {
+            free(result.block_mask);
+            return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for alpha per query block");
+        }
     }
     s = ctx->ops->attention_forward(ctx, &problem, &result);
     if (s == SLA2_OK && stats) {
@@ -339,7 +352,11 @@ sla2_status sla2_attention_forward(sla2_context *ctx, const sla2_attention_confi
                 stats->kept_blocks[i] = per_head;
         if (stats->block_mask)
             memcpy(stats->block_mask, result.block_mask, mask_elems);
+        /* a backend that cannot report alpha per block reports its mean */
+        for (size_t i = 0; stats->alpha_blocks && i < alpha_elems; i++)
+            stats->alpha_blocks[i] = result.alpha_blocks_written ? result.alpha_blocks[i] : (float)result.mean_alpha;
     }
     free(result.block_mask);
+    free(result.alpha_blocks);
     return s;
 }

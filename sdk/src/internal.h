@@ -49,6 +49,8 @@ typedef struct sla2_attention_problem {
 /* What a backend reports back besides the output tensor. */
 typedef struct sla2_attention_result {
     uint8_t *block_mask;  /* host [B*H*Nq*Nk] to fill, or NULL */
+    float *alpha_blocks;  /* host [B*H*Nq] to fill, or NULL */
+    int alpha_blocks_written; /* set by a backend that filled alpha_blocks */
     double mean_alpha;    /* out */
     sla2_quant_mode quant_used; /* out */
 } sla2_attention_result;

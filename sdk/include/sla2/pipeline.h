@@ -91,6 +91,7 @@ typedef struct sla2_step_info {
     const uint8_t *const *block_masks;  /* [num_layers] -> [H][Nq_l][Nk_l] of the conditional pass */
     const int64_t *mask_q_blocks, *mask_k_blocks; /* [num_layers]: each mask's Nq, Nk */
     const double *mean_alpha;           /* [num_layers] */
+    const float *const *alpha_blocks;   /* [num_layers] -> [H][Nq_l]: mean alpha per query block */
     int dense;
 } sla2_step_info;
 
@@ -99,10 +100,12 @@ typedef struct sla2_step_info {
 typedef int (*sla2_step_callback)(void *user, const sla2_step_info *info);
 
 /* Called for each self-attention layer of the conditional pass with the
- * layer's Q, K, V ([1, H, L, D] views, F32, host memory for a CPU context),
- * before the operator runs. For tools such as sla2-calib. */
+ * layer's Q, K, V ([1, H, L, D] views, F32, host memory for a CPU context)
+ * and its learned SLA2 parameters, before the operator runs, so a tool such
+ * as sla2-calib can evaluate the operator at other settings on the same
+ * inputs. Everything is valid during the call only; step counts from 1. */
 typedef void (*sla2_attention_observer)(void *user, int step, int layer, const sla2_tensor *q, const sla2_tensor *k,
-                                        const sla2_tensor *v);
+                                        const sla2_tensor *v, const sla2_attention_params *params);
 
 typedef struct sla2_generate_options {
     size_t size;                     /* sizeof(sla2_generate_options) */

@@ -205,6 +205,9 @@ typedef struct sla2_attention_stats {
     uint8_t *block_mask;         /* in: NULL or [B * H * num_q_blocks * num_k_blocks];
                                     out: 1 where a key block is kept */
     size_t block_mask_elems;     /* in: capacity of block_mask, checked */
+    float *alpha_blocks;         /* in: NULL or [B * H * num_q_blocks]; out: mean alpha
+                                    of each query block's rows */
+    size_t alpha_blocks_elems;   /* in: capacity of alpha_blocks, checked */
 } sla2_attention_stats;
 
 SLA2_API void sla2_attention_stats_default(sla2_attention_stats *stats);

@@ -177,7 +177,7 @@ static void linear_query_block(const sla2_attention_problem *p, fast_scratch *s,
             out[r * D + d] /= s->den[r] + LINEAR_EPS;
 }
 
-static double fast_head(const sla2_attention_problem *p, fast_scratch *s, int64_t b, int64_t h)
+static double fast_head(const sla2_attention_problem *p, fast_scratch *s, int64_t b, int64_t h, float *alpha_blocks)
 {
     head_prepare(p, b, h, &s->w, s->router);
     feature_map_rows(p->feature_map, s->w.q, p->seq_len, p->head_dim, s->phi_q);
@@ -187,7 +187,7 @@ static double fast_head(const sla2_attention_problem *p, fast_scratch *s, int64_
         sparse_query_block(p, s, i);
         linear_query_block(p, s, i);
     }
-    double alpha_sum = mix_alpha(p, h, s->w.q, s->out_sparse, s->out_linear, s->out);
+    double alpha_sum = mix_alpha(p, h, s->w.q, s->out_sparse, s->out_linear, s->out, alpha_blocks);
     head_store(p->out, b, h, s->out);
     return alpha_sum;
 }
@@ -215,7 +215,7 @@ sla2_status cpu_attention_fast(sla2_context *ctx, const sla2_attention_problem *
 #pragma omp for schedule(dynamic, 1)
             for (int64_t pair = 0; pair < pairs; pair++) {
                 int64_t b = pair / p->heads, h = pair % p->heads;
-                alpha_sum += fast_head(p, &s, b, h);
+                alpha_sum += fast_head(p, &s, b, h, result->alpha_blocks ? result->alpha_blocks + pair * p->num_q_blocks : NULL);
                 if (result->block_mask)
                     memcpy(result->block_mask + pair * mask_elems, s.w.mask, mask_elems);
             }
@@ -226,6 +226,7 @@ sla2_status cpu_attention_fast(sla2_context *ctx, const sla2_attention_problem *
     if (failed)
         return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the CPU workspaces (%d threads, L = %lld)",
                          threads, (long long)p->seq_len);
+    result->alpha_blocks_written = result->alpha_blocks != NULL;
     result->mean_alpha = alpha_sum / (double)(pairs * p->seq_len);
     return SLA2_OK;
 }

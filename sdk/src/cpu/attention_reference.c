@@ -29,11 +29,13 @@ sla2_status cpu_attention_reference(sla2_context *ctx, const sla2_attention_prob
                 free(scratch), free(out_sparse), free(out_linear), free(out);
                 return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the linear branch");
             }
-            alpha_sum += mix_alpha(p, h, w.q, out_sparse, out_linear, out);
+            alpha_sum += mix_alpha(p, h, w.q, out_sparse, out_linear, out,
+                                   result->alpha_blocks ? result->alpha_blocks + (b * p->heads + h) * p->num_q_blocks : NULL);
             head_store(p->out, b, h, out);
             if (result->block_mask)
                 memcpy(result->block_mask + (b * p->heads + h) * mask_elems, w.mask, mask_elems);
         }
+    result->alpha_blocks_written = result->alpha_blocks != NULL;
     result->mean_alpha = alpha_sum / (double)(p->batch * p->heads * p->seq_len);
     head_work_free(&w);
     free(scratch), free(out_sparse), free(out_linear), free(out);

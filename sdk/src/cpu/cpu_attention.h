@@ -51,9 +51,10 @@ int linear_branch(const sla2_attention_problem *p, const head_work *w, float *ou
 /* mix_alpha.c */
 float alpha_of_row(const sla2_attention_problem *p, int64_t head, const float *q_row);
 /* out = alpha * O_s + (1 - alpha) * O_l (SLA2) or O_s + proj_l(O_l) (SLA v1);
- * returns the sum of alpha over the rows. */
+ * returns the sum of alpha over the rows. alpha_blocks: NULL or [Nq], the
+ * mean alpha of each query block. */
 double mix_alpha(const sla2_attention_problem *p, int64_t head, const float *q, const float *out_sparse,
-                 const float *out_linear, float *out);
+                 const float *out_linear, float *out, float *alpha_blocks);
 
 /* cpu_backend.c: strided tensor <-> float [L][D] of one (b, h) */
 void head_load(const sla2_tensor *t, int64_t b, int64_t h, float *dst);

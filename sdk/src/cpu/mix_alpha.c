@@ -23,11 +23,15 @@ float alpha_of_row(const sla2_attention_problem *p, int64_t head, const float *q
 }
 
 double mix_alpha(const sla2_attention_problem *p, int64_t head, const float *q, const float *out_sparse,
-                 const float *out_linear, float *out)
+                 const float *out_linear, float *out, float *alpha_blocks)
 {
     int64_t D = p->head_dim;
-    double alpha_sum = 0.0;
+    double alpha_sum = 0.0, block_sum = 0.0;
     for (int64_t r = 0; r < p->seq_len; r++) {
+        if (alpha_blocks && r > 0 && r % p->block_q == 0) {
+            alpha_blocks[r / p->block_q - 1] = (float)(block_sum / p->block_q);
+            block_sum = 0.0;
+        }
         const float *s = out_sparse + r * D, *l = out_linear + r * D;
         float *o = out + r * D;
         if (p->proj_l_weight) {
@@ -38,12 +42,18 @@ double mix_alpha(const sla2_attention_problem *p, int64_t head, const float *q, 
                 o[e] = s[e] + (float)y;
             }
             alpha_sum += 1.0;
+            block_sum += 1.0;
             continue;
         }
         float alpha = alpha_of_row(p, head, q + r * D);
         for (int64_t d = 0; d < D; d++)
             o[d] = alpha * s[d] + (1.0f - alpha) * l[d];
         alpha_sum += alpha;
+        block_sum += alpha;
+    }
+    if (alpha_blocks) {
+        int64_t last_rows = p->seq_len - (p->num_q_blocks - 1) * p->block_q;
+        alpha_blocks[p->num_q_blocks - 1] = (float)(block_sum / (double)last_rows);
     }
     return alpha_sum;
 }

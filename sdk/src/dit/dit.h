@@ -60,7 +60,7 @@ typedef struct dit_attention_settings {
 typedef void (*dit_attention_hook)(void *user, int layer, const sla2_attention_stats *stats);
 /* Called before each self-attention with its Q, K, V views (observers). */
 typedef void (*dit_attention_observer)(void *user, int layer, const sla2_tensor *q, const sla2_tensor *k,
-                                       const sla2_tensor *v);
+                                       const sla2_tensor *v, const sla2_attention_params *params);
 
 typedef struct dit_forward_args {
     const float *x;        /* [C][F][H][W] video (latent or pixels) */
@@ -71,6 +71,7 @@ typedef struct dit_forward_args {
     void *hook_user;
     dit_attention_observer observer;
     uint8_t **block_masks; /* NULL, or [num_layers] buffers of H*Nq*Nk to fill */
+    float **alpha_blocks;  /* NULL, or [num_layers] buffers of H*Nq to fill */
     double attention_ms;   /* out: time spent in self-attention */
 } dit_forward_args;
 

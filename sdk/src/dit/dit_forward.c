@@ -96,8 +96,31 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
     sla2_attention_config cfg;
     sla2_attention_config_default(&cfg);
     cfg.feature_map = set->feature_map;
+    /* The layer's learned parameters; a dense pass runs without them. */
     sla2_tensor router_q, router_k, alpha, alpha_w, alpha_b, proj_w, proj_b;
     sla2_attention_params params = {0};
+    const int64_t dd[3] = {H, D, D};
+    if (b->router_q) {
+        router_q = sla2_tensor_contiguous(b->router_q, SLA2_DTYPE_F32, b->router_per_head ? 3 : 2,
+                                          b->router_per_head ? dd : dd + 1);
+        router_k = sla2_tensor_contiguous(b->router_k, SLA2_DTYPE_F32, b->router_per_head ? 3 : 2,
+                                          b->router_per_head ? dd : dd + 1);
+        params.router_q = &router_q, params.router_k = &router_k;
+    }
+    if (b->alpha) {
+        alpha = sla2_tensor_contiguous(b->alpha, SLA2_DTYPE_F32, 1, &H);
+        params.alpha = &alpha;
+    }
+    if (b->alpha_w) {
+        alpha_w = sla2_tensor_contiguous(b->alpha_w, SLA2_DTYPE_F32, 2, (int64_t[]){H, D});
+        alpha_b = sla2_tensor_contiguous(b->alpha_b, SLA2_DTYPE_F32, 1, &H);
+        params.alpha_w = &alpha_w, params.alpha_b = &alpha_b;
+    }
+    if (b->proj_l_weight) {
+        proj_w = sla2_tensor_contiguous(b->proj_l_weight, SLA2_DTYPE_F32, 2, (int64_t[]){D, D});
+        proj_b = sla2_tensor_contiguous(b->proj_l_bias, SLA2_DTYPE_F32, 1, &D);
+        params.proj_l_weight = &proj_w, params.proj_l_bias = &proj_b;
+    }
     if (set->dense) {
         cfg.topk = 1.0f;
         cfg.quant = SLA2_QUANT_NONE;
@@ -107,28 +130,6 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
         cfg.quant = set->layer.quant;
         cfg.block_q = set->layer.block_q;
         cfg.block_k = set->layer.block_k;
-        const int64_t dd[3] = {H, D, D};
-        if (b->router_q) {
-            router_q = sla2_tensor_contiguous(b->router_q, SLA2_DTYPE_F32, b->router_per_head ? 3 : 2,
-                                              b->router_per_head ? dd : dd + 1);
-            router_k = sla2_tensor_contiguous(b->router_k, SLA2_DTYPE_F32, b->router_per_head ? 3 : 2,
-                                              b->router_per_head ? dd : dd + 1);
-            params.router_q = &router_q, params.router_k = &router_k;
-        }
-        if (b->alpha) {
-            alpha = sla2_tensor_contiguous(b->alpha, SLA2_DTYPE_F32, 1, &H);
-            params.alpha = &alpha;
-        }
-        if (b->alpha_w) {
-            alpha_w = sla2_tensor_contiguous(b->alpha_w, SLA2_DTYPE_F32, 2, (int64_t[]){H, D});
-            alpha_b = sla2_tensor_contiguous(b->alpha_b, SLA2_DTYPE_F32, 1, &H);
-            params.alpha_w = &alpha_w, params.alpha_b = &alpha_b;
-        }
-        if (b->proj_l_weight) {
-            proj_w = sla2_tensor_contiguous(b->proj_l_weight, SLA2_DTYPE_F32, 2, (int64_t[]){D, D});
-            proj_b = sla2_tensor_contiguous(b->proj_l_bias, SLA2_DTYPE_F32, 1, &D);
-            params.proj_l_weight = &proj_w, params.proj_l_bias = &proj_b;
-        }
     }
     sla2_attention_stats stats;
     sla2_attention_stats_default(&stats);
@@ -136,10 +137,14 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
         stats.block_mask = args->block_masks[layer];
         stats.block_mask_elems = (size_t)(H * ((L + cfg.block_q - 1) / cfg.block_q) * ((L + cfg.block_k - 1) / cfg.block_k));
     }
+    if (args->alpha_blocks && args->alpha_blocks[layer]) {
+        stats.alpha_blocks = args->alpha_blocks[layer];
+        stats.alpha_blocks_elems = (size_t)(H * ((L + cfg.block_q - 1) / cfg.block_q));
+    }
     if (args->observer)
-        args->observer(args->hook_user, layer, &q, &k, &v);
+        args->observer(args->hook_user, layer, &q, &k, &v, &params);
     double start = now_ms();
-    sla2_status s = sla2_attention_forward(ctx, &cfg, &params, &q, &k, &v, &o, &stats);
+    sla2_status s = sla2_attention_forward(ctx, &cfg, set->dense ? NULL : &params, &q, &k, &v, &o, &stats);
     args->attention_ms += now_ms() - start;
     if (s != SLA2_OK)
         return s;

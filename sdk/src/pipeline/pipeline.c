@@ -169,6 +169,7 @@ typedef struct step_stats {
     int64_t *kept, *q_blocks, *k_blocks;
     double *mean_alpha;
     uint8_t **masks;
+    float **alpha_blocks;
     const sla2_generate_options *options;
     int step;
 } step_stats;
@@ -182,10 +183,11 @@ static void on_layer_stats(void *user, int layer, const sla2_attention_stats *st
     s->mean_alpha[layer] = stats->mean_alpha;
 }
 
-static void on_layer_qkv(void *user, int layer, const sla2_tensor *q, const sla2_tensor *k, const sla2_tensor *v)
+static void on_layer_qkv(void *user, int layer, const sla2_tensor *q, const sla2_tensor *k, const sla2_tensor *v,
+                         const sla2_attention_params *params)
 {
     step_stats *s = user;
-    s->options->on_attention(s->options->user, s->step, layer, q, k, v);
+    s->options->on_attention(s->options->user, s->step, layer, q, k, v, params);
 }
 
 typedef struct generation {
@@ -195,6 +197,7 @@ typedef struct generation {
     dit_attention_settings *settings;
     step_stats stats;
     uint8_t *mask_storage;
+    float *alpha_storage;
     unipc_state unipc;
 } generation;
 
@@ -203,6 +206,7 @@ static void generation_free(generation *g)
     free(g->x), free(g->v_cond), free(g->v_uncond), free(g->x0), free(g->ctx_cond), free(g->ctx_uncond);
     free(g->sigmas), free(g->settings), free(g->stats.kept), free(g->stats.q_blocks), free(g->stats.k_blocks);
     free(g->stats.mean_alpha), free(g->stats.masks), free(g->mask_storage);
+    free(g->stats.alpha_blocks), free(g->alpha_storage);
     unipc_free(&g->unipc);
 }
 
@@ -219,16 +223,21 @@ static int generation_alloc(const sla2_model *m, int steps, int want_masks, gene
     g->stats.kept = calloc(L, 8), g->stats.q_blocks = calloc(L, 8), g->stats.k_blocks = calloc(L, 8);
     g->stats.mean_alpha = calloc(L, sizeof(double));
     g->stats.masks = calloc(L, sizeof(uint8_t *));
+    g->stats.alpha_blocks = calloc(L, sizeof(float *));
     int ok = g->x && g->v_cond && g->v_uncond && g->x0 && g->ctx_cond && g->ctx_uncond && g->sigmas && g->settings &&
-             g->stats.kept && g->stats.q_blocks && g->stats.k_blocks && g->stats.mean_alpha && g->stats.masks;
+             g->stats.kept && g->stats.q_blocks && g->stats.k_blocks && g->stats.mean_alpha && g->stats.masks &&
+             g->stats.alpha_blocks;
     if (ok && want_masks) {
         /* room for the largest mask: block_q = block_k = 64 */
         size_t blocks = (size_t)((m->tokens + 63) / 64);
         size_t per_layer = (size_t)c->num_heads * blocks * blocks;
         g->mask_storage = calloc(L * per_layer, 1);
-        ok = g->mask_storage != NULL;
-        for (size_t i = 0; ok && i < L; i++)
+        g->alpha_storage = calloc(L * (size_t)c->num_heads * blocks, sizeof(float));
+        ok = g->mask_storage != NULL && g->alpha_storage != NULL;
+        for (size_t i = 0; ok && i < L; i++) {
             g->stats.masks[i] = g->mask_storage + i * per_layer;
+            g->stats.alpha_blocks[i] = g->alpha_storage + i * (size_t)c->num_heads * blocks;
+        }
     }
     if (!ok)
         generation_free(g);
@@ -285,7 +294,8 @@ static sla2_status run_step(sla2_pipeline *p, const sla2_generate_options *o, ge
     dit_forward_args args = {.x = g->x, .timestep = 1000.0 * g->sigmas[step], .context = g->ctx_cond,
                              .layers = g->settings, .hook = on_layer_stats, .hook_user = &g->stats,
                              .observer = o->on_attention ? on_layer_qkv : NULL,
-                             .block_masks = g->mask_storage ? g->stats.masks : NULL};
+                             .block_masks = g->mask_storage ? g->stats.masks : NULL,
+                             .alpha_blocks = g->alpha_storage ? g->stats.alpha_blocks : NULL};
     g->stats.step = step + 1;
     sla2_status s = dit_forward(p->ctx, &m->config, &m->weights, &args, g->v_cond);
     *attention_ms = args.attention_ms;
@@ -293,7 +303,7 @@ static sla2_status run_step(sla2_pipeline *p, const sla2_generate_options *o, ge
         return s;
     dit_forward_args uncond = args;
     uncond.context = g->ctx_uncond;
-    uncond.hook = NULL, uncond.observer = NULL, uncond.block_masks = NULL;
+    uncond.hook = NULL, uncond.observer = NULL, uncond.block_masks = NULL, uncond.alpha_blocks = NULL;
     uncond.attention_ms = 0;
     s = dit_forward(p->ctx, &m->config, &m->weights, &uncond, g->v_uncond);
     *attention_ms += uncond.attention_ms;
@@ -360,7 +370,8 @@ sla2_status sla2_pipeline_generate(sla2_pipeline *p, const sla2_generate_options
                 .num_layers = c->num_layers, .num_heads = c->num_heads, .num_q_blocks = g.stats.q_blocks[0],
                 .num_k_blocks = g.stats.k_blocks[0], .kept_per_q_block = g.stats.kept,
                 .block_masks = (const uint8_t *const *)g.stats.masks, .mask_q_blocks = g.stats.q_blocks,
-                .mask_k_blocks = g.stats.k_blocks, .mean_alpha = g.stats.mean_alpha, .dense = g.settings[0].dense};
+                .mask_k_blocks = g.stats.k_blocks, .mean_alpha = g.stats.mean_alpha,
+                .alpha_blocks = (const float *const *)g.stats.alpha_blocks, .dense = g.settings[0].dense};
             if (o.on_step(o.user, &info))
                 s = sla2_fail(ctx, SLA2_ERR_CANCELLED, "generation cancelled by the step callback at step %d",
                               step + 1);
