@@ -25,21 +25,25 @@ int8_t sla2_quantize_int8(float x, float scale)
     return scale > 0.0f ? sla2_round_int8(x / scale) : 0;
 }
 
+static uint32_t float_bits(float x);
+static float bits_float(uint32_t u);
+
+/* Rounds the float's 23-bit mantissa to e4m3's 3 bits, nearest even, with
+ * integer arithmetic on the bits (the carry into the exponent is the right
+ * answer); below 2^-6 e4m3 is subnormal with a fixed step of 2^-9. */
 float sla2_round_e4m3(float x)
 {
     if (isnan(x))
         return x;
-    float a = fabsf(x);
+    uint32_t bits = float_bits(x), sign = bits & 0x80000000u, magnitude = bits & 0x7fffffffu;
+    float a = bits_float(magnitude);
     if (a >= SLA2_FP8_MAX)
-        return copysignf(SLA2_FP8_MAX, x);
-    int e2;
-    frexpf(a, &e2); /* a in [2^(e2-1), 2^e2) */
-    int exponent = e2 - 1;
-    if (exponent < -6)
-        exponent = -6; /* subnormals: a fixed step of 2^-9 */
-    float step = ldexpf(1.0f, exponent - 3); /* 3 mantissa bits */
-    float rounded = rintf(a / step) * step;  /* exact: step is a power of two */
-    return copysignf(rounded, x);
+        return bits_float(sign | float_bits(SLA2_FP8_MAX));
+    if (a < 0.015625f) /* exact: the step is a power of two */
+        return bits_float(sign | float_bits(rintf(a * 512.0f) / 512.0f));
+    magnitude += 0x7ffffu + ((magnitude >> 20) & 1u);
+    magnitude &= 0xfff00000u;
+    return bits_float(sign | magnitude);
 }
 
 uint8_t sla2_float_to_e4m3(float x)

@@ -13,7 +13,7 @@
 
 static char g_temp_dir[256];
 
-static void temp_dir_create(const char *tag)
+static inline void temp_dir_create(const char *tag)
 {
     snprintf(g_temp_dir, sizeof g_temp_dir, "/tmp/sla2-%s-XXXXXX", tag);
     if (mkdtemp(g_temp_dir) == NULL) {
@@ -23,7 +23,7 @@ static void temp_dir_create(const char *tag)
 }
 
 /* Removes the directory and whatever a failed test left in it. */
-static void temp_dir_remove(void)
+static inline void temp_dir_remove(void)
 {
     DIR *dir = opendir(g_temp_dir);
     if (dir != NULL) {
@@ -40,12 +40,12 @@ static void temp_dir_remove(void)
     rmdir(g_temp_dir);
 }
 
-static void temp_path(char *out, size_t size, const char *name)
+static inline void temp_path(char *out, size_t size, const char *name)
 {
     snprintf(out, size, "%s/%s", g_temp_dir, name);
 }
 
-static void write_bytes(const char *path, const void *data, size_t n)
+static inline void write_bytes(const char *path, const void *data, size_t n)
 {
     FILE *f = fopen(path, "wb");
     ck_assert_msg(f != NULL, "cannot create %s", path);
@@ -54,7 +54,7 @@ static void write_bytes(const char *path, const void *data, size_t n)
 }
 
 /* Files in the temporary directory (to check that nothing was left behind). */
-static int temp_dir_count(void)
+static inline int temp_dir_count(void)
 {
     int n = 0;
     DIR *dir = opendir(g_temp_dir);
@@ -69,7 +69,7 @@ static int temp_dir_count(void)
 }
 
 /* SLA2_TEST_VERBOSE=1 prints every error message a test checks. */
-static void show_message(const char *message)
+static inline void show_message(const char *message)
 {
     if (getenv("SLA2_TEST_VERBOSE") != NULL)
         fprintf(stderr, "  %s\n", message);
@@ -81,7 +81,7 @@ static void show_message(const char *message)
 
 /* A fixed-seed generator (splitmix64), so failures reproduce. */
 static uint64_t g_rng_state;
-static uint64_t rng_next(void)
+static inline uint64_t rng_next(void)
 {
     uint64_t z = (g_rng_state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

@@ -8,6 +8,7 @@
 
 #include <locale.h>
 #include <math.h>
+#include <sys/stat.h>
 
 #define ERR_SIZE 1024
 
@@ -49,14 +50,17 @@ typedef struct yaml_case {
     sla2_status status;
     const char *where;  /* "line:column" */
     const char *needle; /* "key.path: problem" */
+    int through;        /* replace lines [line, through] when > line */
 } yaml_case;
 
-static char *build_model(int line, const char *text, const char *append)
+static char *build_model(int line, int through, const char *text, const char *append)
 {
     size_t size = 4096 + (text ? strlen(text) : 0) + (append ? strlen(append) : 0);
     char *out = malloc(size);
     size_t n = 0;
     for (int i = 1; i <= BASE_LINES; i++) {
+        if (i > line && i <= through)
+            continue;
         const char *l = i == line ? text : base_model[i - 1];
         if (l != NULL)
             n += (size_t)snprintf(out + n, size - n, "%s\n", l);
@@ -70,7 +74,7 @@ static char *build_model(int line, const char *text, const char *append)
 static void expect_fails(int is_model, const char *name, const char *text, size_t len, sla2_status status,
                          const char *where, const char *needle)
 {
-    char path[300], err[ERR_SIZE] = "", prefix[400];
+    char path[512], err[ERR_SIZE] = "", prefix[640];
     temp_path(path, sizeof path, name);
     write_bytes(path, text, len);
     sla2_status got;
@@ -87,6 +91,7 @@ static void expect_fails(int is_model, const char *name, const char *text, size_
         for (size_t i = 0; i < sizeof config; i++)
             ck_assert_uint_eq(((unsigned char *)&config)[i], 0xAB);
     }
+    unlink(path); /* first, so that a failed check leaves nothing behind */
     show_message(err);
     ck_assert_msg(got == status, "%s: expected %s, got %s (%s)", name, sla2_status_string(status),
                   sla2_status_string(got), err);
@@ -94,87 +99,88 @@ static void expect_fails(int is_model, const char *name, const char *text, size_
     ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "message \"%s\" does not start with \"%s\"", err,
                   prefix);
     ck_assert_contains(err, needle);
-    unlink(path);
 }
 
 static const yaml_case model_cases[] = {
     /* Wrong types. */
-    {2, "dim: abc", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got abc"},
-    {2, "dim: \"256\"", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got \"256\" (a quoted string)"},
-    {2, "dim: 256.0", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got 256.0"},
-    {2, "dim: [256]", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got a list"},
-    {2, "dim: {a: 1}", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got a mapping"},
-    {2, "dim:", NULL, SLA2_ERR_FORMAT, "2:5", "dim: expected an integer in [1, 65536], got nothing"},
-    {2, "dim: 0x100", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer"},
-    {11, "patch_size: 4", NULL, SLA2_ERR_FORMAT, "11:13", "patch_size: expected a list of 3 integers [t, h, w], got 4"},
-    {11, "patch_size: [1, 4]", NULL, SLA2_ERR_FORMAT, "11:13", "patch_size: expected a list of 3 integers [t, h, w], got 2 items"},
-    {11, "patch_size: [1, four, 4]", NULL, SLA2_ERR_FORMAT, "11:17", "patch_size[1]: expected an integer in [1, 64], got four"},
-    {12, "eps: small", NULL, SLA2_ERR_FORMAT, "12:6", "eps: expected a number in (0, 1), got small"},
-    {12, "eps: .nan", NULL, SLA2_ERR_FORMAT, "12:6", "eps: expected a number"},
-    {12, "eps: .inf", NULL, SLA2_ERR_FORMAT, "12:6", "eps: expected a number"},
-    {12, "eps: 1e999", NULL, SLA2_ERR_FORMAT, "12:6", "eps: expected a number"},
-    {13, "qk_norm: yes", NULL, SLA2_ERR_FORMAT, "13:10", "qk_norm: expected true or false, got yes"},
-    {13, "qk_norm: \"true\"", NULL, SLA2_ERR_FORMAT, "13:10", "qk_norm: expected true or false"},
-    {13, "qk_norm: 1", NULL, SLA2_ERR_FORMAT, "13:10", "qk_norm: expected true or false, got 1"},
-    {15, "sla2: per_head", NULL, SLA2_ERR_FORMAT, "15:7", "sla2: expected a mapping, got per_head"},
-    {19, "video: [16, 64, 64]", NULL, SLA2_ERR_FORMAT, "19:8", "video: expected a mapping, got a list"},
-    {24, "vocabulary: red green", NULL, SLA2_ERR_FORMAT, "24:13", "vocabulary: expected a list of words, got red green"},
-    {24, "vocabulary: [red, {x: 1}]", NULL, SLA2_ERR_FORMAT, "24:19", "vocabulary[1]: expected a word"},
-    {1, "name: [a]", NULL, SLA2_ERR_FORMAT, "1:7", "name: expected a name, got a list"},
+    {2, "dim: abc", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got abc", 0},
+    {2, "dim: \"256\"", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got \"256\" (a quoted string)", 0},
+    {2, "dim: 256.0", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got 256.0", 0},
+    {2, "dim: [256]", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got a list", 0},
+    {2, "dim: {a: 1}", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got a mapping", 0},
+    {2, "dim:", NULL, SLA2_ERR_FORMAT, "2:5", "dim: expected an integer in [1, 65536], got nothing", 0},
+    {2, "dim: 0x100", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer", 0},
+    {2, "dim: 0400", NULL, SLA2_ERR_FORMAT, "2:6", "dim: expected an integer in [1, 65536], got 0400", 0},
+    {11, "patch_size: 4", NULL, SLA2_ERR_FORMAT, "11:13", "patch_size: expected a list of 3 integers [t, h, w], got 4", 0},
+    {11, "patch_size: [1, 4]", NULL, SLA2_ERR_FORMAT, "11:13", "patch_size: expected a list of 3 integers [t, h, w], got 2 items", 0},
+    {11, "patch_size: [1, four, 4]", NULL, SLA2_ERR_FORMAT, "11:17", "patch_size[1]: expected an integer in [1, 64], got four", 0},
+    {12, "eps: small", NULL, SLA2_ERR_FORMAT, "12:6", "eps: expected a number in (0, 1), got small", 0},
+    {12, "eps: .nan", NULL, SLA2_ERR_FORMAT, "12:6", "eps: expected a number", 0},
+    {12, "eps: .inf", NULL, SLA2_ERR_FORMAT, "12:6", "eps: expected a number", 0},
+    {12, "eps: 1e999", NULL, SLA2_ERR_FORMAT, "12:6", "eps: expected a number", 0},
+    {13, "qk_norm: yes", NULL, SLA2_ERR_FORMAT, "13:10", "qk_norm: expected true or false, got yes", 0},
+    {13, "qk_norm: \"true\"", NULL, SLA2_ERR_FORMAT, "13:10", "qk_norm: expected true or false", 0},
+    {13, "qk_norm: 1", NULL, SLA2_ERR_FORMAT, "13:10", "qk_norm: expected true or false, got 1", 0},
+    {15, "sla2: per_head", NULL, SLA2_ERR_FORMAT, "15:7", "sla2: expected a mapping, got per_head", 18},
+    {19, "video: [16, 64, 64]", NULL, SLA2_ERR_FORMAT, "19:8", "video: expected a mapping, got a list", 23},
+    {24, "vocabulary: red green", NULL, SLA2_ERR_FORMAT, "24:13", "vocabulary: expected a list of words, got red green", 0},
+    {24, "vocabulary: [red, {x: 1}]", NULL, SLA2_ERR_FORMAT, "24:19", "vocabulary[1]: expected a word", 0},
+    {1, "name: [a]", NULL, SLA2_ERR_FORMAT, "1:7", "name: expected a name, got a list", 0},
     /* Out of range. */
-    {2, "dim: 0", NULL, SLA2_ERR_INVALID_VALUE, "2:6", "dim: expected an integer in [1, 65536], got 0"},
-    {2, "dim: -256", NULL, SLA2_ERR_INVALID_VALUE, "2:6", "dim: expected an integer in [1, 65536], got -256"},
-    {2, "dim: 99999999999999999999", NULL, SLA2_ERR_INVALID_VALUE, "2:6", "dim: expected an integer in [1, 65536]"},
-    {8, "num_layers: 5000", NULL, SLA2_ERR_INVALID_VALUE, "8:13", "num_layers: expected an integer in [1, 1024], got 5000"},
-    {11, "patch_size: [1, 0, 4]", NULL, SLA2_ERR_INVALID_VALUE, "11:17", "patch_size[1]: expected an integer in [1, 64], got 0"},
-    {12, "eps: 0", NULL, SLA2_ERR_INVALID_VALUE, "12:6", "eps: expected a number in (0, 1), got 0"},
-    {12, "eps: -1e-6", NULL, SLA2_ERR_INVALID_VALUE, "12:6", "eps: expected a number in (0, 1), got -1e-6"},
-    {16, "  router: diagonal", NULL, SLA2_ERR_INVALID_VALUE, "16:11", "sla2.router: expected one of none, shared, per_head; got diagonal"},
-    {17, "  alpha: per_token", NULL, SLA2_ERR_INVALID_VALUE, "17:10", "sla2.alpha: expected one of none, per_head, per_row; got per_token"},
-    {18, "  formulation: sla3", NULL, SLA2_ERR_INVALID_VALUE, "18:16", "sla2.formulation: expected one of sla2, sla_v1; got sla3"},
-    {20, "  space: rgb", NULL, SLA2_ERR_INVALID_VALUE, "20:10", "video.space: expected one of latent, pixel; got rgb"},
-    {21, "  frames: 0", NULL, SLA2_ERR_INVALID_VALUE, "21:11", "video.frames: expected an integer in [1, 4096], got 0"},
+    {2, "dim: 0", NULL, SLA2_ERR_INVALID_VALUE, "2:6", "dim: expected an integer in [1, 65536], got 0", 0},
+    {2, "dim: -256", NULL, SLA2_ERR_INVALID_VALUE, "2:6", "dim: expected an integer in [1, 65536], got -256", 0},
+    {2, "dim: 99999999999999999999", NULL, SLA2_ERR_INVALID_VALUE, "2:6", "dim: expected an integer in [1, 65536]", 0},
+    {8, "num_layers: 5000", NULL, SLA2_ERR_INVALID_VALUE, "8:13", "num_layers: expected an integer in [1, 1024], got 5000", 0},
+    {11, "patch_size: [1, 0, 4]", NULL, SLA2_ERR_INVALID_VALUE, "11:17", "patch_size[1]: expected an integer in [1, 64], got 0", 0},
+    {12, "eps: 0", NULL, SLA2_ERR_INVALID_VALUE, "12:6", "eps: expected a number in (0, 1), got 0", 0},
+    {12, "eps: -1e-6", NULL, SLA2_ERR_INVALID_VALUE, "12:6", "eps: expected a number in (0, 1), got -1e-6", 0},
+    {16, "  router: diagonal", NULL, SLA2_ERR_INVALID_VALUE, "16:11", "sla2.router: expected one of none, shared, per_head; got diagonal", 0},
+    {17, "  alpha: per_token", NULL, SLA2_ERR_INVALID_VALUE, "17:10", "sla2.alpha: expected one of none, per_head, per_row; got per_token", 0},
+    {18, "  formulation: sla3", NULL, SLA2_ERR_INVALID_VALUE, "18:16", "sla2.formulation: expected one of sla2, sla_v1; got sla3", 0},
+    {20, "  space: rgb", NULL, SLA2_ERR_INVALID_VALUE, "20:10", "video.space: expected one of latent, pixel; got rgb", 0},
+    {21, "  frames: 0", NULL, SLA2_ERR_INVALID_VALUE, "21:11", "video.frames: expected an integer in [1, 4096], got 0", 0},
     {1, "name: this-name-is-far-too-long-for-a-model-config-name-field-of-64-bytes", NULL, SLA2_ERR_INVALID_VALUE,
-     "1:7", "name: expected a name of at most 63 bytes"},
-    {24, "vocabulary: []", NULL, SLA2_ERR_INVALID_VALUE, "24:13", "vocabulary: expected 1 to 65536 words, got 0"},
-    {24, "vocabulary: [red, green, red]", NULL, SLA2_ERR_INVALID_VALUE, "24:26", "vocabulary[2]: 'red' appears twice (first as vocabulary[0])"},
-    {24, "vocabulary: [red, \"light green\"]", NULL, SLA2_ERR_INVALID_VALUE, "24:19", "vocabulary[1]: expected a word (no spaces"},
+     "1:7", "name: expected a name of at most 63 bytes", 0},
+    {24, "vocabulary: []", NULL, SLA2_ERR_INVALID_VALUE, "24:13", "vocabulary: expected 1 to 65536 words, got 0", 0},
+    {24, "vocabulary: [red, green, red]", NULL, SLA2_ERR_INVALID_VALUE, "24:26", "vocabulary[2]: 'red' appears twice (first as vocabulary[0])", 0},
+    {24, "vocabulary: [red, \"light green\"]", NULL, SLA2_ERR_INVALID_VALUE, "24:19", "vocabulary[1]: expected a word (no spaces", 0},
     /* Values that disagree with each other. */
-    {7, "num_heads: 3", NULL, SLA2_ERR_INVALID_VALUE, "7:12", "num_heads: dim 256 is not divisible by num_heads 3"},
-    {7, "num_heads: 8", NULL, SLA2_ERR_UNSUPPORTED, "7:12", "num_heads: head dimension dim / num_heads = 32; the attention operator supports 64 or 128"},
-    {4, "freq_dim: 255", NULL, SLA2_ERR_INVALID_VALUE, "4:11", "freq_dim: must be even"},
-    {18, "  formulation: sla_v1", NULL, SLA2_ERR_INVALID_VALUE, "17:10", "sla2.alpha: the sla_v1 formulation has no alpha"},
-    {22, "  height: 62", NULL, SLA2_ERR_INVALID_VALUE, "22:11", "video.height: 62 rows (62 after the VAE) are not divisible by patch_size[1] = 4"},
-    {23, "  width: 64\n  vae_stride: [4, 8, 8]", NULL, SLA2_ERR_INVALID_VALUE, "24:15", "video.vae_stride: a pixel-space model has no VAE"},
-    {20, "  space: latent", NULL, SLA2_ERR_FORMAT, "20:3", "video.vae_stride: missing required key (a latent-space model needs it)"},
-    {20, "  space: latent\n  vae_stride: [4, 8, 8]", NULL, SLA2_ERR_INVALID_VALUE, "22:11", "video.frames: 16 frames do not fit the VAE stride 4 (expected 1 + 4 k)"},
+    {7, "num_heads: 3", NULL, SLA2_ERR_INVALID_VALUE, "7:12", "num_heads: dim 256 is not divisible by num_heads 3", 0},
+    {7, "num_heads: 8", NULL, SLA2_ERR_UNSUPPORTED, "7:12", "num_heads: head dimension dim / num_heads = 32; the attention operator supports 64 or 128", 0},
+    {4, "freq_dim: 255", NULL, SLA2_ERR_INVALID_VALUE, "4:11", "freq_dim: must be even", 0},
+    {18, "  formulation: sla_v1", NULL, SLA2_ERR_INVALID_VALUE, "17:10", "sla2.alpha: the sla_v1 formulation has no alpha", 0},
+    {22, "  height: 62", NULL, SLA2_ERR_INVALID_VALUE, "22:11", "video.height: 62 rows (62 after the VAE) are not divisible by patch_size[1] = 4", 0},
+    {23, "  width: 64\n  vae_stride: [4, 8, 8]", NULL, SLA2_ERR_INVALID_VALUE, "24:15", "video.vae_stride: a pixel-space model has no VAE", 0},
+    {20, "  space: latent", NULL, SLA2_ERR_FORMAT, "20:3", "video.vae_stride: missing required key (a latent-space model needs it)", 0},
+    {20, "  space: latent\n  vae_stride: [4, 8, 8]", NULL, SLA2_ERR_INVALID_VALUE, "22:11", "video.frames: 16 frames do not fit the VAE stride 4 (expected 1 + 4 k)", 0},
     /* Unknown, duplicate and missing keys. */
-    {0, NULL, "foo: 1\n", SLA2_ERR_FORMAT, "25:1", "foo: unknown key (expected one of: name, dim, ffn_dim"},
-    {7, "num_head: 4", NULL, SLA2_ERR_FORMAT, "7:1", "num_head: unknown key"},
-    {17, "  alpha: per_head\n  topk: 0.1", NULL, SLA2_ERR_FORMAT, "18:3", "sla2.topk: unknown key (expected one of: router, alpha, formulation)"},
-    {0, NULL, "dim: 256\n", SLA2_ERR_FORMAT, "25:1", "dim: duplicate key (first at line 2)"},
-    {22, "  height: 64\n  height: 64", NULL, SLA2_ERR_FORMAT, "23:3", "video.height: duplicate key (first at line 22)"},
-    {2, NULL, NULL, SLA2_ERR_FORMAT, "1:1", "dim: missing required key"},
-    {14, NULL, NULL, SLA2_ERR_FORMAT, "1:1", "cross_attn_norm: missing required key"},
-    {16, NULL, NULL, SLA2_ERR_FORMAT, "16:3", "sla2.router: missing required key"},
-    {21, NULL, NULL, SLA2_ERR_FORMAT, "21:3", "video.frames: missing required key"},
+    {0, NULL, "foo: 1\n", SLA2_ERR_FORMAT, "25:1", "foo: unknown key (expected one of: name, dim, ffn_dim", 0},
+    {7, "num_head: 4", NULL, SLA2_ERR_FORMAT, "7:1", "num_head: unknown key", 0},
+    {17, "  alpha: per_head\n  topk: 0.1", NULL, SLA2_ERR_FORMAT, "18:3", "sla2.topk: unknown key (expected one of: router, alpha, formulation)", 0},
+    {0, NULL, "dim: 256\n", SLA2_ERR_FORMAT, "25:1", "dim: duplicate key (first at line 2)", 0},
+    {22, "  height: 64\n  height: 64", NULL, SLA2_ERR_FORMAT, "23:3", "video.height: duplicate key (first at line 22)", 0},
+    {2, NULL, NULL, SLA2_ERR_FORMAT, "1:1", "dim: missing required key", 0},
+    {14, NULL, NULL, SLA2_ERR_FORMAT, "1:1", "cross_attn_norm: missing required key", 0},
+    {16, NULL, NULL, SLA2_ERR_FORMAT, "16:3", "sla2.router: missing required key", 0},
+    {21, NULL, NULL, SLA2_ERR_FORMAT, "20:3", "video.frames: missing required key", 0},
     /* YAML itself. */
-    {2, "dim: [1, 2", NULL, SLA2_ERR_FORMAT, "3:", "YAML syntax error"},
-    {2, "dim: a: b", NULL, SLA2_ERR_FORMAT, "2:7", "YAML syntax error: mapping values are not allowed"},
-    {2, "\tdim: 256", NULL, SLA2_ERR_FORMAT, "2:1", "YAML syntax error: found character that cannot start any token"},
-    {2, "dim: 256\n  ffn: 3", NULL, SLA2_ERR_FORMAT, "3:6", "YAML syntax error"},
-    {2, "dim: *undefined", NULL, SLA2_ERR_FORMAT, "2:6", "YAML syntax error: found undefined alias"},
-    {11, "patch_size: &p [1, 4, 4]\nvae: *p", NULL, SLA2_ERR_FORMAT, "12:1", "vae: unknown key"},
-    {23, "  width: 64\n  vae_stride: *p", "extra: &p [1, 1, 1]\n", SLA2_ERR_FORMAT, "24:15", "YAML syntax error"},
-    {0, NULL, "---\nname: second\n", SLA2_ERR_FORMAT, "26:1", "a second YAML document; a config file holds one"},
-    {2, "dim: 2\xff" "56", NULL, SLA2_ERR_FORMAT, "2:7", "YAML syntax error: invalid"},
-    {0, NULL, "? [a, b]\n: 1\n", SLA2_ERR_FORMAT, "25:3", "expected a plain key, got a list"},
+    {2, "dim: [1, 2", NULL, SLA2_ERR_FORMAT, "3:8", "YAML syntax error: did not find expected ',' or ']'", 0},
+    {2, "dim: a: b", NULL, SLA2_ERR_FORMAT, "2:7", "YAML syntax error: mapping values are not allowed", 0},
+    {2, "\tdim: 256", NULL, SLA2_ERR_FORMAT, "2:1", "YAML syntax error: found a tab character that violates indentation", 0},
+    {2, "dim: 256\n  ffn: 3", NULL, SLA2_ERR_FORMAT, "3:6", "YAML syntax error", 0},
+    {2, "dim: *undefined", NULL, SLA2_ERR_FORMAT, "2:6", "aliases (*undefined) are not supported; write the value out", 0},
+    {11, "patch_size: &p [1, 4, 4]\nvae: *p", NULL, SLA2_ERR_FORMAT, "12:6", "aliases (*p) are not supported", 0},
+    {23, "  width: 64\n  vae_stride: *p", "extra: &p [1, 1, 1]\n", SLA2_ERR_FORMAT, "24:15", "aliases (*p) are not supported", 0},
+    {24, "vocabulary: [&w red, *w]", NULL, SLA2_ERR_FORMAT, "24:22", "aliases (*w) are not supported", 0},
+    {0, NULL, "---\nname: second\n", SLA2_ERR_FORMAT, "26:1", "a second YAML document; a config file holds one", 0},
+    {2, "dim: 2\xff" "56", NULL, SLA2_ERR_FORMAT, "2:7", "YAML syntax error: invalid", 0},
+    {0, NULL, "? [a, b]\n: 1\n", SLA2_ERR_FORMAT, "25:3", "expected a plain key, got a list", 0},
 };
 
 START_TEST(test_malformed_model)
 {
     const yaml_case *c = &model_cases[_i];
-    char *text = build_model(c->line, c->text, c->append);
+    char *text = build_model(c->line, c->through, c->text, c->append);
     char name[64];
     snprintf(name, sizeof name, "model_case_%02d.yaml", _i);
     expect_fails(1, name, text, strlen(text), c->status, c->where, c->needle);
@@ -197,7 +203,7 @@ static const file_case file_cases[] = {
     {"- dim: 256\n- ffn_dim: 1024\n", 27, SLA2_ERR_FORMAT, "1:1", "expected a mapping at the top level, got a list"},
     {"just a sentence\n", 16, SLA2_ERR_FORMAT, "1:1", "expected a mapping at the top level, got just a sentence"},
     {"dim: 256\0ffn_dim: 3\n", 20, SLA2_ERR_FORMAT, "1:9", "YAML syntax error: control characters are not allowed"},
-    {"{dim: 256,", 10, SLA2_ERR_FORMAT, "1:11", "YAML syntax error"},
+    {"{dim: 256,", 10, SLA2_ERR_FORMAT, "2:1", "YAML syntax error: did not find expected node content"},
     {"'unterminated\n", 14, SLA2_ERR_FORMAT, "2:1", "YAML syntax error: found unexpected end of stream"},
 };
 
@@ -234,14 +240,14 @@ typedef struct runtime_case {
 static const runtime_case runtime_cases[] = {
     {"  - {layer: 0, topk: 0.2}\n  - {layer: 1}\n  - {layer: 2, quant: none}\n  - layer: 3\n    topk: 1.5\n",
      NULL, NULL, SLA2_ERR_INVALID_VALUE, "16:11", "layers[3].topk: expected a number in (0, 1], got 1.5"},
-    {"  - {layer: 0, topk: 0}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:23", "layers[0].topk: expected a number in (0, 1], got 0"},
+    {"  - {layer: 0, topk: 0}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:22", "layers[0].topk: expected a number in (0, 1], got 0"},
     {"  - {topk: 0.2}\n", NULL, NULL, SLA2_ERR_FORMAT, "12:5", "layers[0].layer: missing required key"},
-    {"  - {layer: 0, top_k: 0.2}\n", NULL, NULL, SLA2_ERR_FORMAT, "12:17", "layers[0].top_k: unknown key (expected one of: layer, topk, quant, block_q, block_k)"},
-    {"  - {layer: 0, layer: 1}\n", NULL, NULL, SLA2_ERR_FORMAT, "12:17", "layers[0].layer: duplicate key (first at line 12)"},
+    {"  - {layer: 0, top_k: 0.2}\n", NULL, NULL, SLA2_ERR_FORMAT, "12:16", "layers[0].top_k: unknown key (expected one of: layer, topk, quant, block_q, block_k)"},
+    {"  - {layer: 0, layer: 1}\n", NULL, NULL, SLA2_ERR_FORMAT, "12:16", "layers[0].layer: duplicate key (first at line 12)"},
     {"  - {layer: 3}\n  - {layer: 3, topk: 0.5}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "13:5", "layers[1]: layer 3 is already set by layers[0] (line 12)"},
-    {"  - {layer: -1}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:12", "layers[0].layer: expected an integer in [0, 1023], got -1"},
-    {"  - {layer: 0, quant: fp4}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:22", "layers[0].quant: expected one of none, int8, int8_fp8; got fp4"},
-    {"  - {layer: 0, block_k: 32}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:24", "layers[0].block_k: expected 64 or 128, got 32"},
+    {"  - {layer: -1}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:13", "layers[0].layer: expected an integer in [0, 1023], got -1"},
+    {"  - {layer: 0, quant: fp4}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:23", "layers[0].quant: expected one of none, int8, int8_fp8; got fp4"},
+    {"  - {layer: 0, block_k: 32}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:25", "layers[0].block_k: expected 64, got 32"},
     {"  - 5\n", NULL, NULL, SLA2_ERR_FORMAT, "12:5", "layers[0]: expected a mapping, got 5"},
     {"  - [layer, 5]\n", NULL, NULL, SLA2_ERR_FORMAT, "12:5", "layers[0]: expected a mapping, got a list"},
     {"  layer: 5\n", NULL, NULL, SLA2_ERR_FORMAT, "12:3", "layers: expected a list of per-layer settings, got a mapping"},
@@ -282,19 +288,19 @@ END_TEST
 
 START_TEST(test_runtime_check_against_model)
 {
-    char path[300], err[ERR_SIZE];
+    char path[512], err[ERR_SIZE];
     temp_path(path, sizeof path, "runtime_layers.yaml");
     const char *text = "layers:\n  - {layer: 1, topk: 0.5}\n  - {layer: 30, quant: none}\n";
     write_bytes(path, text, strlen(text));
     sla2_runtime_config runtime;
     ck_assert_int_eq(sla2_runtime_config_load(path, &runtime, err, sizeof err), SLA2_OK);
-    char *model_text = build_model(0, NULL, NULL);
+    char *model_text = build_model(0, 0, NULL, NULL);
     sla2_model_config model;
     ck_assert_msg(sla2_model_config_parse(model_text, strlen(model_text), "tiny", &model, err, sizeof err) == SLA2_OK,
                   "%s", err);
     ck_assert_int_eq(sla2_runtime_config_check(&runtime, &model, err, sizeof err), SLA2_ERR_INVALID_VALUE);
     show_message(err);
-    char want[400];
+    char want[700];
     snprintf(want, sizeof want, "%s:3:5: layers[1].layer: layer 30 does not exist (the model has 4 layers, 0 to 3)", path);
     ck_assert_str_eq(err, want);
     model.num_layers = 31;
@@ -419,7 +425,7 @@ START_TEST(test_runtime_layers_resolve)
     const char *text = "topk: 0.1\nquant: int8\nblock_q: 64\n"
                        "layers:\n"
                        "  - {layer: 2, topk: 0.25}\n"
-                       "  - layer: 0\n    quant: none\n    block_q: 128\n    block_k: 128\n"
+                       "  - layer: 0\n    quant: none\n    block_q: 128\n    block_k: 64\n"
                        "seed: 9007199254740991\nsampler: euler\nbackend: cuda\nattention: dense\nfeature_map: elu\n";
     char err[ERR_SIZE];
     sla2_runtime_config rt;
@@ -434,7 +440,7 @@ START_TEST(test_runtime_layers_resolve)
     sla2_layer_settings s = sla2_runtime_config_layer(&rt, 2);
     ck_assert(s.topk == 0.25 && s.quant == SLA2_QUANT_INT8 && s.block_q == 64 && s.block_k == 64);
     s = sla2_runtime_config_layer(&rt, 0);
-    ck_assert(s.topk == 0.1 && s.quant == SLA2_QUANT_NONE && s.block_q == 128 && s.block_k == 128);
+    ck_assert(s.topk == 0.1 && s.quant == SLA2_QUANT_NONE && s.block_q == 128 && s.block_k == 64);
     s = sla2_runtime_config_layer(&rt, 1);
     ck_assert(s.topk == 0.1 && s.quant == SLA2_QUANT_INT8 && s.block_q == 64 && s.block_k == 64);
     ck_assert_int_eq(rt.layers[1].line, 6);
@@ -468,11 +474,11 @@ START_TEST(test_model_variants)
     ck_assert_str_eq(c.name, "");
     ck_assert_int_eq(sla2_model_config_tokens(&c, NULL), 1 * 30 * 52);
     sla2_model_config_free(&c);
-    char *v1 = build_model(17, "  alpha: none", NULL);
+    char *v1 = build_model(17, 0, "  alpha: none", NULL);
     char *at = strstr(v1, "formulation: sla2");
     memcpy(at, "formulation: sla_v1\n", 20); /* overwrites "\nvideo" partly: rebuild instead */
     free(v1);
-    v1 = build_model(18, "  formulation: sla_v1", NULL);
+    v1 = build_model(18, 0, "  formulation: sla_v1", NULL);
     at = strstr(v1, "alpha: per_head");
     memcpy(at, "alpha: none    ", 15);
     ck_assert_msg(sla2_model_config_parse(v1, strlen(v1), "v1", &c, err, sizeof err) == SLA2_OK, "%s", err);
@@ -485,6 +491,102 @@ START_TEST(test_model_variants)
 }
 END_TEST
 
+START_TEST(test_runtime_write_round_trip)
+{
+    sla2_runtime_layer layers[3] = {
+        {.layer = 7, .topk = 1.0 / 3.0, .quant = -1},
+        {.layer = 0, .quant = SLA2_QUANT_NONE, .block_q = 64, .block_k = 64},
+        {.layer = 29, .topk = 1e-5, .quant = SLA2_QUANT_INT8},
+    };
+    sla2_runtime_config rt;
+    sla2_runtime_config_default(&rt);
+    rt.backend = SLA2_BACKEND_CPU;
+    rt.sampler = SLA2_SAMPLER_EULER;
+    rt.steps = 8;
+    rt.shift = 0.1 + 0.2; /* not a short decimal: must still round-trip bit for bit */
+    rt.guidance = 1.0;
+    rt.seed = 123456789012345;
+    rt.attention = SLA2_ATTENTION_DENSE;
+    rt.feature_map = SLA2_FEATURE_RELU;
+    rt.defaults.topk = 0.03;
+    rt.defaults.quant = SLA2_QUANT_INT8;
+    rt.defaults.block_q = 64;
+    rt.layers = layers;
+    rt.num_layers = 3;
+    char path[512], err[ERR_SIZE] = "";
+    temp_path(path, sizeof path, "calibrated.yaml");
+    ck_assert_msg(sla2_runtime_config_write(path, &rt, "written by a test\nsecond line", err, sizeof err) == SLA2_OK,
+                  "%s", err);
+    ck_assert_int_eq(temp_dir_count(), 1);
+    sla2_runtime_config back;
+    ck_assert_msg(sla2_runtime_config_load(path, &back, err, sizeof err) == SLA2_OK, "%s", err);
+    ck_assert_int_eq(back.backend, rt.backend);
+    ck_assert_int_eq(back.sampler, rt.sampler);
+    ck_assert_int_eq(back.steps, rt.steps);
+    ck_assert(memcmp(&back.shift, &rt.shift, sizeof(double)) == 0);
+    ck_assert(back.guidance == rt.guidance);
+    ck_assert_int_eq(back.seed, rt.seed);
+    ck_assert_int_eq(back.attention, rt.attention);
+    ck_assert_int_eq(back.feature_map, rt.feature_map);
+    ck_assert(back.defaults.topk == rt.defaults.topk);
+    ck_assert_int_eq(back.defaults.quant, rt.defaults.quant);
+    ck_assert_int_eq(back.defaults.block_q, rt.defaults.block_q);
+    ck_assert_int_eq(back.defaults.block_k, rt.defaults.block_k);
+    ck_assert_uint_eq(back.num_layers, 3);
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(back.layers[i].layer, layers[i].layer);
+        ck_assert(back.layers[i].topk == layers[i].topk);
+        ck_assert_int_eq(back.layers[i].quant, layers[i].quant);
+        ck_assert_int_eq(back.layers[i].block_q, layers[i].block_q);
+        ck_assert_int_eq(back.layers[i].block_k, layers[i].block_k);
+    }
+    sla2_runtime_config_free(&back);
+    FILE *f = fopen(path, "r");
+    char first[64] = "";
+    ck_assert_ptr_nonnull(fgets(first, sizeof first, f));
+    fclose(f);
+    ck_assert_str_eq(first, "# written by a test\n");
+    /* Floats keep a '.' so that PyYAML reads them as floats too. */
+    char all[2048] = "";
+    f = fopen(path, "r");
+    ck_assert_uint_gt(fread(all, 1, sizeof all - 1, f), 0);
+    fclose(f);
+    ck_assert_contains(all, "guidance: 1.0\n");
+    ck_assert_contains(all, "topk: 1.0e-05, quant: int8}");
+    ck_assert_contains(all, "shift: 0.30000000000000004\n");
+
+    /* Values the reader would refuse are refused, and the file stays as it was. */
+    rt.layers[2].topk = 1.5;
+    ck_assert_int_eq(sla2_runtime_config_write(path, &rt, NULL, err, sizeof err), SLA2_ERR_INVALID_VALUE);
+    show_message(err);
+    ck_assert_contains(err, "layers[2].topk: expected a number in (0, 1], got 1.5");
+    rt.layers[2].topk = 0.5;
+    rt.steps = 0;
+    ck_assert_int_eq(sla2_runtime_config_write(path, &rt, NULL, err, sizeof err), SLA2_ERR_INVALID_VALUE);
+    ck_assert_contains(err, "steps: expected an integer in [1, 1000], got 0");
+    rt.steps = 8;
+    rt.sampler = (sla2_sampler)9;
+    ck_assert_int_eq(sla2_runtime_config_write(path, &rt, NULL, err, sizeof err), SLA2_ERR_INVALID_VALUE);
+    ck_assert_contains(err, "sampler: expected one of unipc, euler; got (invalid)");
+    ck_assert_int_eq(sla2_runtime_config_load(path, &back, err, sizeof err), SLA2_OK);
+    ck_assert_int_eq(back.layers[2].topk == 1e-5, 1);
+    sla2_runtime_config_free(&back);
+    ck_assert_int_eq(temp_dir_count(), 1);
+    ck_assert_int_eq(sla2_runtime_config_write(NULL, &rt, NULL, err, sizeof err), SLA2_ERR_NULL_ARGUMENT);
+    ck_assert_int_eq(sla2_runtime_config_write(path, NULL, NULL, err, sizeof err), SLA2_ERR_NULL_ARGUMENT);
+    unlink(path);
+
+    /* The defaults with no layers write "layers: []" and read back. */
+    sla2_runtime_config_default(&rt);
+    ck_assert_int_eq(sla2_runtime_config_write(path, &rt, NULL, err, sizeof err), SLA2_OK);
+    ck_assert_int_eq(sla2_runtime_config_load(path, &back, err, sizeof err), SLA2_OK);
+    ck_assert_uint_eq(back.num_layers, 0);
+    ck_assert(back.defaults.topk == 0.05);
+    sla2_runtime_config_free(&back);
+    unlink(path);
+}
+END_TEST
+
 /* Numbers are read in the C locale whatever the host program set. */
 START_TEST(test_numbers_ignore_locale)
 {
@@ -492,7 +594,7 @@ START_TEST(test_numbers_ignore_locale)
     const char *set = NULL;
     for (size_t i = 0; i < sizeof locales / sizeof locales[0] && set == NULL; i++)
         set = setlocale(LC_NUMERIC, locales[i]);
-    char *text = build_model(12, "eps: 2.5e-6", NULL);
+    char *text = build_model(12, 0, "eps: 2.5e-6", NULL);
     char err[ERR_SIZE];
     sla2_model_config c;
     ck_assert_msg(sla2_model_config_parse(text, strlen(text), "locale", &c, err, sizeof err) == SLA2_OK, "%s", err);
@@ -515,11 +617,17 @@ START_TEST(test_api_misuse)
     ck_assert_int_eq(sla2_model_config_parse(NULL, 4, "x", &c, err, sizeof err), SLA2_ERR_NULL_ARGUMENT);
     ck_assert_int_eq(sla2_runtime_config_load(NULL, &r, err, sizeof err), SLA2_ERR_NULL_ARGUMENT);
     ck_assert_int_eq(sla2_runtime_config_parse("{}", 2, "x", NULL, err, sizeof err), SLA2_ERR_NULL_ARGUMENT);
-    char path[300];
+    char path[512];
     temp_path(path, sizeof path, "missing.yaml");
     ck_assert_int_eq(sla2_model_config_load(path, &c, err, sizeof err), SLA2_ERR_IO);
     ck_assert_contains(err, "missing.yaml: cannot open");
     ck_assert_int_eq(sla2_runtime_config_load(g_temp_dir, &r, err, sizeof err), SLA2_ERR_IO);
+    ck_assert_contains(err, "not a regular file");
+    temp_path(path, sizeof path, "fifo.yaml");
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(sla2_model_config_load(path, &c, err, sizeof err), SLA2_ERR_IO); /* refused, not blocking */
+    ck_assert_contains(err, "fifo.yaml: not a regular file");
+    unlink(path);
     /* Errors without a message buffer are fine too. */
     ck_assert_int_eq(sla2_model_config_parse("dim: 1", 6, "x", &c, NULL, 0), SLA2_ERR_FORMAT);
     sla2_model_config_free(NULL);
@@ -599,6 +707,7 @@ static Suite *config_suite(void)
     tcase_add_test(valid, test_shipped_tiny_demo);
     tcase_add_test(valid, test_shipped_runtime_default);
     tcase_add_test(valid, test_runtime_layers_resolve);
+    tcase_add_test(valid, test_runtime_write_round_trip);
     tcase_add_test(valid, test_model_variants);
     tcase_add_test(valid, test_numbers_ignore_locale);
     tcase_add_test(valid, test_api_misuse);

@@ -9,6 +9,7 @@
 #include "model_test_util.h"
 
 #include <math.h>
+#include <sys/stat.h>
 
 #define ERR_SIZE 1024
 
@@ -26,14 +27,15 @@ static void make_file(const char *path, const char *header, size_t header_len, s
     free(bytes);
 }
 
-/* Opens path, expecting status and a message naming path and the needles.
- * The output handle must stay untouched. */
+/* Opens path, expecting status and a message naming path and the needles,
+ * then removes path. The output handle must stay untouched. */
 static void expect_open_fails(const char *path, sla2_status status, const char *needle, const char *needle2)
 {
     char err[ERR_SIZE] = "";
     int sentinel;
     sla2_safetensors *st = (sla2_safetensors *)&sentinel;
     sla2_status got = sla2_safetensors_open(path, &st, err, sizeof err);
+    unlink(path); /* first, so that a failed check leaves nothing behind (a directory stays) */
     ck_assert_msg(got == status, "%s: expected %s, got %s (%s)", path, sla2_status_string(status),
                   sla2_status_string(got), err);
     ck_assert_ptr_eq(st, (sla2_safetensors *)&sentinel);
@@ -144,7 +146,7 @@ static const header_case header_cases[] = {
 START_TEST(test_malformed_header)
 {
     const header_case *c = &header_cases[_i];
-    char path[300], name[64];
+    char path[512], name[64];
     snprintf(name, sizeof name, "header_case_%02d.safetensors", _i);
     temp_path(path, sizeof path, name);
     make_file(path, c->header, strlen(c->header), c->data_bytes);
@@ -155,7 +157,7 @@ END_TEST
 
 START_TEST(test_deep_nesting)
 {
-    char header[256], path[300];
+    char header[256], path[512];
     size_t n = 0;
     n += (size_t)snprintf(header + n, sizeof header - n, "{\"w\":");
     for (int i = 0; i < 40; i++)
@@ -175,7 +177,7 @@ END_TEST
 
 START_TEST(test_empty_file)
 {
-    char path[300];
+    char path[512];
     temp_path(path, sizeof path, "empty.safetensors");
     write_bytes(path, "", 0);
     expect_open_fails(path, SLA2_ERR_FORMAT, "file is empty", NULL);
@@ -185,7 +187,7 @@ END_TEST
 
 START_TEST(test_shorter_than_length_field)
 {
-    char path[300];
+    char path[512];
     temp_path(path, sizeof path, "short.safetensors");
     write_bytes(path, "\x10\x00\x00\x00\x00", 5);
     expect_open_fails(path, SLA2_ERR_FORMAT, "file is 5 bytes, too short for the 8-byte header length", NULL);
@@ -195,7 +197,7 @@ END_TEST
 
 START_TEST(test_header_length_zero)
 {
-    char path[300];
+    char path[512];
     temp_path(path, sizeof path, "zero_header.safetensors");
     write_bytes(path, "\0\0\0\0\0\0\0\0{}", 10);
     expect_open_fails(path, SLA2_ERR_FORMAT, "header length is 0", NULL);
@@ -205,7 +207,7 @@ END_TEST
 
 START_TEST(test_header_length_huge)
 {
-    char path[300];
+    char path[512];
     unsigned char bytes[16] = {0, 0, 0, 0, 0, 1, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '}; /* 2^40 */
     temp_path(path, sizeof path, "huge_header.safetensors");
     write_bytes(path, bytes, sizeof bytes);
@@ -219,7 +221,7 @@ END_TEST
 
 START_TEST(test_header_length_beyond_file)
 {
-    char path[300];
+    char path[512];
     unsigned char bytes[50];
     memset(bytes, ' ', sizeof bytes);
     memset(bytes, 0, 8);
@@ -236,9 +238,13 @@ END_TEST
 START_TEST(test_not_a_file)
 {
     expect_open_fails(g_temp_dir, SLA2_ERR_IO, "not a regular file", NULL);
-    char path[300];
+    char path[512];
     temp_path(path, sizeof path, "does-not-exist.safetensors");
     expect_open_fails(path, SLA2_ERR_IO, "cannot open", NULL);
+    temp_path(path, sizeof path, "fifo.safetensors");
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    expect_open_fails(path, SLA2_ERR_IO, "not a regular file", NULL); /* refused, not blocking */
+    unlink(path);
 }
 END_TEST
 
@@ -294,7 +300,7 @@ START_TEST(test_round_trip_every_dtype)
     }
     const char *keys[] = {"format", "sla2.alpha"};
     const char *values[] = {"pt", "per_head"};
-    char path[300], err[ERR_SIZE] = "";
+    char path[512], err[ERR_SIZE] = "";
     temp_path(path, sizeof path, "round_trip.safetensors");
     ck_assert_int_eq(sla2_safetensors_write(path, tensors, SLA2_ST_NUM_DTYPES, keys, values, 2, err, sizeof err),
                      SLA2_OK);
@@ -371,7 +377,7 @@ START_TEST(test_known_values)
         {"f8", SLA2_ST_F8_E4M3, 1, &n_f8, f8},
     };
     const float *wants[] = {f16_want, bf16_want, i8_want, f8_want};
-    char path[300], err[ERR_SIZE];
+    char path[512], err[ERR_SIZE];
     temp_path(path, sizeof path, "known.safetensors");
     ck_assert_int_eq(sla2_safetensors_write(path, tensors, 4, NULL, NULL, 0, err, sizeof err), SLA2_OK);
     sla2_safetensors *st;
@@ -414,7 +420,7 @@ START_TEST(test_scalars_empty_tensors_and_odd_names)
     };
     const char *keys[] = {"k\"ey\n"};
     const char *values[] = {"v\\alue \xe2\x82\xac"};
-    char path[300], err[ERR_SIZE];
+    char path[512], err[ERR_SIZE];
     temp_path(path, sizeof path, "odd.safetensors");
     ck_assert_msg(sla2_safetensors_write(path, tensors, 3, keys, values, 1, err, sizeof err) == SLA2_OK, "%s", err);
     sla2_safetensors *st;
@@ -458,7 +464,7 @@ START_TEST(test_foreign_layout)
     const float b[2] = {0.25f, -8.0f};
     memcpy(data, a, 4);
     memcpy(data + 16, b, 8);
-    char path[300], err[ERR_SIZE];
+    char path[512], err[ERR_SIZE];
     temp_path(path, sizeof path, "foreign.safetensors");
     write_bytes(path, bytes, 8 + header_len + 24);
     sla2_safetensors *st;
@@ -490,7 +496,7 @@ END_TEST
 
 START_TEST(test_empty_header_object)
 {
-    char path[300], err[ERR_SIZE];
+    char path[512], err[ERR_SIZE];
     temp_path(path, sizeof path, "no_tensors.safetensors");
     ck_assert_int_eq(sla2_safetensors_write(path, NULL, 0, NULL, NULL, 0, err, sizeof err), SLA2_OK);
     sla2_safetensors *st;
@@ -509,7 +515,7 @@ START_TEST(test_read_f32_errors)
     const float data[6] = {1, 2, 3, 4, 5, 6};
     const int64_t shape[2] = {2, 3};
     sla2_st_write_tensor tensor = {"t", SLA2_ST_F32, 2, shape, data};
-    char path[300], err[ERR_SIZE];
+    char path[512], err[ERR_SIZE];
     temp_path(path, sizeof path, "read_errors.safetensors");
     ck_assert_int_eq(sla2_safetensors_write(path, &tensor, 1, NULL, NULL, 0, err, sizeof err), SLA2_OK);
     sla2_safetensors *st;
@@ -564,7 +570,7 @@ static const writer_case writer_cases[] = {
 START_TEST(test_writer_rejects)
 {
     const writer_case *c = &writer_cases[_i];
-    char path[300], err[ERR_SIZE] = "";
+    char path[512], err[ERR_SIZE] = "";
     temp_path(path, sizeof path, "rejected.safetensors");
     sla2_status got = sla2_safetensors_write(path, c->tensors, c->count, NULL, NULL, 0, err, sizeof err);
     ck_assert_msg(got == c->status, "expected %s, got %s (%s)", sla2_status_string(c->status),
@@ -580,7 +586,7 @@ START_TEST(test_writer_metadata_and_io_errors)
     sla2_st_write_tensor t = {"a", SLA2_ST_F32, 1, &n, writer_data};
     const char *keys[] = {"k", "k"};
     const char *values[] = {"1", "2"};
-    char path[300], err[ERR_SIZE];
+    char path[512], err[ERR_SIZE];
     temp_path(path, sizeof path, "meta.safetensors");
     ck_assert_int_eq(sla2_safetensors_write(path, &t, 1, keys, values, 2, err, sizeof err), SLA2_ERR_INVALID_VALUE);
     ck_assert_contains(err, "metadata key 'k' appears twice");
@@ -601,7 +607,7 @@ START_TEST(test_writer_replaces_atomically)
     const int64_t n4 = 4, n2 = 2;
     sla2_st_write_tensor first = {"a", SLA2_ST_F32, 1, &n4, writer_data};
     sla2_st_write_tensor second = {"b", SLA2_ST_F32, 1, &n2, writer_data};
-    char path[300], err[ERR_SIZE];
+    char path[512], err[ERR_SIZE];
     temp_path(path, sizeof path, "replace.safetensors");
     ck_assert_int_eq(sla2_safetensors_write(path, &first, 1, NULL, NULL, 0, err, sizeof err), SLA2_OK);
     /* A failed write leaves the old file as it was. */
@@ -645,7 +651,7 @@ static unsigned char *valid_file(size_t *size)
     };
     const char *keys[] = {"format", "note"};
     const char *values[] = {"pt", "esc\"aped \xc3\xa9"};
-    char path[300], err[ERR_SIZE];
+    char path[512], err[ERR_SIZE];
     temp_path(path, sizeof path, "fuzz_seed.safetensors");
     ck_assert_int_eq(sla2_safetensors_write(path, tensors, 5, keys, values, 2, err, sizeof err), SLA2_OK);
     FILE *f = fopen(path, "rb");

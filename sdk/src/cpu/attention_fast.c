@@ -13,6 +13,7 @@
 #define LINEAR_EPS 1e-6f
 
 typedef struct fast_scratch {
+    sla2_attention_problem shape; /* the sizes it was allocated for */
     head_work w;
     float *router, *out_sparse, *out_linear, *out;
     float *scores, *block_out, *acc, *row_max, *row_sum; /* one query block */
@@ -34,9 +35,10 @@ static void scratch_free(fast_scratch *s)
 
 static int scratch_alloc(const sla2_attention_problem *p, fast_scratch *s)
 {
+    memset(s, 0, sizeof *s);
+    s->shape = *p;
     size_t L = (size_t)p->seq_len, D = (size_t)p->head_dim, bq = (size_t)p->block_q;
     size_t bk = (size_t)p->block_k, Nk = (size_t)p->num_k_blocks;
-    memset(s, 0, sizeof *s);
     if (!head_work_alloc(p, &s->w))
         return 0;
     s->router = malloc(router_scratch_elems(p) * sizeof(float));
@@ -63,6 +65,43 @@ static int scratch_alloc(const sla2_attention_problem *p, fast_scratch *s)
     if (!ok)
         scratch_free(s);
     return ok;
+}
+
+/* Whether scratch allocated for `had` serves problem p. */
+static int scratch_fits(const sla2_attention_problem *had, const sla2_attention_problem *p)
+{
+    return had->seq_len == p->seq_len && had->head_dim == p->head_dim && had->block_q == p->block_q &&
+           had->block_k == p->block_k && had->kept_per_q_block == p->kept_per_q_block &&
+           (had->quant == SLA2_QUANT_NONE) == (p->quant == SLA2_QUANT_NONE);
+}
+
+/* The context keeps one scratch per thread between calls: a DiT calls the
+ * operator with the same sizes every layer and step, and fresh large
+ * allocations would page-fault on every call. */
+struct cpu_scratch_cache {
+    int count;
+    fast_scratch *per_thread;
+};
+
+void cpu_scratch_cache_free(cpu_scratch_cache *cache)
+{
+    if (!cache)
+        return;
+    for (int i = 0; i < cache->count; i++)
+        if (cache->per_thread[i].w.q)
+            scratch_free(&cache->per_thread[i]);
+    free(cache->per_thread);
+    free(cache);
+}
+
+static fast_scratch *thread_scratch(cpu_scratch_cache *cache, int thread, const sla2_attention_problem *p)
+{
+    fast_scratch *s = &cache->per_thread[thread];
+    if (s->w.q && scratch_fits(&s->shape, p))
+        return s;
+    if (s->w.q)
+        scratch_free(s);
+    return scratch_alloc(p, s) ? s : NULL;
 }
 
 /* Online softmax over one query block's kept key blocks, GEMMs for Q.K^T and P.V. */
@@ -196,14 +235,27 @@ sla2_status cpu_attention_fast(sla2_context *ctx, const sla2_attention_problem *
 {
     int64_t pairs = p->batch * p->heads;
     int threads = (int64_t)ctx->num_threads < pairs ? ctx->num_threads : (int)pairs;
+    cpu_scratch_cache **cache_slot = (cpu_scratch_cache **)&ctx->backend_state;
+    if (!*cache_slot || (*cache_slot)->count < threads) {
+        cpu_scratch_cache_free(*cache_slot);
+        *cache_slot = calloc(1, sizeof **cache_slot);
+        if (*cache_slot)
+            (*cache_slot)->per_thread = calloc((size_t)threads, sizeof(fast_scratch));
+        if (!*cache_slot || !(*cache_slot)->per_thread) {
+            free(*cache_slot);
+            *cache_slot = NULL;
+            return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the CPU workspaces");
+        }
+        (*cache_slot)->count = threads;
+    }
+    cpu_scratch_cache *cache = *cache_slot;
     size_t mask_elems = (size_t)(p->num_q_blocks * p->num_k_blocks);
     double alpha_sum = 0.0;
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : alpha_sum)
     {
-        fast_scratch s;
-        int ok = scratch_alloc(p, &s);
-        if (!ok) {
+        fast_scratch *s = thread_scratch(cache, omp_get_thread_num(), p);
+        if (!s) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -215,13 +267,11 @@ sla2_status cpu_attention_fast(sla2_context *ctx, const sla2_attention_problem *
 #pragma omp for schedule(dynamic, 1)
             for (int64_t pair = 0; pair < pairs; pair++) {
                 int64_t b = pair / p->heads, h = pair % p->heads;
-                alpha_sum += fast_head(p, &s, b, h, result->alpha_blocks ? result->alpha_blocks + pair * p->num_q_blocks : NULL);
+                alpha_sum += fast_head(p, s, b, h, result->alpha_blocks ? result->alpha_blocks + pair * p->num_q_blocks : NULL);
                 if (result->block_mask)
-                    memcpy(result->block_mask + pair * mask_elems, s.w.mask, mask_elems);
+                    memcpy(result->block_mask + pair * mask_elems, s->w.mask, mask_elems);
             }
         }
-        if (ok)
-            scratch_free(&s);
     }
     if (failed)
         return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the CPU workspaces (%d threads, L = %lld)",

@@ -68,6 +68,10 @@ void head_prepare(const sla2_attention_problem *p, int64_t b, int64_t h, head_wo
 
 sla2_status cpu_attention_reference(sla2_context *ctx, const sla2_attention_problem *p,
                                     sla2_attention_result *result);
+/* Per-thread workspaces of the fast path, owned by the context. */
+typedef struct cpu_scratch_cache cpu_scratch_cache;
+void cpu_scratch_cache_free(cpu_scratch_cache *cache);
+
 sla2_status cpu_attention_fast(sla2_context *ctx, const sla2_attention_problem *p,
                                sla2_attention_result *result);
 

@@ -115,7 +115,8 @@ static sla2_status cpu_attention_forward(sla2_context *ctx, const sla2_attention
 
 static void cpu_destroy(sla2_context *ctx)
 {
-    (void)ctx;
+    cpu_scratch_cache_free(ctx->backend_state);
+    ctx->backend_state = NULL;
 }
 
 static const sla2_backend_ops cpu_ops = {

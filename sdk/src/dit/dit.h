@@ -62,6 +62,12 @@ typedef void (*dit_attention_hook)(void *user, int layer, const sla2_attention_s
 typedef void (*dit_attention_observer)(void *user, int layer, const sla2_tensor *q, const sla2_tensor *k,
                                        const sla2_tensor *v, const sla2_attention_params *params);
 
+/* Activation buffers of one forward pass, reusable across passes of the
+ * same model (a generation makes 2 x steps of them). */
+typedef struct dit_workspace dit_workspace;
+dit_workspace *dit_workspace_create(const sla2_model_config *config);
+void dit_workspace_free(dit_workspace *ws);
+
 typedef struct dit_forward_args {
     const float *x;        /* [C][F][H][W] video (latent or pixels) */
     double timestep;       /* in [0, 1000] */
@@ -72,6 +78,7 @@ typedef struct dit_forward_args {
     dit_attention_observer observer;
     uint8_t **block_masks; /* NULL, or [num_layers] buffers of H*Nq*Nk to fill */
     float **alpha_blocks;  /* NULL, or [num_layers] buffers of H*Nq to fill */
+    dit_workspace *workspace; /* NULL: allocated for this pass */
     double attention_ms;   /* out: time spent in self-attention */
 } dit_forward_args;
 

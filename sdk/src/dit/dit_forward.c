@@ -7,12 +7,13 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct dit_buffers {
+struct dit_workspace {
     float *x, *h, *q, *k, *v, *attn, *y, *ffn;        /* [L][...] */
     float *ctx, *ctx_tmp, *ck, *cv;                    /* [text_len][dim] */
     float *patches;                                    /* [L][patch_in or patch_out] */
     float *t_freq, *e, *e_silu, *e0, *mod;             /* time embedding */
-} dit_buffers;
+};
+typedef struct dit_workspace dit_buffers;
 
 static void buffers_free(dit_buffers *b)
 {
@@ -21,8 +22,12 @@ static void buffers_free(dit_buffers *b)
         free(all[i]);
 }
 
-static int buffers_alloc(const sla2_model_config *c, int64_t L, int64_t patch_elems, dit_buffers *b)
+static int buffers_alloc(const sla2_model_config *c, dit_buffers *b)
 {
+    int grid[3];
+    int64_t L = sla2_model_config_tokens(c, grid);
+    int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
+    int64_t patch_elems = patch * (c->in_channels > c->out_channels ? c->in_channels : c->out_channels);
     memset(b, 0, sizeof *b);
     size_t dim = (size_t)c->dim, rows = (size_t)L, text = (size_t)c->text_len;
     b->x = malloc(rows * dim * 4), b->h = malloc(rows * dim * 4), b->q = malloc(rows * dim * 4);
@@ -227,11 +232,11 @@ sla2_status dit_forward(sla2_context *ctx, const sla2_model_config *c, const dit
     int grid[3];
     int64_t L = sla2_model_config_tokens(c, grid);
     int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
-    int64_t patch_elems = patch * (c->in_channels > c->out_channels ? c->in_channels : c->out_channels);
-    dit_buffers buf;
-    if (!buffers_alloc(c, L, patch_elems, &buf))
+    dit_workspace *own = args->workspace ? NULL : dit_workspace_create(c);
+    if (!args->workspace && !own)
         return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the DiT's activations (%lld tokens)",
                          (long long)L);
+    dit_buffers buf = args->workspace ? *args->workspace : *own;
     embed_time_and_text(c, w, args, &buf);
     patchify(c, grid, args->x, buf.patches);
     dit_linear patch_embedding = {w->patch_weight, w->patch_bias, (int)(patch * c->in_channels), c->dim};
@@ -249,6 +254,24 @@ sla2_status dit_forward(sla2_context *ctx, const sla2_model_config *c, const dit
         op_linear(buf.h, L, &w->head, buf.patches);
         unpatchify(c, grid, buf.patches, velocity);
     }
-    buffers_free(&buf);
+    dit_workspace_free(own);
     return s;
+}
+
+dit_workspace *dit_workspace_create(const sla2_model_config *config)
+{
+    dit_workspace *ws = malloc(sizeof *ws);
+    if (ws && !buffers_alloc(config, ws)) {
+        free(ws);
+        return NULL;
+    }
+    return ws;
+}
+
+void dit_workspace_free(dit_workspace *ws)
+{
+    if (!ws)
+        return;
+    buffers_free(ws);
+    free(ws);
 }

@@ -52,8 +52,10 @@ void op_rms_norm(float *x, int64_t rows, int64_t dim, double eps, const float *w
 void op_gelu_tanh(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+        /* tanh(u) = 1 - 2 / (exp(2u) + 1): expf is several times faster than tanhf */
+        float v = x[i], u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+        float t = 1.0f - 2.0f / (expf(2.0f * u) + 1.0f);
+        x[i] = 0.5f * v * (1.0f + t);
     }
 }
 

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include "model/config_names.h"
 #include "model/errmsg.h"
 #include "model/yaml_schema.h"
 
@@ -16,12 +17,20 @@ static const char *const router_names[] = {"none", "shared", "per_head", NULL};
 static const char *const alpha_names[] = {"none", "per_head", "per_row", NULL};
 static const char *const formulation_names[] = {"sla2", "sla_v1", NULL};
 static const char *const space_names[] = {"latent", "pixel", NULL};
-static const char *const backend_names[] = {"auto", "cpu", "cuda", NULL};
-static const char *const sampler_names[] = {"unipc", "euler", NULL};
-static const char *const attention_names[] = {"sla2", "dense", NULL};
-static const char *const feature_map_names[] = {"softmax", "elu", "relu", NULL};
-static const char *const quant_names[] = {"none", "int8", "int8_fp8", NULL};
+#define backend_names sla2_config_backend_names
+#define sampler_names sla2_config_sampler_names
+#define attention_names sla2_config_attention_names
+#define feature_map_names sla2_config_feature_map_names
+#define quant_names sla2_config_quant_names
+
+/* Shared with config_write.c (config_names.h). */
+const char *const sla2_config_backend_names[] = {"auto", "cpu", "cuda", NULL};
+const char *const sla2_config_sampler_names[] = {"unipc", "euler", NULL};
+const char *const sla2_config_attention_names[] = {"sla2", "dense", NULL};
+const char *const sla2_config_feature_map_names[] = {"softmax", "elu", "relu", NULL};
+const char *const sla2_config_quant_names[] = {"none", "int8", "int8_fp8", NULL};
 static const int block_choices[] = {64, 128, 0};
+static const int block_k_choices[] = {64, 0}; /* the operator's key blocks are 64 rows */
 
 #define MAX_VOCABULARY 65536
 #define MAX_WORD_BYTES 63
@@ -285,7 +294,7 @@ static const sla2_schema_field layer_fields[] = {
     {.key = "topk", .type = SLA2_SCHEMA_DOUBLE, LAYER_FIELD(topk), .min = 0, .max = 1, .min_open = 1},
     {.key = "quant", .type = SLA2_SCHEMA_ENUM, LAYER_FIELD(quant), .names = quant_names},
     {.key = "block_q", .type = SLA2_SCHEMA_INT, LAYER_FIELD(block_q), .choices = block_choices},
-    {.key = "block_k", .type = SLA2_SCHEMA_INT, LAYER_FIELD(block_k), .choices = block_choices},
+    {.key = "block_k", .type = SLA2_SCHEMA_INT, LAYER_FIELD(block_k), .choices = block_k_choices},
     {0}};
 
 static const sla2_schema_field runtime_fields[] = {
@@ -300,7 +309,7 @@ static const sla2_schema_field runtime_fields[] = {
     {.key = "topk", .type = SLA2_SCHEMA_DOUBLE, RUNTIME_FIELD(defaults.topk), .min = 0, .max = 1, .min_open = 1},
     {.key = "quant", .type = SLA2_SCHEMA_ENUM, RUNTIME_FIELD(defaults.quant), .names = quant_names},
     {.key = "block_q", .type = SLA2_SCHEMA_INT, RUNTIME_FIELD(defaults.block_q), .choices = block_choices},
-    {.key = "block_k", .type = SLA2_SCHEMA_INT, RUNTIME_FIELD(defaults.block_k), .choices = block_choices},
+    {.key = "block_k", .type = SLA2_SCHEMA_INT, RUNTIME_FIELD(defaults.block_k), .choices = block_k_choices},
     {.key = "layers", .type = SLA2_SCHEMA_CUSTOM, .load = load_layers},
     {0}};
 

@@ -135,6 +135,16 @@ sla2_status sla2_runtime_config_parse(const char *text, size_t len, const char *
                                       sla2_runtime_config *out, char *err, size_t err_size);
 void sla2_runtime_config_free(sla2_runtime_config *config);
 
+/* Writes config as a runtime file that sla2_runtime_config_load reads back
+ * to the same values (doubles included, bit for bit): what sla2-calib
+ * writes. comment (NULL for none) goes at the top as '#' lines. The text is
+ * parsed back before anything is written, so a value out of range gives
+ * SLA2_ERR_INVALID_VALUE (the message says which) and leaves path alone.
+ * The file is replaced atomically. Errors: SLA2_ERR_NULL_ARGUMENT,
+ * SLA2_ERR_INVALID_VALUE, SLA2_ERR_IO, SLA2_ERR_OUT_OF_MEMORY. */
+sla2_status sla2_runtime_config_write(const char *path, const sla2_runtime_config *config,
+                                      const char *comment, char *err, size_t err_size);
+
 /* Checks the runtime config against a model: every per-layer entry names an
  * existing layer. SLA2_ERR_INVALID_VALUE with file:line:column otherwise. */
 sla2_status sla2_runtime_config_check(const sla2_runtime_config *config,

@@ -422,7 +422,8 @@ sla2_status sla2_safetensors_open(const char *path, sla2_safetensors **out, char
     if (path == NULL || out == NULL)
         return sla2_errmsg(err, err_size, SLA2_ERR_NULL_ARGUMENT, "sla2_safetensors_open: %s is NULL",
                            path == NULL ? "path" : "out");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO given by mistake is refused instead of blocking. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return sla2_errmsg(err, err_size, SLA2_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat info;

@@ -73,7 +73,8 @@ sla2_status sla2_safetensors_open_memory(const void *data, size_t size, const ch
 /* Unmaps and frees. NULL is a no-op. */
 void sla2_safetensors_close(sla2_safetensors *st);
 
-/* Tensors, in the order of their data in the file (data_begin, then name). */
+/* Tensors, in the order of their data in the file (by data_begin, then
+ * data_end, then name). */
 size_t sla2_safetensors_count(const sla2_safetensors *st);
 const sla2_st_tensor *sla2_safetensors_at(const sla2_safetensors *st, size_t index);
 /* The tensor named name, or NULL (binary search). */

@@ -1,15 +1,13 @@
 /* sla2_safetensors_write: the fixtures' and train/ export's writer. */
 #include "model/safetensors.h"
 
+#include "model/atomic_file.h"
 #include "model/errmsg.h"
 #include "model/json.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 typedef struct text_buffer {
     char *chars;
@@ -207,68 +205,32 @@ static void build_header(text_buffer *b, const sla2_st_write_tensor *tensors, si
         append_str(b, " ");
 }
 
-static int write_all(int fd, const void *data, uint64_t n)
-{
-    const char *p = data;
-    while (n > 0) {
-        size_t chunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
-        ssize_t written = write(fd, p, chunk);
-        if (written < 0 && errno == EINTR)
-            continue;
-        if (written <= 0) {
-            if (written == 0)
-                errno = EIO;
-            return 0;
-        }
-        p += written;
-        n -= (uint64_t)written;
-    }
-    return 1;
-}
-
 static sla2_status write_file(const char *path, const text_buffer *header, const sla2_st_write_tensor *tensors,
                               size_t count, const uint64_t *num_bytes, char *err, size_t err_size)
 {
-    size_t path_len = strlen(path);
-    char *temp_path = malloc(path_len + 16);
-    if (temp_path == NULL)
+    /* [length][header][tensor 0]...[tensor count-1] */
+    const void **chunks = malloc((count + 2) * sizeof *chunks);
+    uint64_t *sizes = malloc((count + 2) * sizeof *sizes);
+    if (chunks == NULL || sizes == NULL) {
+        free(chunks);
+        free(sizes);
         return sla2_errmsg(err, err_size, SLA2_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
-    memcpy(temp_path, path, path_len);
-    memcpy(temp_path + path_len, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(temp_path);
-    if (fd < 0) {
-        sla2_status status = sla2_errmsg(err, err_size, SLA2_ERR_IO, "%s: cannot create a temporary file: %s",
-                                         path, strerror(errno));
-        free(temp_path);
-        return status;
     }
     unsigned char length_field[8];
     for (int i = 0; i < 8; i++)
         length_field[i] = (unsigned char)((uint64_t)header->len >> (8 * i));
-    int ok = write_all(fd, length_field, 8) && write_all(fd, header->chars, header->len);
-    for (size_t i = 0; ok && i < count; i++)
-        if (num_bytes[i] > 0)
-            ok = write_all(fd, tensors[i].data, num_bytes[i]);
-    /* mkstemp creates 0600; a model file is meant to be shared. */
-    if (ok && fchmod(fd, 0644) != 0)
-        ok = 0;
-    if (ok && fsync(fd) != 0)
-        ok = 0;
-    int saved_errno = ok ? 0 : errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        saved_errno = errno;
+    chunks[0] = length_field;
+    sizes[0] = 8;
+    chunks[1] = header->chars;
+    sizes[1] = header->len;
+    for (size_t i = 0; i < count; i++) {
+        chunks[i + 2] = tensors[i].data;
+        sizes[i + 2] = num_bytes[i];
     }
-    if (ok && rename(temp_path, path) != 0) {
-        ok = 0;
-        saved_errno = errno;
-    }
-    if (!ok)
-        unlink(temp_path);
-    free(temp_path);
-    if (!ok)
-        return sla2_errmsg(err, err_size, SLA2_ERR_IO, "%s: cannot write: %s", path, strerror(saved_errno));
-    return SLA2_OK;
+    sla2_status status = sla2_write_file_atomic(path, chunks, sizes, count + 2, err, err_size);
+    free(chunks);
+    free(sizes);
+    return status;
 }
 
 sla2_status sla2_safetensors_write(const char *path, const sla2_st_write_tensor *tensors,

@@ -4,10 +4,13 @@
 #include "model/errmsg.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Enums are stored through int pointers. */
 _Static_assert(sizeof(sla2_backend) == sizeof(int), "enums must be int-sized");
@@ -15,26 +18,42 @@ _Static_assert(sizeof(sla2_backend) == sizeof(int), "enums must be int-sized");
 sla2_status sla2_yaml_read_file(const char *path, size_t max_bytes, char **text, size_t *len,
                                 char *err, size_t err_size)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    /* O_NONBLOCK: a FIFO given by mistake is refused instead of blocking. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
         return sla2_errmsg(err, err_size, SLA2_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buffer = malloc(max_bytes + 1);
-    if (buffer == NULL) {
-        fclose(f);
-        return sla2_errmsg(err, err_size, SLA2_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    struct stat info;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        close(fd);
+        return sla2_errmsg(err, err_size, SLA2_ERR_IO, "%s: not a regular file", path);
     }
-    size_t n = fread(buffer, 1, max_bytes + 1, f);
-    int read_error = ferror(f);
-    fclose(f);
-    if (read_error) {
-        free(buffer);
-        return sla2_errmsg(err, err_size, SLA2_ERR_IO, "%s: read error", path);
-    }
-    if (n > max_bytes) {
-        free(buffer);
+    if ((uint64_t)info.st_size > max_bytes) {
+        close(fd);
         return sla2_errmsg(err, err_size, SLA2_ERR_FORMAT, "%s: larger than %zu bytes, not a config file",
                            path, max_bytes);
     }
+    size_t capacity = (size_t)info.st_size;
+    char *buffer = malloc(capacity + 1);
+    if (buffer == NULL) {
+        close(fd);
+        return sla2_errmsg(err, err_size, SLA2_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    }
+    size_t n = 0;
+    while (n < capacity) {
+        ssize_t got = read(fd, buffer + n, capacity - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+            close(fd);
+            free(buffer);
+            return sla2_errmsg(err, err_size, SLA2_ERR_IO, "%s: read error: %s", path, strerror(e));
+        }
+        if (got == 0)
+            break; /* shrank while reading: take what is there */
+        n += (size_t)got;
+    }
+    close(fd);
     buffer[n] = '\0';
     *text = buffer;
     *len = n;
@@ -117,6 +136,37 @@ static sla2_status parser_fail(sla2_yaml_loader *ld, const yaml_parser_t *parser
     return sla2_yaml_fail(ld, &mark, SLA2_ERR_FORMAT, NULL, "YAML syntax error: %s", problem);
 }
 
+/* A first pass over the events, for what the document API hides: where an
+ * alias is used. Configs are small, so reading them twice costs nothing. */
+static sla2_status reject_aliases(sla2_yaml_loader *ld)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return sla2_errmsg(ld->err, ld->err_size, SLA2_ERR_OUT_OF_MEMORY, "%s: out of memory", ld->file);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)ld->text, ld->len);
+    sla2_status status = SLA2_OK;
+    for (;;) {
+        yaml_event_t event;
+        if (!yaml_parser_parse(&parser, &event)) {
+            status = parser_fail(ld, &parser);
+            break;
+        }
+        yaml_event_type_t type = event.type;
+        if (type == YAML_ALIAS_EVENT) {
+            char name[SLA2_DISPLAY_NAME_SIZE];
+            const char *anchor = (const char *)event.data.alias.anchor;
+            status = sla2_yaml_fail(ld, &event.start_mark, SLA2_ERR_FORMAT, NULL,
+                                    "aliases (*%s) are not supported; write the value out",
+                                    sla2_display_name(name, anchor, strlen(anchor)));
+        }
+        yaml_event_delete(&event);
+        if (status != SLA2_OK || type == YAML_STREAM_END_EVENT)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    return status;
+}
+
 sla2_status sla2_yaml_open(sla2_yaml_loader *ld, const char *text, size_t len, const char *file,
                            yaml_node_t **root, char *err, size_t err_size)
 {
@@ -129,11 +179,13 @@ sla2_status sla2_yaml_open(sla2_yaml_loader *ld, const char *text, size_t len, c
     ld->c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     if (ld->c_locale == (locale_t)0)
         return sla2_errmsg(err, err_size, SLA2_ERR_OUT_OF_MEMORY, "%s: cannot create the C locale", file);
+    sla2_status status = reject_aliases(ld);
+    if (status != SLA2_OK)
+        return status;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return sla2_errmsg(err, err_size, SLA2_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    sla2_status status = SLA2_OK;
     if (!yaml_parser_load(&parser, &ld->document)) {
         status = parser_fail(ld, &parser);
     } else {
@@ -225,7 +277,7 @@ static const char *scalar_text(const yaml_node_t *node)
     return (const char *)node->data.scalar.value;
 }
 
-/* A plain scalar of the form [-+]?[0-9]+ (no octal, hex or '_'). */
+/* A plain scalar of the form [-+]?(0|[1-9][0-9]*) (no octal, hex or '_'). */
 static int parse_integer_text(const yaml_node_t *node, int64_t *out, int *overflow)
 {
     *overflow = 0;
@@ -238,6 +290,8 @@ static int parse_integer_text(const yaml_node_t *node, int64_t *out, int *overfl
         negative = s[i++] == '-';
     if (i == n)
         return 0;
+    if (s[i] == '0' && n - i > 1)
+        return 0; /* YAML 1.1 readers (PyYAML) take 0700 as octal: refuse it */
     uint64_t magnitude = 0;
     const uint64_t limit = negative ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
     for (; i < n; i++) {
@@ -402,7 +456,7 @@ sla2_status sla2_yaml_load_value(sla2_yaml_loader *ld, const sla2_schema_field *
 {
     char *target = (char *)base + f->offset;
     char got[160], names[200];
-    int64_t integer;
+    int64_t integer = 0;
     sla2_status status = SLA2_OK;
     switch (f->type) {
     case SLA2_SCHEMA_INT:
@@ -418,7 +472,7 @@ sla2_status sla2_yaml_load_value(sla2_yaml_loader *ld, const sla2_schema_field *
             memcpy(target, &integer, sizeof integer);
         return status;
     case SLA2_SCHEMA_DOUBLE: {
-        double v;
+        double v = 0.0;
         status = load_double(ld, f, node, path, &v);
         if (status == SLA2_OK)
             memcpy(target, &v, sizeof v);

@@ -48,7 +48,7 @@ struct sla2_yaml_loader {
     size_t len;
     yaml_document_t document;
     int has_document;
-    unsigned char *visited; /* per node: aliases make a node reachable twice */
+    unsigned char *visited; /* per node: aliases would make a node reachable twice */
     size_t num_nodes;
     char *err;
     size_t err_size;

@@ -198,6 +198,7 @@ typedef struct generation {
     step_stats stats;
     uint8_t *mask_storage;
     float *alpha_storage;
+    dit_workspace *workspace;
     unipc_state unipc;
 } generation;
 
@@ -208,6 +209,7 @@ static void generation_free(generation *g)
     free(g->stats.mean_alpha), free(g->stats.masks), free(g->mask_storage);
     free(g->stats.alpha_blocks), free(g->alpha_storage);
     unipc_free(&g->unipc);
+    dit_workspace_free(g->workspace);
 }
 
 static int generation_alloc(const sla2_model *m, int steps, int want_masks, generation *g)
@@ -224,9 +226,10 @@ static int generation_alloc(const sla2_model *m, int steps, int want_masks, gene
     g->stats.mean_alpha = calloc(L, sizeof(double));
     g->stats.masks = calloc(L, sizeof(uint8_t *));
     g->stats.alpha_blocks = calloc(L, sizeof(float *));
+    g->workspace = dit_workspace_create(c);
     int ok = g->x && g->v_cond && g->v_uncond && g->x0 && g->ctx_cond && g->ctx_uncond && g->sigmas && g->settings &&
              g->stats.kept && g->stats.q_blocks && g->stats.k_blocks && g->stats.mean_alpha && g->stats.masks &&
-             g->stats.alpha_blocks;
+             g->stats.alpha_blocks && g->workspace;
     if (ok && want_masks) {
         /* room for the largest mask: block_q = block_k = 64 */
         size_t blocks = (size_t)((m->tokens + 63) / 64);
@@ -295,7 +298,8 @@ static sla2_status run_step(sla2_pipeline *p, const sla2_generate_options *o, ge
                              .layers = g->settings, .hook = on_layer_stats, .hook_user = &g->stats,
                              .observer = o->on_attention ? on_layer_qkv : NULL,
                              .block_masks = g->mask_storage ? g->stats.masks : NULL,
-                             .alpha_blocks = g->alpha_storage ? g->stats.alpha_blocks : NULL};
+                             .alpha_blocks = g->alpha_storage ? g->stats.alpha_blocks : NULL,
+                             .workspace = g->workspace};
     g->stats.step = step + 1;
     sla2_status s = dit_forward(p->ctx, &m->config, &m->weights, &args, g->v_cond);
     *attention_ms = args.attention_ms;
