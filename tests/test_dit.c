@@ -56,7 +56,7 @@ static void fixture_load(fixture *f)
 
 static void fixture_free(fixture *f)
 {
-    dit_weights_free(&f->weights, f->config.num_layers);
+    dit_weights_free(&f->weights, NULL, f->config.num_layers);
     sla2_model_config_free(&f->config);
     sla2_safetensors_close(f->weights_file);
     sla2_safetensors_close(f->io_file);

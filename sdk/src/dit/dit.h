@@ -31,6 +31,15 @@ typedef struct dit_block_weights {
     float *proj_l_weight, *proj_l_bias;
 } dit_block_weights;
 
+/* Where a loaded tensor's pointer lives, and its size: lets the weights
+ * move to a backend's memory and be freed there. */
+typedef struct dit_tensor_slot {
+    float **slot;
+    size_t elems;
+} dit_tensor_slot;
+
+struct dit_backend;
+
 typedef struct dit_weights {
     float *patch_weight; /* [dim][in_channels * pt * ph * pw] */
     float *patch_bias;   /* [dim] */
@@ -40,13 +49,20 @@ typedef struct dit_weights {
     dit_linear head;
     float *vocab_embedding; /* [vocabulary][text_dim]: the tiny model's built-in text encoder */
     size_t total_floats;
+    dit_tensor_slot *slots; /* every loaded tensor */
+    size_t num_slots;
+    const struct dit_backend *backend; /* where the tensors live; NULL: host malloc */
 } dit_weights;
 
-/* Loads every tensor the config implies from st, converting to float32.
+/* Loads every tensor the config implies from st into host float32, in
+ * place (*out must not move afterwards: the slot table points into it).
  * Missing or mis-shaped tensors give SLA2_ERR_FORMAT naming the tensor. */
 sla2_status dit_weights_load(const sla2_model_config *config, const sla2_safetensors *st, dit_weights *out,
                              char *err, size_t err_size);
-void dit_weights_free(dit_weights *w, int num_layers);
+/* Moves the weights into backend's memory (a no-op for the CPU). On failure
+ * everything is freed. */
+sla2_status dit_weights_to_backend(sla2_context *ctx, const struct dit_backend *backend, dit_weights *w);
+void dit_weights_free(dit_weights *w, sla2_context *ctx, int num_layers);
 
 /* Per-layer attention settings of one forward pass. */
 typedef struct dit_attention_settings {
@@ -65,7 +81,8 @@ typedef void (*dit_attention_observer)(void *user, int layer, const sla2_tensor 
 /* Activation buffers of one forward pass, reusable across passes of the
  * same model (a generation makes 2 x steps of them). */
 typedef struct dit_workspace dit_workspace;
-dit_workspace *dit_workspace_create(const sla2_model_config *config);
+sla2_status dit_workspace_create(sla2_context *ctx, const struct dit_backend *backend,
+                                 const sla2_model_config *config, dit_workspace **out);
 void dit_workspace_free(dit_workspace *ws);
 
 typedef struct dit_forward_args {
@@ -82,7 +99,8 @@ typedef struct dit_forward_args {
     double attention_ms;   /* out: time spent in self-attention */
 } dit_forward_args;
 
-/* velocity [C][F][H][W] = DiT(x, t, context). ctx must be a CPU context. */
+/* velocity [C][F][H][W] = DiT(x, t, context); x, context and velocity are
+ * host arrays, the weights and workspace in ctx's backend. */
 sla2_status dit_forward(sla2_context *ctx, const sla2_model_config *config, const dit_weights *w,
                         dit_forward_args *args, float *velocity);
 

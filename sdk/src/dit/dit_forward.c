@@ -1,50 +1,84 @@
-/* One forward pass of the Wan2.1 DiT on the CPU (wan/modules/model.py's
- * WanModel.forward for one sample). */
+/* One forward pass of the Wan2.1 DiT (wan/modules/model.py's
+ * WanModel.forward for one sample), through the backend's operators: the
+ * same code runs on the CPU and the GPU. Patchify, unpatchify and the
+ * sinusoidal time embedding run on the host; everything else where the
+ * weights live. */
 #include "dit/dit.h"
+#include "dit/dit_backend.h"
 #include "dit/dit_ops.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* Activations in the backend's memory, plus host staging. */
 struct dit_workspace {
-    float *x, *h, *q, *k, *v, *attn, *y, *ffn;        /* [L][...] */
-    float *ctx, *ctx_tmp, *ck, *cv;                    /* [text_len][dim] */
-    float *patches;                                    /* [L][patch_in or patch_out] */
-    float *t_freq, *e, *e_silu, *e0, *mod;             /* time embedding */
+    const dit_backend *backend;
+    sla2_context *ctx;
+    float *x, *h, *q, *k, *v, *attn, *y, *ffn; /* [L][...] */
+    float *ctx_in, *ctx_tmp, *ctx_emb, *ck, *cv; /* [text_len][...] */
+    float *patches;                             /* [L][patch_in or patch_out] */
+    float *t_freq, *e, *e_silu, *e0, *mod;      /* time embedding, modulation */
+    float *host_patches, *host_t_freq;          /* host staging */
 };
-typedef struct dit_workspace dit_buffers;
 
-static void buffers_free(dit_buffers *b)
+#define DEVICE_BUFFERS 19
+
+static float **device_buffer(dit_workspace *ws, int i)
 {
-    float **all = (float **)b;
-    for (size_t i = 0; i < sizeof *b / sizeof(float *); i++)
-        free(all[i]);
+    float **fields[DEVICE_BUFFERS] = {&ws->x, &ws->h, &ws->q, &ws->k, &ws->v, &ws->attn, &ws->y, &ws->ffn,
+                                      &ws->ctx_in, &ws->ctx_tmp, &ws->ctx_emb, &ws->ck, &ws->cv, &ws->patches,
+                                      &ws->t_freq, &ws->e, &ws->e_silu, &ws->e0, &ws->mod};
+    return fields[i];
 }
 
-static int buffers_alloc(const sla2_model_config *c, dit_buffers *b)
+void dit_workspace_free(dit_workspace *ws)
+{
+    if (!ws)
+        return;
+    for (int i = 0; i < DEVICE_BUFFERS; i++)
+        if (*device_buffer(ws, i))
+            ws->backend->release(ws->ctx, *device_buffer(ws, i));
+    free(ws->host_patches);
+    free(ws->host_t_freq);
+    free(ws);
+}
+
+static int64_t patch_elems_max(const sla2_model_config *c)
+{
+    int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
+    return patch * (c->in_channels > c->out_channels ? c->in_channels : c->out_channels);
+}
+
+sla2_status dit_workspace_create(sla2_context *ctx, const dit_backend *backend, const sla2_model_config *c,
+                                 dit_workspace **out)
 {
     int grid[3];
-    int64_t L = sla2_model_config_tokens(c, grid);
-    int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
-    int64_t patch_elems = patch * (c->in_channels > c->out_channels ? c->in_channels : c->out_channels);
-    memset(b, 0, sizeof *b);
-    size_t dim = (size_t)c->dim, rows = (size_t)L, text = (size_t)c->text_len;
-    b->x = malloc(rows * dim * 4), b->h = malloc(rows * dim * 4), b->q = malloc(rows * dim * 4);
-    b->k = malloc(rows * dim * 4), b->v = malloc(rows * dim * 4), b->attn = malloc(rows * dim * 4);
-    b->y = malloc(rows * dim * 4), b->ffn = malloc(rows * (size_t)c->ffn_dim * 4);
-    b->ctx = malloc(text * dim * 4), b->ctx_tmp = malloc(text * dim * 4);
-    b->ck = malloc(text * dim * 4), b->cv = malloc(text * dim * 4);
-    b->patches = malloc(rows * (size_t)patch_elems * 4);
-    b->t_freq = malloc((size_t)c->freq_dim * 4), b->e = malloc(dim * 4), b->e_silu = malloc(dim * 4);
-    b->e0 = malloc(6 * dim * 4), b->mod = malloc(6 * dim * 4);
-    float **all = (float **)b;
-    for (size_t i = 0; i < sizeof *b / sizeof(float *); i++)
-        if (!all[i]) {
-            buffers_free(b);
-            return 0;
-        }
-    return 1;
+    size_t L = (size_t)sla2_model_config_tokens(c, grid), dim = (size_t)c->dim, text = (size_t)c->text_len;
+    size_t patch = (size_t)patch_elems_max(c);
+    const size_t elems[DEVICE_BUFFERS] = {
+        L * dim, L * dim, L * dim, L * dim, L * dim, L * dim, L * dim, L * (size_t)c->ffn_dim,
+        text * (size_t)c->text_dim, text * dim, text * dim, text * dim, text * dim,
+        L * patch,
+        (size_t)c->freq_dim, dim, dim, 6 * dim, 6 * dim};
+    dit_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the DiT workspace");
+    ws->backend = backend;
+    ws->ctx = ctx;
+    sla2_status s = SLA2_OK;
+    for (int i = 0; i < DEVICE_BUFFERS && s == SLA2_OK; i++)
+        s = backend->alloc(ctx, elems[i] * sizeof(float), (void **)device_buffer(ws, i));
+    ws->host_patches = malloc(L * patch * sizeof(float));
+    ws->host_t_freq = malloc((size_t)c->freq_dim * sizeof(float));
+    if (s == SLA2_OK && (!ws->host_patches || !ws->host_t_freq))
+        s = sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the DiT's staging buffers");
+    if (s != SLA2_OK) {
+        dit_workspace_free(ws);
+        return s;
+    }
+    *out = ws;
+    return SLA2_OK;
 }
 
 /* token (f, h, w) <- patch vector (c, p, q, r), Conv3d's weight order */
@@ -89,15 +123,23 @@ static double now_ms(void)
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
+/* Stops the pass at the first failing operator. */
+#define TRY(call)                      \
+    do {                               \
+        sla2_status status_ = (call);  \
+        if (status_ != SLA2_OK)        \
+            return status_;            \
+    } while (0)
+
 static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c, const dit_block_weights *b,
-                                  dit_forward_args *args, int layer, int64_t L, dit_buffers *buf)
+                                  dit_forward_args *args, int layer, int64_t L, dit_workspace *ws)
 {
     int64_t H = c->num_heads, D = c->dim / c->num_heads;
     const dit_attention_settings *set = &args->layers[layer];
-    sla2_tensor q = sla2_tensor_blhd(buf->q, SLA2_DTYPE_F32, 1, H, L, D);
-    sla2_tensor k = sla2_tensor_blhd(buf->k, SLA2_DTYPE_F32, 1, H, L, D);
-    sla2_tensor v = sla2_tensor_blhd(buf->v, SLA2_DTYPE_F32, 1, H, L, D);
-    sla2_tensor o = sla2_tensor_blhd(buf->attn, SLA2_DTYPE_F32, 1, H, L, D);
+    sla2_tensor q = sla2_tensor_blhd(ws->q, SLA2_DTYPE_F32, 1, H, L, D);
+    sla2_tensor k = sla2_tensor_blhd(ws->k, SLA2_DTYPE_F32, 1, H, L, D);
+    sla2_tensor v = sla2_tensor_blhd(ws->v, SLA2_DTYPE_F32, 1, H, L, D);
+    sla2_tensor o = sla2_tensor_blhd(ws->attn, SLA2_DTYPE_F32, 1, H, L, D);
     sla2_attention_config cfg;
     sla2_attention_config_default(&cfg);
     cfg.feature_map = set->feature_map;
@@ -138,13 +180,14 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
     }
     sla2_attention_stats stats;
     sla2_attention_stats_default(&stats);
+    int64_t num_q_blocks = (L + cfg.block_q - 1) / cfg.block_q, num_k_blocks = (L + cfg.block_k - 1) / cfg.block_k;
     if (args->block_masks && args->block_masks[layer]) {
         stats.block_mask = args->block_masks[layer];
-        stats.block_mask_elems = (size_t)(H * ((L + cfg.block_q - 1) / cfg.block_q) * ((L + cfg.block_k - 1) / cfg.block_k));
+        stats.block_mask_elems = (size_t)(H * num_q_blocks * num_k_blocks);
     }
     if (args->alpha_blocks && args->alpha_blocks[layer]) {
         stats.alpha_blocks = args->alpha_blocks[layer];
-        stats.alpha_blocks_elems = (size_t)(H * ((L + cfg.block_q - 1) / cfg.block_q));
+        stats.alpha_blocks_elems = (size_t)(H * num_q_blocks);
     }
     if (args->observer)
         args->observer(args->hook_user, layer, &q, &k, &v, &params);
@@ -159,119 +202,110 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
 }
 
 static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, const dit_block_weights *b,
-                                 dit_forward_args *args, int layer, int64_t L, const int grid[3],
-                                 dit_buffers *buf)
+                                 dit_forward_args *args, int layer, int64_t L, const int grid[3], dit_workspace *ws)
 {
+    const dit_backend *be = ws->backend;
     int64_t dim = c->dim, H = c->num_heads, D = dim / H;
-    float *mod = buf->mod; /* shift, scale, gate (attention); shift, scale, gate (FFN) */
-    for (int64_t i = 0; i < 6 * dim; i++)
-        mod[i] = b->modulation[i] + buf->e0[i];
+    float *mod = ws->mod; /* shift, scale, gate (attention); shift, scale, gate (FFN) */
+    TRY(be->add(ctx, b->modulation, ws->e0, 6 * dim, mod, 6 * dim));
 
-    op_layer_norm(buf->x, L, dim, c->eps, NULL, NULL, buf->h);
-    op_modulate(buf->h, L, dim, mod, mod + dim);
-    op_linear(buf->h, L, &b->self_attn.q, buf->q);
-    op_linear(buf->h, L, &b->self_attn.k, buf->k);
-    op_linear(buf->h, L, &b->self_attn.v, buf->v);
+    TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, NULL, NULL, ws->h));
+    TRY(be->modulate(ctx, ws->h, L, dim, mod, mod + dim));
+    TRY(be->linear(ctx, ws->h, L, &b->self_attn.q, ws->q));
+    TRY(be->linear(ctx, ws->h, L, &b->self_attn.k, ws->k));
+    TRY(be->linear(ctx, ws->h, L, &b->self_attn.v, ws->v));
     if (b->self_attn.norm_q) {
-        op_rms_norm(buf->q, L, dim, c->eps, b->self_attn.norm_q);
-        op_rms_norm(buf->k, L, dim, c->eps, b->self_attn.norm_k);
+        TRY(be->rms_norm(ctx, ws->q, L, dim, c->eps, b->self_attn.norm_q));
+        TRY(be->rms_norm(ctx, ws->k, L, dim, c->eps, b->self_attn.norm_k));
     }
-    op_rope_3d(buf->q, grid, H, D);
-    op_rope_3d(buf->k, grid, H, D);
-    sla2_status s = self_attention(ctx, c, b, args, layer, L, buf);
-    if (s != SLA2_OK)
-        return s;
-    op_linear(buf->attn, L, &b->self_attn.o, buf->y);
-    op_gated_residual(buf->x, buf->y, L, dim, mod + 2 * dim);
+    TRY(be->rope_3d(ctx, ws->q, grid, H, D));
+    TRY(be->rope_3d(ctx, ws->k, grid, H, D));
+    TRY(self_attention(ctx, c, b, args, layer, L, ws));
+    TRY(be->linear(ctx, ws->attn, L, &b->self_attn.o, ws->y));
+    TRY(be->gated_residual(ctx, ws->x, ws->y, L, dim, mod + 2 * dim));
 
     /* cross-attention over all text_len positions (the padding included) */
     if (b->norm3_weight)
-        op_layer_norm(buf->x, L, dim, c->eps, b->norm3_weight, b->norm3_bias, buf->h);
-    else
-        memcpy(buf->h, buf->x, (size_t)(L * dim) * 4);
-    op_linear(buf->h, L, &b->cross_attn.q, buf->q);
-    op_linear(buf->ctx, c->text_len, &b->cross_attn.k, buf->ck);
-    op_linear(buf->ctx, c->text_len, &b->cross_attn.v, buf->cv);
+        TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, b->norm3_weight, b->norm3_bias, ws->h));
+    TRY(be->linear(ctx, b->norm3_weight ? ws->h : ws->x, L, &b->cross_attn.q, ws->q));
+    TRY(be->linear(ctx, ws->ctx_emb, c->text_len, &b->cross_attn.k, ws->ck));
+    TRY(be->linear(ctx, ws->ctx_emb, c->text_len, &b->cross_attn.v, ws->cv));
     if (b->cross_attn.norm_q) {
-        op_rms_norm(buf->q, L, dim, c->eps, b->cross_attn.norm_q);
-        op_rms_norm(buf->ck, c->text_len, dim, c->eps, b->cross_attn.norm_k);
+        TRY(be->rms_norm(ctx, ws->q, L, dim, c->eps, b->cross_attn.norm_q));
+        TRY(be->rms_norm(ctx, ws->ck, c->text_len, dim, c->eps, b->cross_attn.norm_k));
     }
-    if (!op_dense_attention(buf->q, L, buf->ck, buf->cv, c->text_len, H, D, buf->attn))
-        return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "layer %d: out of memory for cross-attention scores", layer);
-    op_linear(buf->attn, L, &b->cross_attn.o, buf->y);
-    for (int64_t i = 0; i < L * dim; i++)
-        buf->x[i] += buf->y[i];
+    TRY(be->dense_attention(ctx, ws->q, L, ws->ck, ws->cv, c->text_len, H, D, ws->attn));
+    TRY(be->linear(ctx, ws->attn, L, &b->cross_attn.o, ws->y));
+    TRY(be->gated_residual(ctx, ws->x, ws->y, L, dim, NULL));
 
-    op_layer_norm(buf->x, L, dim, c->eps, NULL, NULL, buf->h);
-    op_modulate(buf->h, L, dim, mod + 3 * dim, mod + 4 * dim);
-    op_linear(buf->h, L, &b->ffn0, buf->ffn);
-    op_gelu_tanh(buf->ffn, L * c->ffn_dim);
-    op_linear(buf->ffn, L, &b->ffn2, buf->y);
-    op_gated_residual(buf->x, buf->y, L, dim, mod + 5 * dim);
+    TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, NULL, NULL, ws->h));
+    TRY(be->modulate(ctx, ws->h, L, dim, mod + 3 * dim, mod + 4 * dim));
+    TRY(be->linear(ctx, ws->h, L, &b->ffn0, ws->ffn));
+    TRY(be->gelu_tanh(ctx, ws->ffn, L * c->ffn_dim));
+    TRY(be->linear(ctx, ws->ffn, L, &b->ffn2, ws->y));
+    TRY(be->gated_residual(ctx, ws->x, ws->y, L, dim, mod + 5 * dim));
     return SLA2_OK;
 }
 
-static void embed_time_and_text(const sla2_model_config *c, const dit_weights *w, const dit_forward_args *args,
-                                dit_buffers *buf)
+static sla2_status embed_time_and_text(sla2_context *ctx, const sla2_model_config *c, const dit_weights *w,
+                                       const dit_forward_args *args, dit_workspace *ws)
 {
-    op_timestep_embedding(args->timestep, c->freq_dim, buf->t_freq);
-    op_linear(buf->t_freq, 1, &w->time0, buf->e_silu);
-    op_silu(buf->e_silu, c->dim, buf->e_silu);
-    op_linear(buf->e_silu, 1, &w->time2, buf->e);
-    op_silu(buf->e, c->dim, buf->e_silu);
-    op_linear(buf->e_silu, 1, &w->time_proj, buf->e0);
+    const dit_backend *be = ws->backend;
+    op_timestep_embedding(args->timestep, c->freq_dim, ws->host_t_freq); /* double precision, host */
+    TRY(be->upload(ctx, ws->t_freq, ws->host_t_freq, (size_t)c->freq_dim * sizeof(float)));
+    TRY(be->linear(ctx, ws->t_freq, 1, &w->time0, ws->e_silu));
+    TRY(be->silu(ctx, ws->e_silu, c->dim, ws->e_silu));
+    TRY(be->linear(ctx, ws->e_silu, 1, &w->time2, ws->e));
+    TRY(be->silu(ctx, ws->e, c->dim, ws->e_silu));
+    TRY(be->linear(ctx, ws->e_silu, 1, &w->time_proj, ws->e0));
 
-    op_linear(args->context, c->text_len, &w->text0, buf->ctx_tmp);
-    op_gelu_tanh(buf->ctx_tmp, (int64_t)c->text_len * c->dim);
-    op_linear(buf->ctx_tmp, c->text_len, &w->text2, buf->ctx);
+    TRY(be->upload(ctx, ws->ctx_in, args->context, (size_t)c->text_len * (size_t)c->text_dim * sizeof(float)));
+    TRY(be->linear(ctx, ws->ctx_in, c->text_len, &w->text0, ws->ctx_tmp));
+    TRY(be->gelu_tanh(ctx, ws->ctx_tmp, (int64_t)c->text_len * c->dim));
+    TRY(be->linear(ctx, ws->ctx_tmp, c->text_len, &w->text2, ws->ctx_emb));
+    return SLA2_OK;
+}
+
+static sla2_status forward(sla2_context *ctx, const sla2_model_config *c, const dit_weights *w,
+                           dit_forward_args *args, dit_workspace *ws, float *velocity)
+{
+    const dit_backend *be = ws->backend;
+    int grid[3];
+    int64_t L = sla2_model_config_tokens(c, grid);
+    int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
+    TRY(embed_time_and_text(ctx, c, w, args, ws));
+    patchify(c, grid, args->x, ws->host_patches);
+    TRY(be->upload(ctx, ws->patches, ws->host_patches, (size_t)(L * patch * c->in_channels) * sizeof(float)));
+    dit_linear patch_embedding = {w->patch_weight, w->patch_bias, (int)(patch * c->in_channels), c->dim};
+    TRY(be->linear(ctx, ws->patches, L, &patch_embedding, ws->x));
+    for (int layer = 0; layer < c->num_layers; layer++)
+        TRY(block_forward(ctx, c, &w->blocks[layer], args, layer, L, grid, ws));
+    float *head_mod = ws->mod; /* shift, scale: head.modulation [2][dim] + e */
+    TRY(be->add(ctx, w->head_modulation, ws->e, c->dim, head_mod, 2 * (int64_t)c->dim));
+    TRY(be->layer_norm(ctx, ws->x, L, c->dim, c->eps, NULL, NULL, ws->h));
+    TRY(be->modulate(ctx, ws->h, L, c->dim, head_mod, head_mod + c->dim));
+    TRY(be->linear(ctx, ws->h, L, &w->head, ws->patches));
+    TRY(be->download(ctx, ws->host_patches, ws->patches, (size_t)(L * patch * c->out_channels) * sizeof(float)));
+    unpatchify(c, grid, ws->host_patches, velocity);
+    return SLA2_OK;
 }
 
 sla2_status dit_forward(sla2_context *ctx, const sla2_model_config *c, const dit_weights *w,
                         dit_forward_args *args, float *velocity)
 {
-    int grid[3];
-    int64_t L = sla2_model_config_tokens(c, grid);
-    int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
-    dit_workspace *own = args->workspace ? NULL : dit_workspace_create(c);
-    if (!args->workspace && !own)
-        return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the DiT's activations (%lld tokens)",
-                         (long long)L);
-    dit_buffers buf = args->workspace ? *args->workspace : *own;
-    embed_time_and_text(c, w, args, &buf);
-    patchify(c, grid, args->x, buf.patches);
-    dit_linear patch_embedding = {w->patch_weight, w->patch_bias, (int)(patch * c->in_channels), c->dim};
-    op_linear(buf.patches, L, &patch_embedding, buf.x);
-
-    sla2_status s = SLA2_OK;
-    for (int layer = 0; layer < c->num_layers && s == SLA2_OK; layer++)
-        s = block_forward(ctx, c, &w->blocks[layer], args, layer, L, grid, &buf);
-    if (s == SLA2_OK) {
-        float *head_mod = buf.mod; /* shift, scale */
-        for (int64_t i = 0; i < 2 * c->dim; i++)
-            head_mod[i] = w->head_modulation[i] + buf.e[i % c->dim];
-        op_layer_norm(buf.x, L, c->dim, c->eps, NULL, NULL, buf.h);
-        op_modulate(buf.h, L, c->dim, head_mod, head_mod + c->dim);
-        op_linear(buf.h, L, &w->head, buf.patches);
-        unpatchify(c, grid, buf.patches, velocity);
+    const dit_backend *be = dit_backend_for(ctx);
+    if (!be)
+        return SLA2_ERR_UNSUPPORTED;
+    if ((w->backend ? w->backend : dit_backend_cpu()) != be)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "the model's weights live on another backend than ctx's");
+    dit_workspace *ws = args->workspace;
+    if (!ws) {
+        sla2_status s = dit_workspace_create(ctx, be, c, &ws);
+        if (s != SLA2_OK)
+            return s;
     }
-    dit_workspace_free(own);
+    sla2_status s = forward(ctx, c, w, args, ws, velocity);
+    if (!args->workspace)
+        dit_workspace_free(ws);
     return s;
-}
-
-dit_workspace *dit_workspace_create(const sla2_model_config *config)
-{
-    dit_workspace *ws = malloc(sizeof *ws);
-    if (ws && !buffers_alloc(config, ws)) {
-        free(ws);
-        return NULL;
-    }
-    return ws;
-}
-
-void dit_workspace_free(dit_workspace *ws)
-{
-    if (!ws)
-        return;
-    buffers_free(ws);
-    free(ws);
 }

@@ -76,7 +76,7 @@ void op_gated_residual(float *x, const float *y, int64_t rows, int64_t dim, cons
 {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t d = 0; d < dim; d++)
-            x[r * dim + d] += y[r * dim + d] * gate[d];
+            x[r * dim + d] += gate ? y[r * dim + d] * gate[d] : y[r * dim + d];
 }
 
 /* rope_params(1024, n): angle(pos, i) = pos / 10000^(2i / n), i < n / 2 */

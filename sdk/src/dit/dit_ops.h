@@ -14,7 +14,7 @@ void op_silu(const float *x, int64_t n, float *y);
 /* y = x * (1 + scale) + shift, broadcast over rows. */
 void op_modulate(float *x, int64_t rows, int64_t dim, const float *shift, const float *scale);
 /* x += y * gate, broadcast over rows. */
-void op_gated_residual(float *x, const float *y, int64_t rows, int64_t dim, const float *gate);
+void op_gated_residual(float *x, const float *y, int64_t rows, int64_t dim, const float *gate); /* NULL gate = 1 */
 /* Wan's 3-D RoPE on [L][heads][head_dim], tokens ordered (f, h, w); angles
  * in double as rope_params does. */
 void op_rope_3d(float *x, const int grid[3], int64_t heads, int64_t head_dim);

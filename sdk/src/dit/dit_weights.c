@@ -1,5 +1,6 @@
 /* Loading a Wan2.1 checkpoint (plus SLA2's parameters) into float32. */
 #include "dit/dit.h"
+#include "dit/dit_backend.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,17 +17,18 @@ typedef struct loader {
 
 /* Reads tensor `name` of the given shape (ndim dims) into a new float
  * array. optional: a missing tensor gives NULL without error. */
-static float *load(loader *ld, int optional, const char *name, int ndim, const int64_t *shape)
+static void load(loader *ld, float **slot, int optional, const char *name, int ndim, const int64_t *shape)
 {
+    *slot = NULL;
     if (ld->status != SLA2_OK)
-        return NULL;
+        return;
     const sla2_st_tensor *t = sla2_safetensors_find(ld->st, name);
     if (!t) {
         if (!optional) {
             snprintf(ld->err, ld->err_size, "tensor '%s': missing from the checkpoint", name);
             ld->status = SLA2_ERR_FORMAT;
         }
-        return NULL;
+        return;
     }
     int64_t elems = 1;
     int same = t->ndim == ndim;
@@ -42,39 +44,44 @@ static float *load(loader *ld, int optional, const char *name, int ndim, const i
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
         snprintf(ld->err, ld->err_size, "tensor '%s': expected shape [%s], got [%s]", name, want, got);
         ld->status = SLA2_ERR_FORMAT;
-        return NULL;
+        return;
     }
     float *data = malloc((size_t)elems * sizeof *data);
-    if (!data) {
+    dit_tensor_slot *slots = realloc(ld->w->slots, (ld->w->num_slots + 1) * sizeof *slots);
+    if (slots)
+        ld->w->slots = slots;
+    if (!data || !slots) {
+        free(data);
         snprintf(ld->err, ld->err_size, "tensor '%s': out of memory for %lld floats", name, (long long)elems);
         ld->status = SLA2_ERR_OUT_OF_MEMORY;
-        return NULL;
+        return;
     }
     sla2_status s = sla2_safetensors_read_f32(ld->st, t, data, (size_t)elems, ld->err, ld->err_size);
     if (s != SLA2_OK) {
         free(data);
         ld->status = s;
-        return NULL;
+        return;
     }
     ld->w->total_floats += (size_t)elems;
-    return data;
+    ld->w->slots[ld->w->num_slots++] = (dit_tensor_slot){slot, (size_t)elems};
+    *slot = data;
 }
 
-static float *loadf(loader *ld, int optional, int ndim, const int64_t *shape, const char *fmt, ...)
+static void loadf(loader *ld, float **slot, int optional, int ndim, const int64_t *shape, const char *fmt, ...)
 {
     char name[160];
     va_list args;
     va_start(args, fmt);
     vsnprintf(name, sizeof name, fmt, args);
     va_end(args);
-    return load(ld, optional, name, ndim, shape);
+    load(ld, slot, optional, name, ndim, shape);
 }
 
 static void load_linear(loader *ld, dit_linear *lin, int in, int out, const char *prefix)
 {
     lin->in = in, lin->out = out;
-    lin->weight = loadf(ld, 0, 2, (int64_t[]){out, in}, "%s.weight", prefix);
-    lin->bias = loadf(ld, 0, 1, (int64_t[]){out}, "%s.bias", prefix);
+    loadf(ld, &lin->weight, 0, 2, (int64_t[]){out, in}, "%s.weight", prefix);
+    loadf(ld, &lin->bias, 0, 1, (int64_t[]){out}, "%s.bias", prefix);
 }
 
 static void load_attention(loader *ld, const sla2_model_config *c, dit_attention_weights *a, int in_kv,
@@ -88,8 +95,8 @@ static void load_attention(loader *ld, const sla2_model_config *c, dit_attention
         load_linear(ld, lins[i], (i == 1 || i == 2) ? in_kv : c->dim, c->dim, name);
     }
     if (c->qk_norm) {
-        a->norm_q = loadf(ld, 0, 1, (int64_t[]){c->dim}, "%s.norm_q.weight", prefix);
-        a->norm_k = loadf(ld, 0, 1, (int64_t[]){c->dim}, "%s.norm_k.weight", prefix);
+        loadf(ld, &a->norm_q, 0, 1, (int64_t[]){c->dim}, "%s.norm_q.weight", prefix);
+        loadf(ld, &a->norm_k, 0, 1, (int64_t[]){c->dim}, "%s.norm_k.weight", prefix);
     }
 }
 
@@ -98,8 +105,8 @@ static void load_sla2(loader *ld, const sla2_model_config *c, dit_block_weights 
     int64_t H = c->num_heads, D = c->dim / c->num_heads;
     const char *p = "blocks.%d.self_attn.sla2";
     if (c->formulation == SLA2_FORMULATION_SLA_V1) {
-        b->proj_l_weight = loadf(ld, 0, 2, (int64_t[]){D, D}, "blocks.%d.self_attn.attn_op.local_attn.proj_l.weight", layer);
-        b->proj_l_bias = loadf(ld, 0, 1, (int64_t[]){D}, "blocks.%d.self_attn.attn_op.local_attn.proj_l.bias", layer);
+        loadf(ld, &b->proj_l_weight, 0, 2, (int64_t[]){D, D}, "blocks.%d.self_attn.attn_op.local_attn.proj_l.weight", layer);
+        loadf(ld, &b->proj_l_bias, 0, 1, (int64_t[]){D}, "blocks.%d.self_attn.attn_op.local_attn.proj_l.bias", layer);
         return;
     }
     char name[96];
@@ -108,28 +115,30 @@ static void load_sla2(loader *ld, const sla2_model_config *c, dit_block_weights 
         int ndim = b->router_per_head ? 3 : 2;
         const int64_t *shape = b->router_per_head ? (int64_t[]){H, D, D} : (int64_t[]){D, D};
         snprintf(name, sizeof name, p, layer);
-        b->router_q = loadf(ld, 0, ndim, shape, "%s.router_q", name);
-        b->router_k = loadf(ld, 0, ndim, shape, "%s.router_k", name);
+        loadf(ld, &b->router_q, 0, ndim, shape, "%s.router_q", name);
+        loadf(ld, &b->router_k, 0, ndim, shape, "%s.router_k", name);
     }
     snprintf(name, sizeof name, p, layer);
     if (c->alpha == SLA2_ALPHA_PER_HEAD)
-        b->alpha = loadf(ld, 0, 1, (int64_t[]){H}, "%s.alpha", name);
+        loadf(ld, &b->alpha, 0, 1, (int64_t[]){H}, "%s.alpha", name);
     if (c->alpha == SLA2_ALPHA_PER_ROW) {
-        b->alpha_w = loadf(ld, 0, 2, (int64_t[]){H, D}, "%s.alpha_w", name);
-        b->alpha_b = loadf(ld, 0, 1, (int64_t[]){H}, "%s.alpha_b", name);
+        loadf(ld, &b->alpha_w, 0, 2, (int64_t[]){H, D}, "%s.alpha_w", name);
+        loadf(ld, &b->alpha_b, 0, 1, (int64_t[]){H}, "%s.alpha_b", name);
     }
 }
 
 sla2_status dit_weights_load(const sla2_model_config *c, const sla2_safetensors *st, dit_weights *out, char *err,
                              size_t err_size)
 {
-    dit_weights w;
-    memset(&w, 0, sizeof w);
-    loader ld = {st, &w, err, err_size, SLA2_OK};
+    /* Loaded in place: the slot table points into *out and its blocks. */
+    dit_weights *wp = out;
+    memset(wp, 0, sizeof *wp);
+#define w (*wp)
+    loader ld = {st, wp, err, err_size, SLA2_OK};
     int64_t patch_out = (int64_t)c->out_channels * c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
-    w.patch_weight = load(&ld, 0, "patch_embedding.weight", 5,
+    load(&ld, &w.patch_weight, 0, "patch_embedding.weight", 5,
                           (int64_t[]){c->dim, c->in_channels, c->patch_size[0], c->patch_size[1], c->patch_size[2]});
-    w.patch_bias = load(&ld, 0, "patch_embedding.bias", 1, (int64_t[]){c->dim});
+    load(&ld, &w.patch_bias, 0, "patch_embedding.bias", 1, (int64_t[]){c->dim});
     load_linear(&ld, &w.text0, c->text_dim, c->dim, "text_embedding.0");
     load_linear(&ld, &w.text2, c->dim, c->dim, "text_embedding.2");
     load_linear(&ld, &w.time0, c->freq_dim, c->dim, "time_embedding.0");
@@ -143,14 +152,14 @@ sla2_status dit_weights_load(const sla2_model_config *c, const sla2_safetensors 
     char prefix[64];
     for (int i = 0; i < c->num_layers && ld.status == SLA2_OK; i++) {
         dit_block_weights *b = &w.blocks[i];
-        b->modulation = loadf(&ld, 0, 3, (int64_t[]){1, 6, c->dim}, "blocks.%d.modulation", i);
+        loadf(&ld, &b->modulation, 0, 3, (int64_t[]){1, 6, c->dim}, "blocks.%d.modulation", i);
         snprintf(prefix, sizeof prefix, "blocks.%d.self_attn", i);
         load_attention(&ld, c, &b->self_attn, c->dim, prefix);
         snprintf(prefix, sizeof prefix, "blocks.%d.cross_attn", i);
         load_attention(&ld, c, &b->cross_attn, c->dim, prefix);
         if (c->cross_attn_norm) {
-            b->norm3_weight = loadf(&ld, 0, 1, (int64_t[]){c->dim}, "blocks.%d.norm3.weight", i);
-            b->norm3_bias = loadf(&ld, 0, 1, (int64_t[]){c->dim}, "blocks.%d.norm3.bias", i);
+            loadf(&ld, &b->norm3_weight, 0, 1, (int64_t[]){c->dim}, "blocks.%d.norm3.weight", i);
+            loadf(&ld, &b->norm3_bias, 0, 1, (int64_t[]){c->dim}, "blocks.%d.norm3.bias", i);
         }
         snprintf(prefix, sizeof prefix, "blocks.%d.ffn.0", i);
         load_linear(&ld, &b->ffn0, c->dim, c->ffn_dim, prefix);
@@ -158,49 +167,67 @@ sla2_status dit_weights_load(const sla2_model_config *c, const sla2_safetensors 
         load_linear(&ld, &b->ffn2, c->ffn_dim, c->dim, prefix);
         load_sla2(&ld, c, b, i);
     }
-    w.head_modulation = load(&ld, 0, "head.modulation", 3, (int64_t[]){1, 2, c->dim});
+    load(&ld, &w.head_modulation, 0, "head.modulation", 3, (int64_t[]){1, 2, c->dim});
     load_linear(&ld, &w.head, c->dim, (int)patch_out, "head.head");
     if (c->vocabulary_size > 0)
-        w.vocab_embedding = load(&ld, 0, "vocab_embedding.weight", 2, (int64_t[]){(int64_t)c->vocabulary_size, c->text_dim});
+        load(&ld, &w.vocab_embedding, 0, "vocab_embedding.weight", 2, (int64_t[]){(int64_t)c->vocabulary_size, c->text_dim});
+#undef w
     if (ld.status != SLA2_OK) {
-        dit_weights_free(&w, c->num_layers);
+        dit_weights_free(wp, NULL, c->num_layers);
         return ld.status;
     }
-    *out = w;
     return SLA2_OK;
 }
 
-static void free_linear(dit_linear *lin)
+void dit_weights_free(dit_weights *w, sla2_context *ctx, int num_layers)
 {
-    free(lin->weight);
-    free(lin->bias);
-}
-
-static void free_attention(dit_attention_weights *a)
-{
-    free_linear(&a->q), free_linear(&a->k), free_linear(&a->v), free_linear(&a->o);
-    free(a->norm_q), free(a->norm_k);
-}
-
-void dit_weights_free(dit_weights *w, int num_layers)
-{
+    (void)num_layers;
     if (!w)
         return;
-    free(w->patch_weight), free(w->patch_bias);
-    free_linear(&w->text0), free_linear(&w->text2), free_linear(&w->time0), free_linear(&w->time2);
-    free_linear(&w->time_proj);
-    for (int i = 0; w->blocks && i < num_layers; i++) {
-        dit_block_weights *b = &w->blocks[i];
-        free(b->modulation);
-        free_attention(&b->self_attn), free_attention(&b->cross_attn);
-        free(b->norm3_weight), free(b->norm3_bias);
-        free_linear(&b->ffn0), free_linear(&b->ffn2);
-        free(b->router_q), free(b->router_k), free(b->alpha), free(b->alpha_w), free(b->alpha_b);
-        free(b->proj_l_weight), free(b->proj_l_bias);
+    for (size_t i = 0; i < w->num_slots; i++) {
+        if (w->backend && w->slots[i].slot != &w->vocab_embedding)
+            w->backend->release(ctx, *w->slots[i].slot);
+        else
+            free(*w->slots[i].slot);
     }
+    free(w->slots);
     free(w->blocks);
-    free(w->head_modulation);
-    free_linear(&w->head);
-    free(w->vocab_embedding);
     memset(w, 0, sizeof *w);
+}
+
+sla2_status dit_weights_to_backend(sla2_context *ctx, const dit_backend *backend, dit_weights *w)
+{
+    if (backend == dit_backend_cpu())
+        return SLA2_OK; /* host memory already */
+    size_t moved = 0;
+    sla2_status s = SLA2_OK;
+    for (; moved < w->num_slots && s == SLA2_OK; moved++) {
+        float **slot = w->slots[moved].slot, *host = *slot;
+        if (slot == &w->vocab_embedding)
+            continue; /* the text context is built on the host */
+        void *device = NULL;
+        size_t bytes = w->slots[moved].elems * sizeof(float);
+        s = backend->alloc(ctx, bytes, &device);
+        if (s == SLA2_OK && (s = backend->upload(ctx, device, host, bytes)) != SLA2_OK)
+            backend->release(ctx, device);
+        if (s == SLA2_OK) {
+            *slot = device;
+            free(host);
+        }
+    }
+    if (s != SLA2_OK) {
+        /* slots before the failed one hold device memory, the rest host memory */
+        for (size_t i = 0; i < w->num_slots; i++) {
+            if (i + 1 < moved && w->slots[i].slot != &w->vocab_embedding)
+                backend->release(ctx, *w->slots[i].slot);
+            else
+                free(*w->slots[i].slot);
+        }
+        free(w->slots);
+        free(w->blocks);
+        memset(w, 0, sizeof *w);
+        return s;
+    }
+    w->backend = backend;
+    return SLA2_OK;
 }

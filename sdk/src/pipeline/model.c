@@ -1,6 +1,7 @@
 /* sla2_model: an architecture YAML plus its safetensors weights. */
 #include "pipeline/model.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,9 +13,9 @@ sla2_status sla2_model_load(sla2_context *ctx, const char *config_path, const ch
     if (!config_path || !weights_path || !out)
         return sla2_fail(ctx, SLA2_ERR_NULL_ARGUMENT, "%s: must not be NULL",
                          !config_path ? "config_path" : !weights_path ? "weights_path" : "out");
-    if (ctx->backend != SLA2_BACKEND_CPU)
-        return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED,
-                         "the DiT runtime runs on the CPU backend in this version; create a CPU context for models");
+    const dit_backend *backend = dit_backend_for(ctx);
+    if (!backend)
+        return SLA2_ERR_UNSUPPORTED;
     sla2_model *m = calloc(1, sizeof *m);
     if (!m)
         return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the model");
@@ -36,12 +37,15 @@ sla2_status sla2_model_load(sla2_context *ctx, const char *config_path, const ch
     if (s == SLA2_OK) {
         s = dit_weights_load(&m->config, st, &m->weights, err, sizeof err);
         sla2_safetensors_close(st); /* the weights are float32 copies now */
+        if (s == SLA2_OK && (s = dit_weights_to_backend(ctx, backend, &m->weights)) != SLA2_OK)
+            snprintf(err, sizeof err, "moving the weights to the %s backend: %.400s", backend->name, ctx->last_error);
     }
     if (s != SLA2_OK) {
         sla2_model_config_free(&m->config);
         free(m);
         return sla2_fail(ctx, s, "%s: %s", weights_path, err);
     }
+    m->ctx = ctx;
     m->tokens = sla2_model_config_tokens(&m->config, m->grid);
     *out = m;
     return SLA2_OK;
@@ -51,7 +55,7 @@ void sla2_model_free(sla2_model *model)
 {
     if (!model)
         return;
-    dit_weights_free(&model->weights, model->config.num_layers);
+    dit_weights_free(&model->weights, model->ctx, model->config.num_layers);
     sla2_model_config_free(&model->config);
     free(model);
 }

@@ -3,9 +3,11 @@
 #define SLA2_PIPELINE_MODEL_H
 
 #include "dit/dit.h"
+#include "dit/dit_backend.h"
 #include "sla2/pipeline.h"
 
 struct sla2_model {
+    sla2_context *ctx; /* borrowed: the weights live in its backend */
     sla2_model_config config;
     dit_weights weights;
     int grid[3];

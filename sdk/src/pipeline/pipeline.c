@@ -39,6 +39,10 @@ sla2_status sla2_pipeline_create(sla2_context *ctx, sla2_model *model, const cha
     sla2_clear_error(ctx);
     if (!model || !out)
         return sla2_fail(ctx, SLA2_ERR_NULL_ARGUMENT, "%s: must not be NULL", !model ? "model" : "out");
+    if (model->ctx->backend != ctx->backend)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "model: loaded on a %s context, the pipeline's is %s",
+                         model->ctx->backend == SLA2_BACKEND_CUDA ? "CUDA" : "CPU",
+                         ctx->backend == SLA2_BACKEND_CUDA ? "CUDA" : "CPU");
     sla2_pipeline *p = calloc(1, sizeof *p);
     int num_layers = model->config.num_layers;
     if (p)
@@ -212,7 +216,7 @@ static void generation_free(generation *g)
     dit_workspace_free(g->workspace);
 }
 
-static int generation_alloc(const sla2_model *m, int steps, int want_masks, generation *g)
+static int generation_alloc(sla2_context *ctx, const sla2_model *m, int steps, int want_masks, generation *g)
 {
     const sla2_model_config *c = &m->config;
     memset(g, 0, sizeof *g);
@@ -226,7 +230,8 @@ static int generation_alloc(const sla2_model *m, int steps, int want_masks, gene
     g->stats.mean_alpha = calloc(L, sizeof(double));
     g->stats.masks = calloc(L, sizeof(uint8_t *));
     g->stats.alpha_blocks = calloc(L, sizeof(float *));
-    g->workspace = dit_workspace_create(c);
+    if (dit_workspace_create(ctx, dit_backend_for(ctx), c, &g->workspace) != SLA2_OK)
+        g->workspace = NULL;
     int ok = g->x && g->v_cond && g->v_uncond && g->x0 && g->ctx_cond && g->ctx_uncond && g->sigmas && g->settings &&
              g->stats.kept && g->stats.q_blocks && g->stats.k_blocks && g->stats.mean_alpha && g->stats.masks &&
              g->stats.alpha_blocks && g->workspace;
@@ -332,7 +337,7 @@ sla2_status sla2_pipeline_generate(sla2_pipeline *p, const sla2_generate_options
         return s;
     const sla2_model *m = p->model;
     generation g;
-    if (!generation_alloc(m, o.steps, o.on_step != NULL, &g))
+    if (!generation_alloc(ctx, m, o.steps, o.on_step != NULL, &g))
         return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for generation");
     g.stats.options = &o;
     if (video_elems < g.n) {

@@ -1,0 +1,47 @@
+/* The operators the DiT's model code calls, one table per backend
+ * (ggml-backend's shape): the CPU runs them on host arrays, the CUDA
+ * backend on device arrays. Every float pointer lives in the backend's
+ * memory; the model code never touches it directly. */
+#ifndef SLA2_DIT_BACKEND_H
+#define SLA2_DIT_BACKEND_H
+
+#include "dit/dit.h"
+
+typedef struct dit_backend {
+    const char *name;
+    sla2_status (*alloc)(sla2_context *ctx, size_t bytes, void **out);
+    void (*release)(sla2_context *ctx, void *ptr);
+    sla2_status (*upload)(sla2_context *ctx, void *dst, const void *src, size_t bytes);
+    sla2_status (*download)(sla2_context *ctx, void *dst, const void *src, size_t bytes);
+    /* y[rows][out] = x[rows][in] W^T + b */
+    sla2_status (*linear)(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y);
+    /* weight and bias NULL: no affine */
+    sla2_status (*layer_norm)(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
+                              const float *weight, const float *bias, float *y);
+    sla2_status (*rms_norm)(sla2_context *ctx, float *x, int64_t rows, int64_t dim, double eps, const float *weight);
+    sla2_status (*gelu_tanh)(sla2_context *ctx, float *x, int64_t n);
+    sla2_status (*silu)(sla2_context *ctx, const float *x, int64_t n, float *y);
+    /* x = x * (1 + scale) + shift, broadcast over rows */
+    sla2_status (*modulate)(sla2_context *ctx, float *x, int64_t rows, int64_t dim, const float *shift,
+                            const float *scale);
+    /* x += y * gate (gate broadcast over rows; NULL gate = 1) */
+    sla2_status (*gated_residual)(sla2_context *ctx, float *x, const float *y, int64_t rows, int64_t dim,
+                                  const float *gate);
+    /* out[i] = a[i] + b[i % b_elems] */
+    sla2_status (*add)(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n);
+    /* Wan's 3-D RoPE on [L][heads][head_dim], angles in double */
+    sla2_status (*rope_3d)(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim);
+    /* softmax(q k^T / sqrt(d)) v per head; q [Lq][H][d], k and v [Lk][H][d] */
+    sla2_status (*dense_attention)(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
+                                   int64_t Lk, int64_t heads, int64_t head_dim, float *out);
+} dit_backend;
+
+const dit_backend *dit_backend_cpu(void);
+#ifdef SLA2_HAVE_CUDA_DIT
+const dit_backend *sla2_cuda_dit_backend(void);
+#endif
+/* The table for ctx's backend; NULL (with a message on ctx) when the DiT
+ * cannot run there. */
+const dit_backend *dit_backend_for(sla2_context *ctx);
+
+#endif

@@ -1,0 +1,136 @@
+/* The DiT's operators on the CPU: host arrays, OpenBLAS GEMMs. */
+#include "dit/dit_backend.h"
+#include "dit/dit_ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static sla2_status cpu_alloc(sla2_context *ctx, size_t bytes, void **out)
+{
+    *out = malloc(bytes ? bytes : 1);
+    return *out ? SLA2_OK : sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory (%zu bytes)", bytes);
+}
+
+static void cpu_release(sla2_context *ctx, void *ptr)
+{
+    (void)ctx;
+    free(ptr);
+}
+
+static sla2_status cpu_copy(sla2_context *ctx, void *dst, const void *src, size_t bytes)
+{
+    (void)ctx;
+    memmove(dst, src, bytes);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_linear(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y)
+{
+    (void)ctx;
+    op_linear(x, rows, lin, y);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
+                                  const float *weight, const float *bias, float *y)
+{
+    (void)ctx;
+    op_layer_norm(x, rows, dim, eps, weight, bias, y);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_rms_norm(sla2_context *ctx, float *x, int64_t rows, int64_t dim, double eps, const float *w)
+{
+    (void)ctx;
+    op_rms_norm(x, rows, dim, eps, w);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_gelu(sla2_context *ctx, float *x, int64_t n)
+{
+    (void)ctx;
+    op_gelu_tanh(x, n);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_silu(sla2_context *ctx, const float *x, int64_t n, float *y)
+{
+    (void)ctx;
+    op_silu(x, n, y);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_modulate(sla2_context *ctx, float *x, int64_t rows, int64_t dim, const float *shift,
+                                const float *scale)
+{
+    (void)ctx;
+    op_modulate(x, rows, dim, shift, scale);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_gated_residual(sla2_context *ctx, float *x, const float *y, int64_t rows, int64_t dim,
+                                      const float *gate)
+{
+    (void)ctx;
+    op_gated_residual(x, y, rows, dim, gate);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_add(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n)
+{
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i % b_elems];
+    return SLA2_OK;
+}
+
+static sla2_status cpu_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim)
+{
+    (void)ctx;
+    op_rope_3d(x, grid, heads, head_dim);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
+                                       int64_t Lk, int64_t heads, int64_t head_dim, float *out)
+{
+    if (!op_dense_attention(q, Lq, k, v, Lk, heads, head_dim, out))
+        return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for cross-attention scores");
+    return SLA2_OK;
+}
+
+static const dit_backend cpu_table = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .linear = cpu_linear,
+    .layer_norm = cpu_layer_norm,
+    .rms_norm = cpu_rms_norm,
+    .gelu_tanh = cpu_gelu,
+    .silu = cpu_silu,
+    .modulate = cpu_modulate,
+    .gated_residual = cpu_gated_residual,
+    .add = cpu_add,
+    .rope_3d = cpu_rope,
+    .dense_attention = cpu_dense_attention,
+};
+
+const dit_backend *dit_backend_cpu(void)
+{
+    return &cpu_table;
+}
+
+const dit_backend *dit_backend_for(sla2_context *ctx)
+{
+    if (ctx->backend == SLA2_BACKEND_CPU)
+        return &cpu_table;
+#ifdef SLA2_HAVE_CUDA_DIT
+    if (ctx->backend == SLA2_BACKEND_CUDA)
+        return sla2_cuda_dit_backend();
+#endif
+    sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "the DiT runtime has no %s implementation in this build; use a CPU context",
+              ctx->backend == SLA2_BACKEND_CUDA ? "CUDA" : "such");
+    return NULL;
+}
