@@ -18,8 +18,17 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# The tiny demo model when it is there (models/), else the operator on a
+# random problem.
+DEMO_PROMPT ?= red circle moving right
 demo: build
-	@$(BUILD_DIR)/apps/demo/sla2-demo
+	@if [ -f models/tiny-demo.safetensors ]; then \
+	  mkdir -p out && $(BUILD_DIR)/apps/gen/sla2-gen --model models/tiny-demo.yaml \
+	    --weights models/tiny-demo.safetensors --prompt "$(DEMO_PROMPT)" --steps 20 \
+	    --out out/demo.y4m --png out/demo.png --score; \
+	else \
+	  $(BUILD_DIR)/apps/demo/sla2-demo; \
+	fi
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

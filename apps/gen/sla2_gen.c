@@ -10,11 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 typedef struct gen_args {
     const char *model, *weights, *prompt, *text_embedding, *runtime, *out_y4m, *out_png, *out_frames_dir;
     int64_t seed;
-    int steps, fps, sampler, attention_dense, attention_set, quiet;
+    int steps, fps, sampler, attention_dense, attention_set, quiet, score;
     double guidance, shift;
     float topk;
     int quant; /* -1: the runtime's */
@@ -46,6 +47,7 @@ static void usage(FILE *to)
         "  --png FILE.png          a strip of 8 frames side by side as PNG\n"
         "  --frames-dir DIR        every frame as DIR/frame_NNN.png\n"
         "  --fps N                 frames per second in the Y4M (default 8)\n"
+        "  --score                 analyse the video (colour, shape, direction) against the prompt\n"
         "  --quiet                 no progress bar\n"
         "  --help                  this text\n");
 }
@@ -86,6 +88,10 @@ static int parse_args(int argc, char **argv, gen_args *a)
         }
         if (!strcmp(f, "--quiet")) {
             a->quiet = 1;
+            continue;
+        }
+        if (!strcmp(f, "--score")) {
+            a->score = 1;
             continue;
         }
         if (strncmp(f, "--", 2) != 0)
@@ -133,6 +139,8 @@ static int parse_args(int argc, char **argv, gen_args *a)
         return die("--model and --weights are required (see --help)%s%s", "", "");
     if (!a->prompt == !a->text_embedding)
         return die("give exactly one of --prompt and --text-embedding%s%s", "", "");
+    if (a->score && !a->prompt)
+        return die("--score needs --prompt (it checks the video against the prompt's words)%s%s", "", "");
     return 1;
 }
 
@@ -162,6 +170,21 @@ static int ensure_parent_dir(const char *path)
         return 1;
     *slash = '\0';
     return mkdir(dir, 0777) == 0 || errno == EEXIST;
+}
+
+/* Prints what the analyser reads in the video and how much of the prompt it matches. */
+static void print_score(const gen_args *a, const sla2_model_info *info, const float *video)
+{
+    sla2_video_analysis analysis;
+    if (!info->pixel_space || info->channels != 3 ||
+        sla2_video_analyse(video, info->frames, info->height, info->width, &analysis) != SLA2_OK) {
+        printf("score: not available for this model (the analyser reads RGB videos)\n");
+        return;
+    }
+    int m = sla2_prompt_matches(a->prompt, &analysis);
+    printf("adherence: %d/3 (colour %s: %s, shape %s: %s, direction %s: %s)\n", (m & 1) + (m >> 1 & 1) + (m >> 2 & 1),
+           analysis.colour, m & 1 ? "yes" : "no", analysis.shape, m & 2 ? "yes" : "no", analysis.direction,
+           m & 4 ? "yes" : "no");
 }
 
 static int write_outputs(const gen_args *a, const sla2_model_info *info, const float *video)
@@ -259,9 +282,15 @@ int main(int argc, char **argv)
            sla2_context_device_name(ctx));
     if (a.prompt)
         printf("prompt: %s\n", a.prompt);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (sla2_pipeline_generate(pipe, &gen, video, elems))
         goto done;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("generated in %.1f s\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     rc = write_outputs(&a, &info, video);
+    if (rc == 0 && a.score)
+        print_score(&a, &info, video);
 done:
     if (rc == 1 && sla2_context_last_error(ctx)[0])
         fprintf(stderr, "sla2-gen: %s\n", sla2_context_last_error(ctx));
