@@ -101,9 +101,5 @@ int main(void)
     tcase_add_test(tc, analyser_reads_every_prompt);
     tcase_add_test(tc, analyser_handles_empty_and_bad_input);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite);
 }

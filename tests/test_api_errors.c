@@ -259,9 +259,5 @@ int main(void)
     tcase_add_test(tc, context_creation_errors);
     tcase_add_test(tc, names_and_versions);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite);
 }

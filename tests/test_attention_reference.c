@@ -448,9 +448,5 @@ int main(void)
     tcase_add_test(tc, quantised_modes_stay_within_bounds);
     tcase_add_test(tc, key_offset_changes_nothing);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite);
 }

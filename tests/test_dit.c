@@ -160,9 +160,5 @@ int main(void)
     tcase_add_test(tc, dense_forward_matches_pytorch_reference);
     tcase_add_test(tc, loader_names_missing_and_misshaped_tensors);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite);
 }

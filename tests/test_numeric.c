@@ -131,9 +131,5 @@ int main(void)
     tcase_add_test(tc, f16_and_bf16_round_hand_values);
     tcase_add_test(tc, f16_round_trips_every_finite_code);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite);
 }

@@ -247,9 +247,5 @@ int main(void)
     tcase_add_test(tc, callback_cancels_and_changes_settings);
     tcase_add_test(tc, bad_arguments_are_named);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite);
 }

@@ -150,9 +150,5 @@ int main(void)
     tcase_add_test(tc, kept_count_follows_the_formula);
     tcase_add_test(tc, learned_projection_changes_the_choice);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(suite);
 }

@@ -9,24 +9,32 @@
  * Acceptance, relative L2 against the float64 oracle:
  *   none: below 1e-5 over the whole output. Both sides compute exact softmax
  *     and linear attention; the SDK accumulates in float32. Seen: at most
- *     5e-7 on these fixtures, 2e-6 over 450 random problems of the same
- *     kinds (B, H, L 1..400, D, blocks, topk, maps, routers, alphas, v1).
- *   int8, int8_fp8: below 2e-5 over all rows except the worst 1% (at least
+ *     6e-7 on these fixtures, 2.3e-6 over 1500 random problems of the same
+ *     kinds (B, H, L 1..400, D, blocks, topk, maps, routers, alphas, v1,
+ *     F32/F16/BF16 inputs, both layouts; train/sdk_parity_sweep.py seeds
+ *     1..5, 300 each), fast path included.
+ *   int8, int8_fp8: below 5e-5 over all rows except the worst 1% (at least
  *     one row), and below 1e-3 over the whole output. Both sides simulate
  *     the same INT8, e4m3 and f16 roundings and agree to about 1e-7, except
  *     where an unrounded value lies within float rounding of a rounding
  *     midpoint and the two land on different sides: the oracle takes P in
  *     float64, the SDK in float32, so now and then one P code differs by one
  *     step (an e4m3 step near P = 1 is 7% of P), which moves that one row by
- *     up to ~1e-3. int8_l65_relu_shared_perrow has one: P = 0.72973632563
- *     (float64) lies 2.5e-9 below the f16 midpoint 0.729736328125, so the
- *     oracle rounds it down, the SDK's float32 P lands above and rounds up;
- *     rel L2 6.4e-6, all in one row. Over 450 random problems: whole output
- *     at most 7.4e-5, trimmed at most 3.3e-6. A misreading of section 2
+ *     up to ~1e-3. int8_l65_relu_shared_perrow has two, in f16(P): head 0
+ *     row 7 key 45, P = 0.7297363256 (float64) 2.5e-9 below the midpoint
+ *     0.729736328125 (the oracle rounds down, the SDK's float32 P lands
+ *     above and rounds up), and row 1 key 5, P = 0.1687622129, 5.9e-9 above
+ *     0.168762207031; rel L2 4.5e-6, trimmed (one row left out) 1.9e-6.
+ *     Over the 1500 random problems: whole output at most 2.2e-4 (int8_fp8)
+ *     and 5.3e-5 (int8); trimmed at most 2.7e-7 (int8_fp8) and 7.8e-6 (int8,
+ *     where f16 flips are 60 times more frequent and 60 times smaller than
+ *     e4m3 ones, so they spread over more than 1% of rows). A misreading of
+ *     section 2
  *     (unsmoothed K, int8 for int8_fp8, a different FP8 scale, the wrong
- *     block order, alpha swapped, the linear branch over all keys) moves
- *     nearly every row, by 3e-3 to 1 on these fixtures
- *     (train/tests/test_fixture_sensitivity.py checks each is caught).
+ *     block order, alpha swapped, the router's W transposed, the linear
+ *     branch over all keys) moves most rows: by 3e-3 to 1 on the fixtures
+ *     that exercise it (train/tests/test_fixture_sensitivity.py checks that
+ *     each is caught).
  * The mask must match exactly: the fixtures were chosen (seeded) so that the
  * kept and dropped router scores of every query block are at least 1e-4
  * apart relative to the row's largest score, except the deliberate exact tie
@@ -48,7 +56,7 @@
 #define HEADER_BYTES 1024
 
 static const double REL_L2_BOUND_EXACT = 1e-5;
-static const double REL_L2_BOUND_QUANT_TRIMMED = 2e-5;
+static const double REL_L2_BOUND_QUANT_TRIMMED = 5e-5;
 static const double REL_L2_BOUND_QUANT_TOTAL = 1e-3;
 static const double MEAN_ALPHA_TOLERANCE = 1e-6; /* float32 sigmoid vs float64 */
 

@@ -113,3 +113,12 @@ sla2_context *test_cpu_context(int reference)
     ck_assert_msg(s == SLA2_OK, "context: %s", message);
     return ctx;
 }
+
+int run_suite(Suite *suite)
+{
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -24,6 +24,9 @@ int all_finite(const float *x, size_t n);
 void dense_attention_double(const float *q, const float *k, const float *v, int64_t B, int64_t H, int64_t L,
                             int64_t D, double scale, float *out);
 
+/* Runs a suite; the process's exit status. */
+int run_suite(Suite *suite);
+
 /* A CPU context (reference or fast path); fails the test if creation fails. */
 sla2_context *test_cpu_context(int reference);
 
