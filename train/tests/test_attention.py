@@ -144,20 +144,20 @@ def test_cuda_matches_cpu():
     if not torch.cuda.is_available():
         return
     q, k, v = _qkv(2, 3, 333, 64, seed=17)
-    wq = torch.eye(64, dtype=torch.float64) + torch.randn(3, 64, 64, dtype=torch.float64) / 8
+    g = torch.Generator().manual_seed(17)
+    params = dict(router_q=torch.eye(64, dtype=torch.float64) + torch.randn(3, 64, 64, generator=g, dtype=torch.float64) / 8,
+                  alpha_w=0.2 * torch.randn(3, 64, generator=g, dtype=torch.float64),
+                  alpha_b=torch.randn(3, generator=g, dtype=torch.float64))
     for mode in ("none", "int8", "int8_fp8"):
         kw = dict(block_q=128, topk=0.5, quant=mode, feature_map="elu")
-        cpu, cpu_mask = sla2_attention(q, k, v, router_q=wq, alpha_w=torch.randn(3, 64, dtype=torch.float64) * 0,
-                                       alpha_b=torch.zeros(3, dtype=torch.float64), return_mask=True, **kw)
-        gpu, gpu_mask = sla2_attention(q.cuda(), k.cuda(), v.cuda(), router_q=wq.cuda(),
-                                       alpha_w=torch.zeros(3, 64, dtype=torch.float64, device="cuda"),
-                                       alpha_b=torch.zeros(3, dtype=torch.float64, device="cuda"),
-                                       return_mask=True, **kw)
+        cpu, cpu_mask = sla2_attention(q, k, v, return_mask=True, **params, **kw)
+        on_gpu = {n: t.cuda() for n, t in params.items()}
+        gpu, gpu_mask = sla2_attention(q.cuda(), k.cuda(), v.cuda(), return_mask=True, **on_gpu, **kw)
         assert torch.equal(cpu_mask, gpu_mask.cpu()), mode
         assert _rel(gpu.cpu(), cpu) < (1e-12 if mode == "none" else 1e-4), (mode, _rel(gpu.cpu(), cpu))
         for dtype, bound in ((torch.float32, 1e-3), (torch.bfloat16, 5e-2)):
             qq, kk, vv = [t.cuda().to(dtype).requires_grad_() for t in (q, k, v)]
-            out = sla2_attention(qq, kk, vv, router_q=wq.cuda().to(dtype), **kw)
+            out = sla2_attention(qq, kk, vv, **{n: t.to(dtype) for n, t in on_gpu.items()}, **kw)
             assert out.dtype == dtype
             assert _rel(out.double().cpu(), cpu) < bound, (mode, dtype, _rel(out.double().cpu(), cpu))
             out.float().square().sum().backward()
