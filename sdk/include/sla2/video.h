@@ -38,13 +38,15 @@ SLA2_API void sla2_video_frame_rgb8(const float *video, int frames, int height, 
 /* ---- Prompt adherence (the tiny demo model's videos) ----------------------
  * The analyser reads what a video of one coloured shape moving in one
  * direction on a dark background shows: the dominant colour (nearest of red,
- * green, blue, yellow, cyan, magenta), the shape (circle, square, triangle,
- * from how much of its bounding box the shape fills: pi/4, 1, 1/2), and the
- * direction of motion (left, right, up, down, from the centroid's track). */
+ * green, blue, yellow, cyan, magenta), the shape (circle, square, triangle:
+ * the template of train/tiny/data.py's sizes that overlaps the object best,
+ * by a vote over the frames), and the direction of motion (left, right, up,
+ * down, from the centroid's track). The object is the largest connected
+ * region of pixels far from the background colour. */
 typedef struct sla2_video_analysis {
     const char *colour, *shape, *direction; /* static strings; "none" when not found */
     double mean_rgb[3];      /* of the object's pixels, 0..255 */
-    double fill_ratio;       /* median over frames of pixels / bounding-box area */
+    double fill_ratio;       /* mean over frames of pixels / bounding-box area */
     double velocity[2];      /* centroid's x and y motion, pixels per frame */
     double object_share;     /* share of pixels that belong to the object */
 } sla2_video_analysis;

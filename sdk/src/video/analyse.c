@@ -14,7 +14,9 @@ static const char *const shape_names[3] = {"circle", "square", "triangle"};
 static const char *const direction_names[4] = {"left", "right", "up", "down"};
 
 /* A pixel belongs to the object when it is far from the background, which
- * is the frame's per-channel median (the object covers a few percent). */
+ * is the frame's per-channel median (the object covers a few percent). Of
+ * those pixels the largest 8-connected component is the object: generated
+ * videos have specks around it. */
 #define OBJECT_DISTANCE 80.0
 
 static int compare_bytes(const void *a, const void *b)
@@ -22,44 +24,129 @@ static int compare_bytes(const void *a, const void *b)
     return (int)*(const uint8_t *)a - (int)*(const uint8_t *)b;
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct frame_object {
-    int count, min_x, max_x, min_y, max_y;
-    double sum_x, sum_y, sum_rgb[3];
+    int count;
+    double cx, cy, sum_rgb[3];
+    int min_x, max_x, min_y, max_y;
 } frame_object;
 
-static void find_object(const uint8_t *rgb, int height, int width, uint8_t *scratch, frame_object *o)
+typedef struct frame_scratch {
+    uint8_t *bytes; /* median */
+    uint8_t *mask;  /* 1 object-coloured, 2 in the chosen component */
+    int *stack, *label;
+} frame_scratch;
+
+static void object_mask(const uint8_t *rgb, int height, int width, frame_scratch *fs)
 {
     size_t pixels = (size_t)height * width;
     double background[3];
     for (int c = 0; c < 3; c++) {
         for (size_t i = 0; i < pixels; i++)
-            scratch[i] = rgb[i * 3 + c];
-        qsort(scratch, pixels, 1, compare_bytes);
-        background[c] = scratch[pixels / 2];
+            fs->bytes[i] = rgb[i * 3 + c];
+        qsort(fs->bytes, pixels, 1, compare_bytes);
+        background[c] = fs->bytes[pixels / 2];
     }
+    for (size_t i = 0; i < pixels; i++) {
+        double d2 = 0;
+        for (int c = 0; c < 3; c++)
+            d2 += (rgb[i * 3 + c] - background[c]) * (rgb[i * 3 + c] - background[c]);
+        fs->mask[i] = d2 >= OBJECT_DISTANCE * OBJECT_DISTANCE;
+    }
+}
+
+/* Labels the 8-connected components of mask == 1; returns the label of the
+ * largest (0 if none) and its size. */
+static int largest_component(int height, int width, frame_scratch *fs, int *size)
+{
+    size_t pixels = (size_t)height * width;
+    int best = 0, best_size = 0, next = 0;
+    for (size_t i = 0; i < pixels; i++)
+        fs->label[i] = 0;
+    for (size_t seed = 0; seed < pixels; seed++) {
+        if (!fs->mask[seed] || fs->label[seed])
+            continue;
+        int top = 0, count = 0;
+        fs->label[seed] = ++next;
+        fs->stack[top++] = (int)seed;
+        while (top > 0) {
+            int p = fs->stack[--top], x = p % width, y = p / width;
+            count++;
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    int nx = x + dx, ny = y + dy;
+                    if (nx < 0 || ny < 0 || nx >= width || ny >= height)
+                        continue;
+                    int q = ny * width + nx;
+                    if (fs->mask[q] && !fs->label[q]) {
+                        fs->label[q] = next;
+                        fs->stack[top++] = q;
+                    }
+                }
+        }
+        if (count > best_size)
+            best = next, best_size = count;
+    }
+    *size = best_size;
+    return best;
+}
+
+static void find_object(const uint8_t *rgb, int height, int width, frame_scratch *fs, frame_object *o)
+{
     memset(o, 0, sizeof *o);
+    object_mask(rgb, height, width, fs);
+    int size = 0, label = largest_component(height, width, fs, &size);
     o->min_x = width, o->min_y = height, o->max_x = -1, o->max_y = -1;
     for (int y = 0; y < height; y++)
         for (int x = 0; x < width; x++) {
-            const uint8_t *p = rgb + ((size_t)y * width + x) * 3;
-            double d2 = 0;
-            for (int c = 0; c < 3; c++)
-                d2 += (p[c] - background[c]) * (p[c] - background[c]);
-            if (d2 < OBJECT_DISTANCE * OBJECT_DISTANCE)
+            size_t i = (size_t)y * width + x;
+            fs->mask[i] = label && fs->label[i] == label;
+            if (!fs->mask[i])
                 continue;
             o->count++;
-            o->sum_x += x, o->sum_y += y;
+            o->cx += x + 0.5, o->cy += y + 0.5;
             for (int c = 0; c < 3; c++)
-                o->sum_rgb[c] += p[c];
+                o->sum_rgb[c] += rgb[i * 3 + c];
             o->min_x = x < o->min_x ? x : o->min_x, o->max_x = x > o->max_x ? x : o->max_x;
             o->min_y = y < o->min_y ? y : o->min_y, o->max_y = y > o->max_y ? y : o->max_y;
         }
+    if (o->count) {
+        o->cx /= o->count;
+        o->cy /= o->count;
+    }
+}
+
+/* The data's shapes around a centre: circle radius 10, square side 18,
+ * upward equilateral triangle side 24 whose bounding box is centred. */
+static int in_shape(int shape, double dx, double dy)
+{
+    if (shape == 0)
+        return dx * dx + dy * dy <= 100.0;
+    if (shape == 1)
+        return fabs(dx) <= 9.0 && fabs(dy) <= 9.0;
+    double h = 24.0 * 0.8660254037844386, top = -h / 2;
+    return dy >= top && dy <= h / 2 && fabs(dx) <= 12.0 * (dy - top) / h;
+}
+
+/* The shape whose template, centred on the object's bounding box, overlaps
+ * the object best (intersection over union). */
+static int best_shape(const frame_scratch *fs, const frame_object *o, int height, int width)
+{
+    double cx = (o->min_x + o->max_x + 1) / 2.0, cy = (o->min_y + o->max_y + 1) / 2.0, best_iou = -1;
+    int best = 0;
+    for (int shape = 0; shape < 3; shape++) {
+        int inter = 0, uni = 0;
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++) {
+                int in_template = in_shape(shape, x + 0.5 - cx, y + 0.5 - cy);
+                int in_object = fs->mask[(size_t)y * width + x];
+                inter += in_template && in_object;
+                uni += in_template || in_object;
+            }
+        double iou = uni ? (double)inter / uni : 0.0;
+        if (iou > best_iou)
+            best_iou = iou, best = shape;
+    }
+    return best;
 }
 
 /* Least-squares slope of v against frame index over frames with an object. */
@@ -81,12 +168,12 @@ sla2_status sla2_video_analyse(const float *video, int frames, int height, int w
     if (frames < 1 || height < 4 || width < 4 || frames > 10000 || height > 4096 || width > 4096)
         return SLA2_ERR_INVALID_VALUE;
     size_t pixels = (size_t)height * width;
-    uint8_t *rgb = malloc(pixels * 3), *scratch = malloc(pixels);
+    uint8_t *rgb = malloc(pixels * 3);
+    frame_scratch fs = {malloc(pixels), malloc(pixels), malloc(pixels * sizeof(int)), malloc(pixels * sizeof(int))};
     double *cx = calloc((size_t)frames, sizeof(double)), *cy = calloc((size_t)frames, sizeof(double));
-    double *fills = calloc((size_t)frames, sizeof(double));
     int *valid = calloc((size_t)frames, sizeof(int));
-    if (!rgb || !scratch || !cx || !cy || !fills || !valid) {
-        free(rgb), free(scratch), free(cx), free(cy), free(fills), free(valid);
+    if (!rgb || !fs.bytes || !fs.mask || !fs.stack || !fs.label || !cx || !cy || !valid) {
+        free(rgb), free(fs.bytes), free(fs.mask), free(fs.stack), free(fs.label), free(cx), free(cy), free(valid);
         return SLA2_ERR_OUT_OF_MEMORY;
     }
     sla2_video_analysis a;
@@ -94,21 +181,25 @@ sla2_status sla2_video_analyse(const float *video, int frames, int height, int w
     a.colour = a.shape = a.direction = "none";
     double sum_rgb[3] = {0, 0, 0};
     long total = 0;
-    int num_fills = 0;
+    int shape_votes[3] = {0, 0, 0}, inside_frames = 0;
+    double fill_sum = 0;
     for (int f = 0; f < frames; f++) {
         frame_object o;
         sla2_video_frame_rgb8(video, frames, height, width, f, rgb);
-        find_object(rgb, height, width, scratch, &o);
+        find_object(rgb, height, width, &fs, &o);
         if (o.count < 8) /* noise, or no object this frame */
             continue;
         valid[f] = 1;
-        cx[f] = o.sum_x / o.count, cy[f] = o.sum_y / o.count;
+        cx[f] = o.cx, cy[f] = o.cy;
         for (int c = 0; c < 3; c++)
             sum_rgb[c] += o.sum_rgb[c];
         total += o.count;
         /* only frames where the object is wholly inside tell its shape */
-        if (o.min_x > 0 && o.min_y > 0 && o.max_x < width - 1 && o.max_y < height - 1)
-            fills[num_fills++] = o.count / (double)((o.max_x - o.min_x + 1) * (o.max_y - o.min_y + 1));
+        if (o.min_x > 0 && o.min_y > 0 && o.max_x < width - 1 && o.max_y < height - 1) {
+            shape_votes[best_shape(&fs, &o, height, width)]++;
+            fill_sum += o.count / (double)((o.max_x - o.min_x + 1) * (o.max_y - o.min_y + 1));
+            inside_frames++;
+        }
     }
     if (total > 0) {
         double best = INFINITY;
@@ -123,11 +214,13 @@ sla2_status sla2_video_analyse(const float *video, int frames, int height, int w
         }
         a.object_share = (double)total / ((double)pixels * frames);
     }
-    if (num_fills > 0) {
-        qsort(fills, (size_t)num_fills, sizeof *fills, compare_doubles);
-        a.fill_ratio = fills[num_fills / 2];
-        /* circle pi/4 = 0.785, square 1, triangle 0.5: split halfway */
-        a.shape = a.fill_ratio > 0.89 ? shape_names[1] : a.fill_ratio > 0.64 ? shape_names[0] : shape_names[2];
+    if (inside_frames > 0) {
+        int winner = 0;
+        for (int k = 1; k < 3; k++)
+            if (shape_votes[k] > shape_votes[winner])
+                winner = k;
+        a.shape = shape_names[winner];
+        a.fill_ratio = fill_sum / inside_frames;
     }
     a.velocity[0] = slope(cx, valid, frames);
     a.velocity[1] = slope(cy, valid, frames);
@@ -136,7 +229,7 @@ sla2_status sla2_video_analyse(const float *video, int frames, int height, int w
         a.direction = speed_x >= speed_y ? direction_names[a.velocity[0] < 0 ? 0 : 1]
                                          : direction_names[a.velocity[1] < 0 ? 2 : 3];
     *out = a;
-    free(rgb), free(scratch), free(cx), free(cy), free(fills), free(valid);
+    free(rgb), free(fs.bytes), free(fs.mask), free(fs.stack), free(fs.label), free(cx), free(cy), free(valid);
     return SLA2_OK;
 }
 
