@@ -24,7 +24,7 @@ DEMO_PROMPT ?= red circle moving right
 demo: build
 	@if [ -f models/tiny-demo.safetensors ]; then \
 	  mkdir -p out && $(BUILD_DIR)/apps/gen/sla2-gen --model models/tiny-demo.yaml \
-	    --weights models/tiny-demo.safetensors --prompt "$(DEMO_PROMPT)" --steps 20 \
+	    --weights models/tiny-demo.safetensors --runtime models/tiny-demo.runtime.yaml --prompt "$(DEMO_PROMPT)" \
 	    --out out/demo.y4m --png out/demo.png --score; \
 	else \
 	  $(BUILD_DIR)/apps/demo/sla2-demo; \

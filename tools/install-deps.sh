@@ -2,7 +2,8 @@
 # Installs the Debian packages the build and tests need, when they are
 # missing and we are root; otherwise names them and stops.
 set -euo pipefail
-packages=(cmake make gcc g++ pkg-config check libyaml-dev libopenblas-openmp-dev libpng-dev)
+packages=(cmake make gcc g++ pkg-config check libyaml-dev libopenblas-openmp-dev libpng-dev
+          libsdl2-dev libsdl2-ttf-dev fonts-dejavu-core xvfb)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -26,15 +26,23 @@ static sla2_status init_backend(sla2_context *ctx, const sla2_context_options *o
         return sla2_cpu_backend_init(ctx);
     case SLA2_BACKEND_CUDA:
 #ifdef SLA2_HAVE_CUDA
-        return sla2_cuda_backend_init(ctx, options->device);
+    {
+        /* the backend sets ops and state; which backend this is, the front end records */
+        sla2_status s = sla2_cuda_backend_init(ctx, options->device);
+        if (s == SLA2_OK)
+            ctx->backend = SLA2_BACKEND_CUDA;
+        return s;
+    }
 #else
         return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED,
                          "backend CUDA: this build of libsla2 has no CUDA backend (configure with nvcc present)");
 #endif
     case SLA2_BACKEND_AUTO:
 #ifdef SLA2_HAVE_CUDA
-        if (sla2_cuda_backend_init(ctx, options->device) == SLA2_OK)
+        if (sla2_cuda_backend_init(ctx, options->device) == SLA2_OK) {
+            ctx->backend = SLA2_BACKEND_CUDA;
             return SLA2_OK;
+        }
         sla2_clear_error(ctx);
 #endif
         return sla2_cpu_backend_init(ctx);

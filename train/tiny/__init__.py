@@ -1,0 +1,1 @@
+"""The tiny demo model's training code (ARCHITECTURE.md section 5)."""
