@@ -119,7 +119,7 @@ typedef struct sla2_generate_options {
     sla2_step_callback on_step;
     sla2_attention_observer on_attention;
     void *user;
-    const volatile int *cancel;      /* checked before each step; non-zero cancels */
+    const volatile int *cancel;      /* checked before each step and each DiT block; non-zero cancels */
 } sla2_generate_options;
 
 SLA2_API void sla2_generate_options_default(sla2_generate_options *options);

@@ -96,6 +96,7 @@ typedef struct dit_forward_args {
     uint8_t **block_masks; /* NULL, or [num_layers] buffers of H*Nq*Nk to fill */
     float **alpha_blocks;  /* NULL, or [num_layers] buffers of H*Nq to fill */
     dit_workspace *workspace; /* NULL: allocated for this pass */
+    const volatile int *cancel; /* checked before each block; non-zero stops the pass */
     double attention_ms;   /* out: time spent in self-attention */
 } dit_forward_args;
 

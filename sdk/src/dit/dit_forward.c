@@ -278,8 +278,11 @@ static sla2_status forward(sla2_context *ctx, const sla2_model_config *c, const 
     TRY(be->upload(ctx, ws->patches, ws->host_patches, (size_t)(L * patch * c->in_channels) * sizeof(float)));
     dit_linear patch_embedding = {w->patch_weight, w->patch_bias, (int)(patch * c->in_channels), c->dim};
     TRY(be->linear(ctx, ws->patches, L, &patch_embedding, ws->x));
-    for (int layer = 0; layer < c->num_layers; layer++)
+    for (int layer = 0; layer < c->num_layers; layer++) {
+        if (args->cancel && *args->cancel)
+            return sla2_fail(ctx, SLA2_ERR_CANCELLED, "generation cancelled (before block %d)", layer);
         TRY(block_forward(ctx, c, &w->blocks[layer], args, layer, L, grid, ws));
+    }
     float *head_mod = ws->mod; /* shift, scale: head.modulation [2][dim] + e */
     TRY(be->add(ctx, w->head_modulation, ws->e, c->dim, head_mod, 2 * (int64_t)c->dim));
     TRY(be->layer_norm(ctx, ws->x, L, c->dim, c->eps, NULL, NULL, ws->h));

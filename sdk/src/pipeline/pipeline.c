@@ -304,7 +304,7 @@ static sla2_status run_step(sla2_pipeline *p, const sla2_generate_options *o, ge
                              .observer = o->on_attention ? on_layer_qkv : NULL,
                              .block_masks = g->mask_storage ? g->stats.masks : NULL,
                              .alpha_blocks = g->alpha_storage ? g->stats.alpha_blocks : NULL,
-                             .workspace = g->workspace};
+                             .workspace = g->workspace, .cancel = o->cancel};
     g->stats.step = step + 1;
     sla2_status s = dit_forward(p->ctx, &m->config, &m->weights, &args, g->v_cond);
     *attention_ms = args.attention_ms;
