@@ -34,6 +34,15 @@ __device__ __forceinline__ uint32_t pack4_e4m3(float x0, float x1, float x2, flo
     return (lo & 0xffffu) | (hi << 16);
 }
 
+/* Two floats rounded to e4m3 (RNE, saturating) and returned as an fp16
+ * pair, x0 in the low half: e4m3 values are exact in fp16. */
+__device__ __forceinline__ uint32_t e4m3_pair_as_half2(float x0, float x1)
+{
+    const __nv_fp8x2_storage_t q = __nv_cvt_float2_to_fp8x2(make_float2(x0, x1), __NV_SATFINITE, __NV_E4M3);
+    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(q, __NV_E4M3);
+    return (uint32_t)h.x | ((uint32_t)h.y << 16);
+}
+
 /* D = A(16x32 e4m3, row) * B(32x8 e4m3, col) + D, FP32 accumulation. */
 __device__ __forceinline__ void mma_e4m3_16832(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
 {

@@ -23,6 +23,55 @@ __device__ __forceinline__ float load_elem(const void *base, int64_t index, int 
     }
 }
 
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <typename T, int R, int C, typename RowOffset>
+__device__ __forceinline__ void load_rows_as(float (&x)[R][C], const void *base, RowOffset row_offset, int lane)
+{
+    const T *b = static_cast<const T *>(base);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int64_t off = row_offset(r);
+#pragma unroll
+        for (int c = 0; c < C; ++c)
+            x[r][c] = off >= 0 ? to_float(b[off + lane + 32 * c]) : 0.0f;
+    }
+}
+
+/* R rows of C * 32 channels into registers, lane owning channels lane + 32 c;
+ * row_offset(r) gives the element offset of row r, or -1 for a row past the
+ * end (zeros). The dtype is dispatched once, outside the loads, so that all
+ * of them are in flight together (a switch per element serialises them). */
+template <int R, int C, typename RowOffset>
+__device__ __forceinline__ void load_rows(float (&x)[R][C], const void *base, int dtype, RowOffset row_offset,
+                                          int lane)
+{
+    if (dtype == SLA2K_BF16)
+        load_rows_as<__nv_bfloat16>(x, base, row_offset, lane);
+    else if (dtype == SLA2K_F16)
+        load_rows_as<__half>(x, base, row_offset, lane);
+    else
+        load_rows_as<float>(x, base, row_offset, lane);
+}
+
+/* Branch-free store of one element in any output dtype (predicated
+ * stores): the sparse kernel's epilogue stores 64 values per thread, and a
+ * switch per store made its straight-line code too large for the
+ * instruction cache. */
+__device__ __forceinline__ void store_out(void *base, int64_t index, int dtype, float x)
+{
+    const __half h = __float2half_rn(x);
+    const __nv_bfloat16 bf = __float2bfloat16_rn(x);
+    const unsigned short bits = dtype == SLA2K_F16 ? *reinterpret_cast<const unsigned short *>(&h)
+                                                   : *reinterpret_cast<const unsigned short *>(&bf);
+    if (dtype == SLA2K_F32)
+        static_cast<float *>(base)[index] = x;
+    else
+        static_cast<unsigned short *>(base)[index] = bits;
+}
+
 __device__ __forceinline__ void store_elem(void *base, int64_t index, int dtype, float x)
 {
     switch (dtype) {

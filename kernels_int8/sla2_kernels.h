@@ -13,9 +13,14 @@ enum { SLA2K_ALPHA_ONE = 0, SLA2K_ALPHA_PER_HEAD = 1, SLA2K_ALPHA_PER_ROW = 2 };
 
 /* How the sparse kernel computes Q.K^T and P.V. */
 enum sla2k_qk { SLA2K_QK_INT8 = 0, SLA2K_QK_F16 = 1, SLA2K_QK_F16X3 = 2 };
-enum sla2k_pv { SLA2K_PV_F16 = 0, SLA2K_PV_FP8 = 1 };
+/* FP8_F16: the same e4m3-rounded P and V (exact in fp16), multiplied by
+ * FP16 mma.sync: the products and sums equal the e4m3 mma's, and on sm_90
+ * mma.sync e4m3 is slower than FP16 (Hopper's fast FP8 path is wgmma). */
+enum sla2k_pv { SLA2K_PV_F16 = 0, SLA2K_PV_FP8 = 1, SLA2K_PV_FP8_F16 = 2 };
 
 #define SLA2K_BLOCK_K 64
+#define SLA2K_INT8_MAX 127.0f /* = SLA2_INT8_MAX */
+#define SLA2K_FP8_MAX 448.0f  /* = SLA2_FP8_MAX */
 
 struct sla2k_tensor {
     const void *data;
@@ -26,6 +31,7 @@ struct sla2k_problem {
     int batch, heads, seq_len, head_dim;
     int block_q, num_q_blocks, num_k_blocks, kept;
     int padded_len; /* num_k_blocks * 64: the workspace's rows per head */
+    int stages;     /* sparse kernel's shared-memory stages: 2 where they fit, else 1 */
     float softmax_scale;
     int in_dtype, out_dtype;
     int qk, pv;        /* sla2k_qk, sla2k_pv */
@@ -45,10 +51,12 @@ struct sla2k_problem {
 
     /* Workspace (device). BH = batch * heads. */
     double *k_sum;          /* [BH, D] sum of K over tokens */
-    double *k_block_mean;   /* [BH, Nk, D] mean of raw K rows of each key block */
-    double *q_block_mean;   /* [BH, Nq, D] */
-    double *q_proj;         /* [BH, Nq, D] router projections */
-    double *k_proj;         /* [BH, Nk, D] */
+    /* The router rounds like the CPU reference: pooled means, projections and
+     * scores are floats computed from double sums. */
+    float *k_block_mean;    /* [BH, Nk, D] mean of smoothed K rows of each key block */
+    float *q_block_mean;    /* [BH, Nq, D] */
+    float *q_proj;          /* [BH, Nq, D] router projections */
+    float *k_proj;          /* [BH, Nk, D] */
     float *v_absmax;        /* [BH, D] */
     float *phi_k_sum;       /* [BH, D] z_total */
     float *phi_k_max;       /* [BH] */
@@ -57,6 +65,7 @@ struct sla2k_problem {
     int8_t *k8;             /* [BH, Lpad, D] INT8 smoothed K, padded rows 0 */
     float *k_scale;         /* [BH, Nk] */
     uint8_t *v8t;           /* [BH, Nk, D, 64] e4m3 V / sv, keys permuted (fp8_common.cuh) */
+    __half *v8h;            /* [BH, Lpad, D] the same e4m3 values as fp16 (PV_FP8_F16) */
     __half *k16_hi, *k16_lo;/* [BH, Lpad, D] raw K split in two fp16 (mode NONE) */
     float *s_total;         /* [BH, D, D] stored [e][d]: sum_l phi(k)_d v_e */
     __half *s_hi, *s_lo;    /* [BH, D, D] s_total / s_scale split in two fp16 */
@@ -71,12 +80,13 @@ cudaError_t sla2k_launch_key_pass(const sla2k_problem &p, cudaStream_t stream);
 cudaError_t sla2k_launch_query_pool(const sla2k_problem &p, cudaStream_t stream);
 cudaError_t sla2k_launch_key_quant(const sla2k_problem &p, cudaStream_t stream);
 cudaError_t sla2k_launch_value_quant(const sla2k_problem &p, cudaStream_t stream);
-cudaError_t sla2k_launch_router(const sla2k_problem &p, cudaStream_t stream, size_t max_smem);
+/* scores: [BH, Nq, Nk] floats of workspace; max_smem: the device's opt-in limit. */
+cudaError_t sla2k_launch_router(const sla2k_problem &p, cudaStream_t stream, float *scores, size_t max_smem);
 cudaError_t sla2k_launch_split_s(const sla2k_problem &p, cudaStream_t stream);
 cudaError_t sla2k_launch_v1_mix(const sla2k_problem &p, cudaStream_t stream);
 
-/* Shared memory the sparse kernel needs, in bytes. */
-size_t sla2k_sparse_smem_bytes(const sla2k_problem &p);
+/* Shared memory the sparse kernel needs with `stages` buffers, in bytes. */
+size_t sla2k_sparse_smem_bytes(const sla2k_problem &p, int stages);
 cudaError_t sla2k_launch_sparse(const sla2k_problem &p, cudaStream_t stream);
 
 /* Per-configuration instantiations (one small .cu each). */
@@ -84,6 +94,8 @@ cudaError_t sla2k_launch_sparse(const sla2k_problem &p, cudaStream_t stream);
     cudaError_t sla2k_sparse_##D##_##QK##_##PV(const sla2k_problem &p, cudaStream_t stream, size_t smem)
 SLA2K_DECLARE_SPARSE(64, 0, 0);
 SLA2K_DECLARE_SPARSE(64, 0, 1);
+SLA2K_DECLARE_SPARSE(64, 0, 2);
+SLA2K_DECLARE_SPARSE(128, 0, 2);
 SLA2K_DECLARE_SPARSE(64, 1, 0);
 SLA2K_DECLARE_SPARSE(64, 2, 0);
 SLA2K_DECLARE_SPARSE(128, 0, 0);

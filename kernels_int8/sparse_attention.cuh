@@ -1,0 +1,676 @@
+/* The block-sparse SLA2 kernel: one CTA per (query block, batch*head), one
+ * warp per 16 query rows. For each kept key block, in ascending order:
+ *   S = Q.K^T (INT8 mma with per-block scales, or FP16 mma in mode NONE),
+ *   online softmax, O += P.V (FP8 e4m3 mma on sm_89+, or FP16 mma),
+ *   and, for the linear branch, the kept blocks' share phi(Q).phi(K)^T.V
+ *   that is subtracted from phi(Q).S_total in the epilogue.
+ * The prologue quantises Q, computes phi(Q) and alpha; the epilogue mixes
+ * O = alpha O_s + (1 - alpha) O_l and writes the output in its dtype. */
+#pragma once
+
+#include "kernels_fp8/fp8_common.cuh"
+#include "kernels_int8/device_common.cuh"
+
+namespace sla2k {
+
+/* Shared-memory layout, identical on host and device. Rows are padded by
+ * 16 bytes so that ldmatrix's 8 rows hit distinct banks. */
+struct SparseSmem {
+    int q_row_bytes, k_row_bytes, h_row_bytes, v8_row_bytes;
+    int q_bytes, phiq_bytes, rows_bytes;
+    int k_bytes, v_bytes, phik_bytes, vlin_bytes;
+    int off_q, off_phiq, off_rows, off_stage, off_k, off_v, off_phik, off_vlin, stage_bytes, stages, total;
+    int phased; /* one stage with the linear branch: its tiles reuse the softmax tiles' space */
+
+    /* stages: 1, or 2 to load the next kept block while computing this one.
+     * With one stage and the linear branch, each kept block is loaded in two
+     * phases (K, V for the softmax part; phi(K), V16 for the linear part)
+     * into overlapping space, so that head_dim 128, block_q 128 fits the
+     * 99 KB of sm_89 / sm_120. */
+    __host__ __device__ SparseSmem(int D, int qk, int pv, int block_q, int linear, int stages)
+    {
+        int q_elem = qk == SLA2K_QK_INT8 ? 1 : 2;
+        int parts = qk == SLA2K_QK_F16X3 ? 2 : 1;
+        q_row_bytes = D * q_elem + 16;
+        k_row_bytes = q_row_bytes;
+        h_row_bytes = D * 2 + 16;
+        v8_row_bytes = SLA2K_BLOCK_K + 16;
+        q_bytes = parts * block_q * q_row_bytes;
+        phiq_bytes = linear ? block_q * h_row_bytes : 0;
+        rows_bytes = 2 * block_q * 4 + 64 * 4;
+        k_bytes = parts * SLA2K_BLOCK_K * k_row_bytes;
+        v_bytes = pv == SLA2K_PV_FP8 ? D * v8_row_bytes : SLA2K_BLOCK_K * h_row_bytes;
+        phik_bytes = linear ? SLA2K_BLOCK_K * h_row_bytes : 0;
+        vlin_bytes = (linear && pv != SLA2K_PV_F16) ? SLA2K_BLOCK_K * h_row_bytes : 0;
+        off_q = 0;
+        off_phiq = off_q + q_bytes;
+        off_rows = off_phiq + phiq_bytes;
+        off_stage = off_rows + rows_bytes;
+        phased = stages == 1 && linear;
+        if (!phased) {
+            off_k = off_stage;
+            off_v = off_k + k_bytes;
+            off_phik = off_v + v_bytes;
+            off_vlin = off_phik + phik_bytes;
+            stage_bytes = off_vlin + vlin_bytes - off_stage;
+        } else if (pv == SLA2K_PV_F16) { /* V16 serves both phases: [V | K, later phi(K)] */
+            off_v = off_stage;
+            off_k = off_phik = off_v + v_bytes;
+            off_vlin = off_v;
+            stage_bytes = v_bytes + (k_bytes > phik_bytes ? k_bytes : phik_bytes);
+        } else { /* [K | V8] then [phi(K) | V16] */
+            off_k = off_phik = off_stage;
+            off_v = off_k + k_bytes;
+            off_vlin = off_phik + phik_bytes;
+            stage_bytes = k_bytes + v_bytes > phik_bytes + vlin_bytes ? k_bytes + v_bytes : phik_bytes + vlin_bytes;
+        }
+        this->stages = stages;
+        total = off_stage + stages * stage_bytes;
+    }
+};
+
+/* Copies rows x row_bytes (a multiple of 16) from contiguous global memory
+ * into shared rows of dst_row_bytes. */
+template <int ROWS, int ROW_BYTES>
+__device__ __forceinline__ void copy_tile_async(char *dst, int dst_row_bytes, const void *src)
+{
+    constexpr int kChunksPerRow = ROW_BYTES / 16; /* a power of two: shifts, not divisions */
+    const char *s = static_cast<const char *>(src);
+    for (int c = threadIdx.x; c < ROWS * kChunksPerRow; c += blockDim.x) {
+        const int r = c / kChunksPerRow, col = c % kChunksPerRow;
+        cp_async16(dst + r * dst_row_bytes + col * 16, s + (size_t)r * ROW_BYTES + col * 16);
+    }
+}
+
+/* A fragments (16 rows x 16 bytes per k step) of the warp's rows. */
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const char *base, int row_bytes, int lane, int byte_col)
+{
+    int row = (lane & 7) + ((lane >> 3) & 1) * 8;
+    ldmatrix_x4(a, base + row * row_bytes + byte_col + (lane >> 4) * 16);
+}
+
+/* B fragments of two 8-row tiles (rows n0..n0+15) stored [n][k]. */
+__device__ __forceinline__ void load_b_pair(uint32_t (&b)[4], const char *base, int row_bytes, int lane, int byte_col)
+{
+    int row = (lane & 7) + (lane >> 4) * 8;
+    ldmatrix_x4(b, base + row * row_bytes + byte_col + ((lane >> 3) & 1) * 16);
+}
+
+/* B fragments of two 8-col tiles of a [k][n] fp16 tile (V), via .trans. */
+__device__ __forceinline__ void load_b_pair_trans(uint32_t (&b)[4], const char *base, int row_bytes, int lane,
+                                                  int k0, int n0)
+{
+    int row = k0 + (lane & 7) + ((lane >> 3) & 1) * 8;
+    ldmatrix_x4_trans(b, base + row * row_bytes + (n0 + (lane >> 4) * 8) * 2);
+}
+
+/* acc(16x64) += A(16 x D, fp16 rows) . B(64 x D, fp16 rows)^T */
+template <int D>
+__device__ __forceinline__ void gemm_f16_nt(float (&acc)[8][4], const char *a_base, const char *b_base,
+                                            int row_bytes, int lane)
+{
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+        uint32_t a[4];
+        load_a(a, a_base, row_bytes, lane, ks * 32);
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+            uint32_t b[4];
+            load_b_pair(b, b_base + np * 16 * row_bytes, row_bytes, lane, ks * 32);
+            mma_f16_16816(acc[2 * np], a, b[0], b[1]);
+            mma_f16_16816(acc[2 * np + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* out(16 x D) += f16(P * p_scale)(16x64, accumulator layout) . V(64 x D fp16) */
+template <int D>
+__device__ __forceinline__ void gemm_pv_f16(float (&out)[D / 8][4], const float (&p)[8][4], float p_scale,
+                                            const char *v_base, int row_bytes, int lane)
+{
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+        uint32_t a[4];
+        a[0] = pack_half2(p[2 * c][0] * p_scale, p[2 * c][1] * p_scale);
+        a[1] = pack_half2(p[2 * c][2] * p_scale, p[2 * c][3] * p_scale);
+        a[2] = pack_half2(p[2 * c + 1][0] * p_scale, p[2 * c + 1][1] * p_scale);
+        a[3] = pack_half2(p[2 * c + 1][2] * p_scale, p[2 * c + 1][3] * p_scale);
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+            uint32_t b[4];
+            load_b_pair_trans(b, v_base, row_bytes, lane, c * 16, dp * 16);
+            mma_f16_16816(out[2 * dp], a, b[0], b[1]);
+            mma_f16_16816(out[2 * dp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* out(16 x D) += e4m3(P * 448)(16x64) . V8(64 x D), V8 stored [d][position]. */
+template <int D>
+__device__ __forceinline__ void gemm_pv_fp8(float (&out)[D / 8][4], const float (&p)[8][4], const char *v_base,
+                                            int row_bytes, int lane)
+{
+    const float s = SLA2K_FP8_MAX;
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+        uint32_t a[4];
+        a[0] = pack4_e4m3(p[4 * c][0] * s, p[4 * c][1] * s, p[4 * c + 1][0] * s, p[4 * c + 1][1] * s);
+        a[1] = pack4_e4m3(p[4 * c][2] * s, p[4 * c][3] * s, p[4 * c + 1][2] * s, p[4 * c + 1][3] * s);
+        a[2] = pack4_e4m3(p[4 * c + 2][0] * s, p[4 * c + 2][1] * s, p[4 * c + 3][0] * s, p[4 * c + 3][1] * s);
+        a[3] = pack4_e4m3(p[4 * c + 2][2] * s, p[4 * c + 2][3] * s, p[4 * c + 3][2] * s, p[4 * c + 3][3] * s);
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+            uint32_t b[4];
+            load_b_pair(b, v_base + dp * 16 * row_bytes, row_bytes, lane, c * 32);
+            mma_e4m3_16832(out[2 * dp], a, b[0], b[1]);
+            mma_e4m3_16832(out[2 * dp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* The FP8 product computed exactly on FP16 tensor cores: e4m3(P * 448)
+ * converted to fp16 (exact), times V8 stored as fp16 (exact). */
+template <int D>
+__device__ __forceinline__ void gemm_pv_fp8_as_f16(float (&out)[D / 8][4], const float (&p)[8][4],
+                                                   const char *v_base, int row_bytes, int lane)
+{
+    const float s = SLA2K_FP8_MAX;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+        uint32_t a[4];
+        a[0] = e4m3_pair_as_half2(p[2 * c][0] * s, p[2 * c][1] * s);
+        a[1] = e4m3_pair_as_half2(p[2 * c][2] * s, p[2 * c][3] * s);
+        a[2] = e4m3_pair_as_half2(p[2 * c + 1][0] * s, p[2 * c + 1][1] * s);
+        a[3] = e4m3_pair_as_half2(p[2 * c + 1][2] * s, p[2 * c + 1][3] * s);
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+            uint32_t b[4];
+            load_b_pair_trans(b, v_base, row_bytes, lane, c * 16, dp * 16);
+            mma_f16_16816(out[2 * dp], a, b[0], b[1]);
+            mma_f16_16816(out[2 * dp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+__device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* Prologue: Q block -> operand tile(s), phi(Q) (fp16), alpha and phi(q).z
+ * per row. Leaves scale_q in cta_red[32] and the largest phi(q) row sum in
+ * cta_red[33]. */
+template <int D, int QK>
+__device__ void sparse_prologue(const sla2k_problem &p, char *smem, const SparseSmem &L, int bh, int row0,
+                                int nrows, bool need_phi, float *cta_red)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int b = bh / p.heads, h = bh % p.heads;
+    const char *qbase = static_cast<const char *>(p.q.data);
+    const int64_t q_off = (int64_t)b * p.q.stride_b + (int64_t)h * p.q.stride_h;
+    float *row_alpha = reinterpret_cast<float *>(smem + L.off_rows);
+    float *row_qz = row_alpha + p.block_q;
+
+    /* INT8: the block's max |q| first, all of the warp's 16 rows in flight
+     * at once; the per-row pass below reloads them (L1 hits). The per-row
+     * loop is kept rolled: this code runs once per CTA, and unrolled it was
+     * large enough to stall on instruction fetch. */
+    const auto q_row_offset = [&](int r) {
+        return r < nrows ? q_off + (int64_t)(row0 + r) * p.q.stride_l : (int64_t)-1;
+    };
+    float scale_q = 0.0f;
+    if (QK == SLA2K_QK_INT8) {
+        float xs[16][D / 32];
+        load_rows(xs, qbase, p.in_dtype, [&](int rr) { return q_row_offset(warp * 16 + rr); }, lane);
+        float m = 0.0f;
+#pragma unroll
+        for (int rr = 0; rr < 16; ++rr)
+#pragma unroll
+            for (int c = 0; c < D / 32; ++c)
+                m = fmaxf(m, fabsf(xs[rr][c]));
+        m = warp_max(m);
+        if (lane == 0)
+            cta_red[warp] = m;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float t = 0.0f;
+            for (int w = 0; w < (int)(blockDim.x >> 5); ++w)
+                t = fmaxf(t, cta_red[w]);
+            cta_red[32] = t / SLA2K_INT8_MAX;
+        }
+        __syncthreads();
+        scale_q = cta_red[32];
+    }
+
+    float z[D / 32], w_alpha[D / 32];
+#pragma unroll
+    for (int c = 0; c < D / 32; ++c) {
+        z[c] = need_phi ? p.phi_k_sum[(size_t)bh * D + lane + 32 * c] : 0.0f;
+        w_alpha[c] = p.alpha_kind == SLA2K_ALPHA_PER_ROW ? p.alpha_w[(size_t)h * D + lane + 32 * c] : 0.0f;
+    }
+    float head_alpha = 1.0f;
+    if (p.alpha_kind == SLA2K_ALPHA_PER_HEAD)
+        head_alpha = sigmoidf(p.alpha[h]);
+    const float bias_alpha = p.alpha_kind == SLA2K_ALPHA_PER_ROW ? p.alpha_b[h] : 0.0f;
+
+    float max_phi_rowsum = 0.0f, alpha_acc = 0.0f;
+#pragma unroll 1
+    for (int rr = 0; rr < 16; ++rr) {
+        const int r = warp * 16 + rr;
+        const bool valid = r < nrows;
+        float xr[1][D / 32];
+        load_rows(xr, qbase, p.in_dtype, [&](int) { return q_row_offset(r); }, lane);
+        const float *x = xr[0];
+        char *qrow = smem + L.off_q + r * L.q_row_bytes;
+#pragma unroll
+        for (int c = 0; c < D / 32; ++c) {
+            const int d = lane + 32 * c;
+            if (QK == SLA2K_QK_INT8) {
+                reinterpret_cast<int8_t *>(qrow)[d] = scale_q > 0.0f ? round_int8(x[c] / scale_q) : (int8_t)0;
+            } else {
+                const __half hi = __float2half_rn(x[c]);
+                reinterpret_cast<__half *>(qrow)[d] = hi;
+                if (QK == SLA2K_QK_F16X3) {
+                    char *qlo = smem + L.off_q + (p.block_q + r) * L.q_row_bytes;
+                    reinterpret_cast<__half *>(qlo)[d] = __float2half_rn(x[c] - __half2float(hi));
+                }
+            }
+        }
+        if (need_phi) {
+            float phi[D / 32];
+            if (p.feature_map == SLA2K_PHI_SOFTMAX) {
+                float m = x[0];
+#pragma unroll
+                for (int c = 1; c < D / 32; ++c)
+                    m = fmaxf(m, x[c]);
+                m = warp_max(m);
+                float s = 0.0f;
+#pragma unroll
+                for (int c = 0; c < D / 32; ++c) {
+                    phi[c] = expf(x[c] - m);
+                    s += phi[c];
+                }
+                s = warp_sum(s);
+#pragma unroll
+                for (int c = 0; c < D / 32; ++c)
+                    phi[c] = phi[c] / s;
+            } else if (p.feature_map == SLA2K_PHI_ELU) {
+#pragma unroll
+                for (int c = 0; c < D / 32; ++c)
+                    phi[c] = x[c] > 0.0f ? x[c] + 1.0f : expf(x[c]);
+            } else {
+#pragma unroll
+                for (int c = 0; c < D / 32; ++c)
+                    phi[c] = fmaxf(x[c], 0.0f);
+            }
+            __half *prow = reinterpret_cast<__half *>(smem + L.off_phiq + r * L.h_row_bytes);
+            float rs = 0.0f, qz = 0.0f;
+#pragma unroll
+            for (int c = 0; c < D / 32; ++c) {
+                const __half ph = __float2half_rn(phi[c]);
+                prow[lane + 32 * c] = ph;
+                rs += __half2float(ph);
+                qz += __half2float(ph) * z[c];
+            }
+            rs = warp_sum(rs);
+            qz = warp_sum(qz);
+            max_phi_rowsum = fmaxf(max_phi_rowsum, rs);
+            if (lane == 0)
+                row_qz[r] = qz;
+        }
+        float alpha = head_alpha;
+        if (p.alpha_kind == SLA2K_ALPHA_PER_ROW) {
+            float dot = 0.0f;
+#pragma unroll
+            for (int c = 0; c < D / 32; ++c)
+                dot += x[c] * w_alpha[c];
+            dot = warp_sum(dot);
+            alpha = sigmoidf(dot + bias_alpha);
+        }
+        if (lane == 0) {
+            row_alpha[r] = alpha;
+            if (valid)
+                alpha_acc += alpha;
+        }
+    }
+    /* CTA totals: the alpha sum and the largest phi(q) row sum. */
+    __syncthreads();
+    if (lane == 0) {
+        cta_red[warp] = alpha_acc;
+        cta_red[16 + warp] = max_phi_rowsum;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double a = 0.0;
+        float m = 0.0f;
+        for (int w = 0; w < (int)(blockDim.x >> 5); ++w) {
+            a += cta_red[w];
+            m = fmaxf(m, cta_red[16 + w]);
+        }
+        if (p.alpha_sum && !p.sla_v1)
+            atomicAdd(p.alpha_sum, a);
+        cta_red[33] = m;
+        cta_red[32] = scale_q;
+    }
+    __syncthreads();
+}
+
+template <int D, int QK, int PV>
+__device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
+{
+    extern __shared__ __align__(16) char smem[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int qblock = blockIdx.x, bh = blockIdx.y;
+    const int row0 = qblock * p.block_q;
+    const int nrows = min(p.block_q, p.seq_len - row0);
+    const bool linear = p.use_linear != 0;
+    const SparseSmem L(D, QK, PV, p.block_q, linear, p.stages);
+    float *row_alpha = reinterpret_cast<float *>(smem + L.off_rows);
+    float *row_qz = row_alpha + p.block_q;
+    float *cta_red = row_qz + p.block_q;
+
+    sparse_prologue<D, QK>(p, smem, L, bh, row0, nrows, linear, cta_red);
+    const float scale_q = cta_red[32];
+    const float a_scale = pow2_scale_for(cta_red[33] * (linear ? p.phi_k_max[bh] : 0.0f), 14);
+    const float a_unscale = 1.0f / a_scale;
+
+    const char *sq = smem + L.off_q + warp * 16 * L.q_row_bytes;
+    const char *sq_lo = smem + L.off_q + (p.block_q + warp * 16) * L.q_row_bytes;
+    const char *sphiq = smem + L.off_phiq + warp * 16 * L.h_row_bytes;
+
+    float o[D / 8][4], lin[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            o[n][e] = lin[n][e] = 0.0f;
+    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f}, lin_sum[2] = {0.0f, 0.0f};
+    const bool subtract = linear && p.subtract_kept;
+
+    const int *kept = p.kept_blocks + ((size_t)bh * p.num_q_blocks + qblock) * p.kept;
+    const size_t head_rows = (size_t)bh * p.padded_len;
+
+    /* Loads key block kept[it] into stage buffer `stage` (one cp.async group):
+     * phases & 1: the softmax part's tiles, phases & 2: the linear part's. */
+    auto issue = [&](int it, int stage, int phases) {
+        const int j = kept[it];
+        const size_t row = head_rows + (size_t)j * SLA2K_BLOCK_K;
+        char *sk = smem + L.off_k + stage * L.stage_bytes, *sv = smem + L.off_v + stage * L.stage_bytes;
+        char *sphik = smem + L.off_phik + stage * L.stage_bytes;
+        char *svlin = PV != SLA2K_PV_F16 ? smem + L.off_vlin + stage * L.stage_bytes : sv;
+        if (!(phases & 1)) {
+        } else if (QK == SLA2K_QK_INT8) {
+            copy_tile_async<SLA2K_BLOCK_K, D>(sk, L.k_row_bytes, p.k8 + row * D);
+        } else {
+            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(sk, L.k_row_bytes, p.k16_hi + row * D);
+            if (QK == SLA2K_QK_F16X3)
+                copy_tile_async<SLA2K_BLOCK_K, 2 * D>(sk + SLA2K_BLOCK_K * L.k_row_bytes, L.k_row_bytes,
+                                                      p.k16_lo + row * D);
+        }
+        if (PV == SLA2K_PV_FP8 && (phases & 1))
+            copy_tile_async<D, SLA2K_BLOCK_K>(sv, L.v8_row_bytes,
+                                              p.v8t + ((size_t)bh * p.num_k_blocks + j) * D * SLA2K_BLOCK_K);
+        if (PV == SLA2K_PV_FP8_F16 && (phases & 1))
+            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(sv, L.h_row_bytes, p.v8h + row * D);
+        if ((PV == SLA2K_PV_F16 && (phases & 1)) || (PV != SLA2K_PV_F16 && subtract && (phases & 2)))
+            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(svlin, L.h_row_bytes, p.v16 + row * D);
+        if (subtract && (phases & 2))
+            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(sphik, L.h_row_bytes, p.phi_k + row * D);
+        cp_async_commit();
+    };
+    const bool phased = L.phased && subtract;
+
+    const bool two_stages = p.stages == 2;
+    if (two_stages && p.kept > 0)
+        issue(0, 0, 3);
+    for (int it = 0; it < p.kept; ++it) {
+        const int j = kept[it];
+        __syncthreads(); /* every warp is done with the buffer refilled next */
+        if (!two_stages) {
+            issue(it, 0, phased ? 1 : 3);
+            cp_async_wait<0>();
+        } else if (it + 1 < p.kept) {
+            issue(it + 1, (it + 1) & 1, 3);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const int stage = two_stages ? (it & 1) : 0;
+        const char *sk = smem + L.off_k + stage * L.stage_bytes, *sv = smem + L.off_v + stage * L.stage_bytes;
+        const char *sphik = smem + L.off_phik + stage * L.stage_bytes;
+        const char *svlin = PV != SLA2K_PV_F16 ? smem + L.off_vlin + stage * L.stage_bytes : sv;
+
+        /* S = Q.K^T */
+        float s[8][4];
+        if (QK == SLA2K_QK_INT8) {
+            int acc[8][4];
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+                acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0;
+#pragma unroll
+            for (int ks = 0; ks < D / 32; ++ks) {
+                uint32_t a[4];
+                load_a(a, sq, L.q_row_bytes, lane, ks * 32);
+#pragma unroll
+                for (int np = 0; np < 4; ++np) {
+                    uint32_t b[4];
+                    load_b_pair(b, sk + np * 16 * L.k_row_bytes, L.k_row_bytes, lane, ks * 32);
+                    mma_s8_16832(acc[2 * np], a, b[0], b[1]);
+                    mma_s8_16832(acc[2 * np + 1], a, b[2], b[3]);
+                }
+            }
+            const float factor = scale_q * p.k_scale[(size_t)bh * p.num_k_blocks + j] * p.softmax_scale;
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    s[n][e] = (float)acc[n][e] * factor;
+        } else {
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+                s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+            gemm_f16_nt<D>(s, sq, sk, L.q_row_bytes, lane);
+            if (QK == SLA2K_QK_F16X3) {
+                gemm_f16_nt<D>(s, sq, sk + SLA2K_BLOCK_K * L.k_row_bytes, L.q_row_bytes, lane);
+                gemm_f16_nt<D>(s, sq_lo, sk, L.q_row_bytes, lane);
+            }
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    s[n][e] *= p.softmax_scale;
+        }
+        const int key0 = j * SLA2K_BLOCK_K;
+        if (key0 + SLA2K_BLOCK_K > p.seq_len) {
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+#pragma unroll
+                for (int e = 0; e < 4; ++e)
+                    if (key0 + n * 8 + 2 * t + (e & 1) >= p.seq_len)
+                        s[n][e] = -INFINITY;
+        }
+
+        /* Online softmax; rows g (e = 0, 1) and g + 8 (e = 2, 3). */
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            float mx = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+                mx = fmaxf(mx, fmaxf(s[n][2 * half], s[n][2 * half + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float m_new = fmaxf(m_run[half], mx);
+            const float corr = expf(m_run[half] - m_new);
+            m_run[half] = m_new;
+            float sum = 0.0f;
+#pragma unroll
+            for (int n = 0; n < 8; ++n) {
+                s[n][2 * half] = expf(s[n][2 * half] - m_new);
+                s[n][2 * half + 1] = expf(s[n][2 * half + 1] - m_new);
+                sum += s[n][2 * half] + s[n][2 * half + 1];
+            }
+            l_run[half] = l_run[half] * corr + sum;
+#pragma unroll
+            for (int n = 0; n < D / 8; ++n) {
+                o[n][2 * half] *= corr;
+                o[n][2 * half + 1] *= corr;
+            }
+        }
+        if (PV == SLA2K_PV_FP8)
+            gemm_pv_fp8<D>(o, s, sv, L.v8_row_bytes, lane);
+        else if (PV == SLA2K_PV_FP8_F16)
+            gemm_pv_fp8_as_f16<D>(o, s, sv, L.h_row_bytes, lane);
+        else
+            gemm_pv_f16<D>(o, s, 1.0f, sv, L.h_row_bytes, lane);
+
+        if (phased) {
+            __syncthreads(); /* the softmax part's tiles are read; their space takes phi(K), V16 */
+            issue(it, 0, 2);
+            cp_async_wait<0>();
+            __syncthreads();
+        }
+        if (subtract) {
+            /* A = phi(Q).phi(K_j)^T; lin += A.V_j; lin_sum += rowsum(A). */
+#pragma unroll
+            for (int n = 0; n < 8; ++n)
+                s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+            gemm_f16_nt<D>(s, sphiq, sphik, L.h_row_bytes, lane);
+#pragma unroll
+            for (int n = 0; n < 8; ++n) {
+                lin_sum[0] += s[n][0] + s[n][1];
+                lin_sum[1] += s[n][2] + s[n][3];
+            }
+            gemm_pv_f16<D>(lin, s, a_scale, svlin, L.h_row_bytes, lane);
+        }
+    }
+
+    /* Epilogue. */
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 1);
+        l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 2);
+        lin_sum[half] += __shfl_xor_sync(0xffffffffu, lin_sum[half], 1);
+        lin_sum[half] += __shfl_xor_sync(0xffffffffu, lin_sum[half], 2);
+    }
+    const int b = bh / p.heads, h = bh % p.heads;
+    const int r_local[2] = {warp * 16 + g, warp * 16 + g + 8};
+    float den[2] = {1.0f, 1.0f}, alpha[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        alpha[half] = row_alpha[r_local[half]];
+        if (linear)
+            den[half] = row_qz[r_local[half]] - (subtract ? lin_sum[half] : 0.0f) + 1e-6f;
+    }
+    const float s_scale = linear ? p.s_scale[bh] : 1.0f;
+    const __half *s_hi = linear ? p.s_hi + (size_t)bh * D * D : nullptr;
+    const __half *s_lo = linear ? p.s_lo + (size_t)bh * D * D : nullptr;
+    /* S_total's two fp16 halves go to the (now free) stage buffers where they fit. */
+    const bool s_in_smem = linear && L.stages * L.stage_bytes >= 2 * D * L.h_row_bytes;
+    const char *ss_hi = smem + L.off_stage, *ss_lo = smem + L.off_stage + D * L.h_row_bytes;
+    if (s_in_smem) {
+        __syncthreads();
+        copy_tile_async<D, 2 * D>(smem + L.off_stage, L.h_row_bytes, s_hi);
+        copy_tile_async<D, 2 * D>(smem + L.off_stage + D * L.h_row_bytes, L.h_row_bytes, s_lo);
+        cp_async_commit();
+        cp_async_wait<0>();
+        __syncthreads();
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+        float num[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (linear) {
+            /* phi(Q).S_total for columns n*8..n*8+7. */
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ++ks) {
+                uint32_t a[4];
+                load_a(a, sphiq, L.h_row_bytes, lane, ks * 32);
+                uint32_t bh0, bh1, bl0, bl1;
+                if (s_in_smem) {
+                    const int off = (n * 8 + g) * L.h_row_bytes + (ks * 16 + 2 * t) * 2;
+                    bh0 = *reinterpret_cast<const uint32_t *>(ss_hi + off);
+                    bh1 = *reinterpret_cast<const uint32_t *>(ss_hi + off + 16);
+                    bl0 = *reinterpret_cast<const uint32_t *>(ss_lo + off);
+                    bl1 = *reinterpret_cast<const uint32_t *>(ss_lo + off + 16);
+                } else {
+                    const __half *hi = s_hi + (size_t)(n * 8 + g) * D + ks * 16 + 2 * t;
+                    const __half *lo = s_lo + (size_t)(n * 8 + g) * D + ks * 16 + 2 * t;
+                    bh0 = *reinterpret_cast<const uint32_t *>(hi);
+                    bh1 = *reinterpret_cast<const uint32_t *>(hi + 8);
+                    bl0 = *reinterpret_cast<const uint32_t *>(lo);
+                    bl1 = *reinterpret_cast<const uint32_t *>(lo + 8);
+                }
+                mma_f16_16816(num, a, bh0, bh1);
+                mma_f16_16816(num, a, bl0, bl1);
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int half = e >> 1;
+            const int r = r_local[half];
+            if (r >= nrows)
+                continue;
+            const int d = n * 8 + 2 * t + (e & 1);
+            float os = o[n][e];
+            if (PV != SLA2K_PV_F16)
+                os = os * (p.v_absmax[(size_t)bh * D + d] / SLA2K_FP8_MAX / SLA2K_FP8_MAX);
+            os = os / l_run[half];
+            float ol = 0.0f;
+            if (linear) {
+                float nm = num[e] * s_scale;
+                if (subtract)
+                    nm -= lin[n][e] * a_unscale;
+                ol = nm / den[half];
+            }
+            const int64_t row = row0 + r;
+            if (p.sla_v1) {
+                const size_t idx = ((size_t)bh * p.seq_len + row) * D + d;
+                p.o_sparse[idx] = os;
+                p.o_linear[idx] = ol;
+            } else {
+                const float out = linear ? alpha[half] * os + (1.0f - alpha[half]) * ol : alpha[half] * os;
+                store_out(p.out,
+                           (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h + row * p.out_stride_l +
+                               (int64_t)d * p.out_stride_d,
+                           p.out_dtype, out);
+            }
+        }
+    }
+}
+
+/* The dispatcher uses PV_FP8_F16 only on sm_90 and PV_FP8 only on sm_89+;
+ * other targets get a trap instead of the body, which keeps the build short. */
+template <int D, int QK, int PV>
+__global__ void __launch_bounds__(256) sparse_attention_kernel(const sla2k_problem p)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ != 900
+    if constexpr (PV == SLA2K_PV_FP8_F16)
+        __trap();
+    else
+#endif
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 890
+    if constexpr (PV == SLA2K_PV_FP8)
+        __trap();
+    else
+#endif
+        sparse_attention_body<D, QK, PV>(p);
+}
+
+template <int D, int QK, int PV>
+cudaError_t launch_sparse(const sla2k_problem &p, cudaStream_t stream, size_t smem)
+{
+    auto kernel = sparse_attention_kernel<D, QK, PV>;
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (err != cudaSuccess)
+        return err;
+    dim3 grid(p.num_q_blocks, p.batch * p.heads);
+    kernel<<<grid, p.block_q / 16 * 32, smem, stream>>>(p);
+    return cudaGetLastError();
+}
+
+} // namespace sla2k
+
+#define SLA2K_DEFINE_SPARSE(D, QK, PV)                                                      \
+    cudaError_t sla2k_sparse_##D##_##QK##_##PV(const sla2k_problem &p, cudaStream_t stream, \
+                                               size_t smem)                                  \
+    {                                                                                        \
+        return sla2k::launch_sparse<D, QK, PV>(p, stream, smem);                             \
+    }

@@ -1,0 +1,52 @@
+/* The CUDA backend's private state and its error-checking macros. Only
+ * files under sdk/src/cuda/ include this. */
+#pragma once
+
+extern "C" {
+#include "internal.h"
+}
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include "kernels_int8/sla2_kernels.h"
+
+/* Stages timed when timing is on (sla2_cuda_profile.h). */
+enum { SLA2_CUDA_STAGE_QUANTISE, SLA2_CUDA_STAGE_ROUTER, SLA2_CUDA_STAGE_LINEAR, SLA2_CUDA_STAGE_SPARSE,
+       SLA2_CUDA_STAGE_MIX, SLA2_CUDA_NUM_STAGES };
+
+struct sla2_cuda_state {
+    int device;
+    int cc_major, cc_minor;
+    size_t smem_optin_bytes;
+    cudaStream_t stream;
+    cublasLtHandle_t lt;
+    void *lt_workspace;
+    size_t lt_workspace_bytes;
+    void *workspace; /* grown on demand, owned by the context */
+    size_t workspace_bytes;
+    int timing;
+    int force_fp8_mma; /* SLA2_CUDA_FP8_MMA=1: e4m3 mma.sync even on sm_90 (for tests and benchmarks) */
+    int force_one_stage; /* SLA2_CUDA_STAGES=1: the single-stage kernel of small-smem GPUs (for tests) */
+    cudaEvent_t events[SLA2_CUDA_NUM_STAGES + 1];
+    float stage_ms[SLA2_CUDA_NUM_STAGES];
+};
+
+/* Turns a failed CUDA runtime call into an sla2_status with the call's text. */
+sla2_status sla2_cuda_error(sla2_context *ctx, cudaError_t err, const char *call, const char *file, int line);
+sla2_status sla2_cublas_error(sla2_context *ctx, cublasStatus_t st, const char *call, const char *file, int line);
+
+#define SLA2_CUDA_CHECK(ctx, call) \
+    ({ cudaError_t e_ = (call); e_ == cudaSuccess ? SLA2_OK : sla2_cuda_error((ctx), e_, #call, __FILE__, __LINE__); })
+#define SLA2_CUBLAS_CHECK(ctx, call)                                                                       \
+    ({ cublasStatus_t s_ = (call);                                                                         \
+       s_ == CUBLAS_STATUS_SUCCESS ? SLA2_OK : sla2_cublas_error((ctx), s_, #call, __FILE__, __LINE__); })
+/* Returns from the enclosing function on failure. */
+#define SLA2_CUDA_TRY(ctx, call)                       \
+    do {                                               \
+        sla2_status st_ = SLA2_CUDA_CHECK(ctx, call);  \
+        if (st_ != SLA2_OK)                            \
+            return st_;                                \
+    } while (0)
+
+sla2_status sla2_cuda_phik_t_v(sla2_context *ctx, sla2_cuda_state *st, const sla2k_problem &p);

@@ -1,0 +1,601 @@
+/* The DiT's operators on the GPU (the CUDA table of dit/dit_backend.h): the
+ * linears on cuBLASLt, the small steps (norms, RoPE, modulation, gates,
+ * activations) as elementwise kernels, cross-attention as two batched
+ * cuBLASLt GEMMs around a row softmax. Everything runs on the context's
+ * stream; only download waits for it.
+ *
+ * Precision: the GEMMs use CUBLAS_COMPUTE_32F_FAST_TF32 (float32 in and out,
+ * tensor cores with 10-bit mantissa inputs and float32 accumulation): about
+ * 1e-3 relative error per product against float32, which tests/gpu/dit
+ * bounds for the whole forward. Norms accumulate in float32; RoPE angles
+ * and their sines and cosines are computed in float64 on the device, as the
+ * CPU does. */
+#include "cuda_backend.h"
+
+extern "C" {
+#include "dit/dit_backend.h"
+}
+
+#include <math.h>
+#include <stdint.h>
+
+namespace {
+
+constexpr int kThreads = 256;
+/* Cross-attention scores are computed this many floats at a time (256 MB). */
+constexpr int64_t kScoreChunkElems = int64_t(64) << 20;
+
+sla2_cuda_state *state_of(sla2_context *ctx)
+{
+    return static_cast<sla2_cuda_state *>(ctx->backend_state);
+}
+
+/* The context's state with its device made current (a context may live on
+ * any device; launches must be on the stream's own). */
+sla2_status enter(sla2_context *ctx, sla2_cuda_state **out)
+{
+    sla2_cuda_state *st = state_of(ctx);
+    if (ctx->backend != SLA2_BACKEND_CUDA || !st)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "the CUDA DiT operators need a CUDA context");
+    SLA2_CUDA_TRY(ctx, cudaSetDevice(st->device));
+    *out = st;
+    return SLA2_OK;
+}
+
+#define ENTER(ctx, st)                             \
+    sla2_cuda_state *st = nullptr;                 \
+    do {                                           \
+        sla2_status enter_ = enter((ctx), &st);    \
+        if (enter_ != SLA2_OK)                     \
+            return enter_;                         \
+    } while (0)
+
+/* Checks the launch just made. */
+#define LAUNCHED(ctx) SLA2_CUDA_TRY(ctx, cudaGetLastError())
+
+#define LT_TRY(ctx, call)                                  \
+    do {                                                   \
+        sla2_status lt_ = SLA2_CUBLAS_CHECK(ctx, call);    \
+        if (lt_ != SLA2_OK)                                \
+            return lt_;                                    \
+    } while (0)
+
+unsigned grid_for(int64_t n)
+{
+    int64_t blocks = (n + kThreads - 1) / kThreads;
+    return (unsigned)(blocks < 65536 ? (blocks > 0 ? blocks : 1) : 65536);
+}
+
+/* ---- GEMMs ---------------------------------------------------------------- */
+
+/* D[m][n] (column-major, batched) = alpha op(A) op(B) (+ bias[m]), the
+ * cuBLASLt view; row-major callers swap roles (see dit_linear below). */
+struct Gemm {
+    cublasOperation_t trans_a = CUBLAS_OP_N, trans_b = CUBLAS_OP_N;
+    int64_t m = 0, n = 0, k = 0;
+    const float *a = nullptr;
+    int64_t lda = 0, stride_a = 0;
+    const float *b = nullptr;
+    int64_t ldb = 0, stride_b = 0;
+    float *d = nullptr;
+    int64_t ldd = 0, stride_d = 0;
+    int batch = 1;
+    float alpha = 1.0f;
+    const float *bias = nullptr;
+};
+
+/* Owns the cuBLASLt descriptors of one call. */
+struct LtCall {
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulPreference_t pref = nullptr;
+    ~LtCall()
+    {
+        if (pref)
+            cublasLtMatmulPreferenceDestroy(pref);
+        if (d)
+            cublasLtMatrixLayoutDestroy(d);
+        if (b)
+            cublasLtMatrixLayoutDestroy(b);
+        if (a)
+            cublasLtMatrixLayoutDestroy(a);
+        if (op)
+            cublasLtMatmulDescDestroy(op);
+    }
+};
+
+sla2_status make_layout(sla2_context *ctx, cublasLtMatrixLayout_t *out, int64_t rows, int64_t cols, int64_t ld,
+                        int batch, int64_t stride)
+{
+    LT_TRY(ctx, cublasLtMatrixLayoutCreate(out, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld));
+    if (batch > 1) {
+        int32_t count = batch;
+        LT_TRY(ctx, cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+        LT_TRY(ctx, cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                                     sizeof stride));
+    }
+    return SLA2_OK;
+}
+
+/* The fallback where cuBLASLt offers no algorithm for a shape: one thread
+ * per output, float32 throughout. */
+__global__ void gemm_fallback_kernel(Gemm g)
+{
+    const int64_t total = g.m * g.n;
+    const int bat = blockIdx.y;
+    const float *a = g.a + bat * g.stride_a, *b = g.b + bat * g.stride_b;
+    float *d = g.d + bat * g.stride_d;
+    for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
+         idx += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t i = idx % g.m, j = idx / g.m;
+        float acc = 0.0f;
+        for (int64_t p = 0; p < g.k; ++p) {
+            const float av = g.trans_a == CUBLAS_OP_N ? a[i + p * g.lda] : a[p + i * g.lda];
+            const float bv = g.trans_b == CUBLAS_OP_N ? b[p + j * g.ldb] : b[j + p * g.ldb];
+            acc = fmaf(av, bv, acc);
+        }
+        d[i + j * g.ldd] = g.alpha * acc + (g.bias ? g.bias[i] : 0.0f);
+    }
+}
+
+/* The largest power of two up to 256 that divides the address of every
+ * matrix of a batch: cuBLASLt assumes 256-byte alignment unless told. */
+uint32_t alignment_of(const float *p, int64_t batch_stride_elems, int batch)
+{
+    uintptr_t bits = reinterpret_cast<uintptr_t>(p);
+    if (batch > 1)
+        bits |= (uintptr_t)(batch_stride_elems * (int64_t)sizeof(float));
+    uint32_t align = 256;
+    while (align > 4 && (bits & (align - 1)))
+        align >>= 1;
+    return align;
+}
+
+sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
+{
+    LtCall c;
+    LT_TRY(ctx, cublasLtMatmulDescCreate(&c.op, CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_32F));
+    LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_TRANSA, &g.trans_a, sizeof g.trans_a));
+    LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_TRANSB, &g.trans_b, sizeof g.trans_b));
+    if (g.bias) {
+        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+        LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias));
+    }
+    const bool ta = g.trans_a != CUBLAS_OP_N, tb = g.trans_b != CUBLAS_OP_N;
+    sla2_status s = make_layout(ctx, &c.a, ta ? g.k : g.m, ta ? g.m : g.k, g.lda, g.batch, g.stride_a);
+    if (s == SLA2_OK)
+        s = make_layout(ctx, &c.b, tb ? g.n : g.k, tb ? g.k : g.n, g.ldb, g.batch, g.stride_b);
+    if (s == SLA2_OK)
+        s = make_layout(ctx, &c.d, g.m, g.n, g.ldd, g.batch, g.stride_d);
+    if (s != SLA2_OK)
+        return s;
+    LT_TRY(ctx, cublasLtMatmulPreferenceCreate(&c.pref));
+    LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                     &st->lt_workspace_bytes, sizeof st->lt_workspace_bytes));
+    const uint32_t align_a = alignment_of(g.a, g.stride_a, g.batch), align_b = alignment_of(g.b, g.stride_b, g.batch),
+                   align_d = alignment_of(g.d, g.stride_d, g.batch);
+    LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
+                                                     sizeof align_a));
+    LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
+                                                     sizeof align_b));
+    LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d,
+                                                     sizeof align_d));
+    LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d,
+                                                     sizeof align_d));
+    cublasLtMatmulHeuristicResult_t heuristic = {};
+    int found = 0;
+    cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(st->lt, c.op, c.a, c.b, c.d, c.d, c.pref, 1, &heuristic,
+                                                       &found);
+    if (hs == CUBLAS_STATUS_SUCCESS && found > 0) {
+        const float beta = 0.0f;
+        LT_TRY(ctx, cublasLtMatmul(st->lt, c.op, &g.alpha, g.a, c.a, g.b, c.b, &beta, g.d, c.d, g.d, c.d,
+                                   &heuristic.algo, st->lt_workspace, st->lt_workspace_bytes, st->stream));
+        return SLA2_OK;
+    }
+    if (hs != CUBLAS_STATUS_SUCCESS && hs != CUBLAS_STATUS_NOT_SUPPORTED)
+        return SLA2_CUBLAS_CHECK(ctx, hs);
+    dim3 grid(grid_for(g.m * g.n), (unsigned)g.batch);
+    gemm_fallback_kernel<<<grid, kThreads, 0, st->stream>>>(g);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+/* ---- Reductions ----------------------------------------------------------- */
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024). */
+__device__ float block_sum(float v, float *shared32)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    __syncthreads(); /* shared32 may still be read from the previous call */
+    if (lane == 0)
+        shared32[warp] = v;
+    __syncthreads();
+    v = lane < warps ? shared32[lane] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+constexpr int kNormThreads = 256;
+
+/* One block per row; two passes over the row (mean, then the centred sum of
+ * squares) as the CPU reference does. */
+__global__ void __launch_bounds__(kNormThreads)
+    layer_norm_kernel(const float *x, int64_t dim, float eps, const float *weight, const float *bias, float *y)
+{
+    __shared__ float shared32[32];
+    const float *in = x + blockIdx.x * dim;
+    float *out = y + blockIdx.x * dim;
+    float sum = 0.0f;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+        sum += in[d];
+    const float mean = block_sum(sum, shared32) / (float)dim;
+    float sq = 0.0f;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+        const float c = in[d] - mean;
+        sq += c * c;
+    }
+    const float inv = rsqrtf(block_sum(sq, shared32) / (float)dim + eps);
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+        const float v = (in[d] - mean) * inv;
+        out[d] = weight ? v * weight[d] + (bias ? bias[d] : 0.0f) : v;
+    }
+}
+
+__global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(float *x, int64_t dim, float eps, const float *weight)
+{
+    __shared__ float shared32[32];
+    float *v = x + blockIdx.x * dim;
+    float sq = 0.0f;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+        sq += v[d] * v[d];
+    const float inv = rsqrtf(block_sum(sq, shared32) / (float)dim + eps);
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+        v[d] = v[d] * inv * weight[d];
+}
+
+/* ---- Elementwise ---------------------------------------------------------- */
+
+#define GRID_STRIDE(i, n) \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+__global__ void gelu_tanh_kernel(float *x, int64_t n)
+{
+    GRID_STRIDE(i, n)
+    {
+        /* the CPU's form: tanh(u) = 1 - 2 / (exp(2u) + 1) */
+        const float v = x[i], u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+        const float t = 1.0f - 2.0f / (expf(2.0f * u) + 1.0f);
+        x[i] = 0.5f * v * (1.0f + t);
+    }
+}
+
+__global__ void silu_kernel(const float *x, int64_t n, float *y)
+{
+    GRID_STRIDE(i, n) y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+__global__ void add_kernel(const float *a, const float *b, int64_t b_elems, float *out, int64_t n)
+{
+    GRID_STRIDE(i, n) out[i] = a[i] + b[i % b_elems];
+}
+
+/* Row-broadcast steps: one block per row (grid.x = rows) avoids a division
+ * per element. */
+__global__ void modulate_kernel(float *x, int64_t dim, const float *shift, const float *scale)
+{
+    float *row = x + blockIdx.x * dim;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+        row[d] = row[d] * (1.0f + scale[d]) + shift[d];
+}
+
+__global__ void gated_residual_kernel(float *x, const float *y, int64_t dim, const float *gate)
+{
+    float *row = x + blockIdx.x * dim;
+    const float *add = y + blockIdx.x * dim;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+        row[d] += gate ? add[d] * gate[d] : add[d];
+}
+
+/* ---- RoPE ----------------------------------------------------------------- */
+
+struct RopeGrid {
+    int64_t frames, height, width; /* the token grid */
+    int64_t pairs, f_pairs, hw_pairs, f_dim, hw_dim;
+    int64_t heads, head_dim;
+};
+
+/* One thread per (token, pair): the angle and its cosine and sine in double,
+ * as op_rope_3d, applied to every head. */
+__global__ void rope_3d_kernel(float *x, RopeGrid g)
+{
+    const int64_t total = g.frames * g.height * g.width * g.pairs;
+    GRID_STRIDE(idx, total)
+    {
+        const int64_t token = idx / g.pairs, i = idx % g.pairs;
+        const int64_t f = token / (g.height * g.width), h = (token / g.width) % g.height, w = token % g.width;
+        int64_t pos, j, n;
+        if (i < g.f_pairs)
+            pos = f, j = i, n = g.f_dim;
+        else if (i < g.f_pairs + g.hw_pairs)
+            pos = h, j = i - g.f_pairs, n = g.hw_dim;
+        else
+            pos = w, j = i - g.f_pairs - g.hw_pairs, n = g.hw_dim;
+        const double angle = (double)pos / pow(10000.0, (double)(2 * j) / (double)n);
+        double s, c;
+        sincos(angle, &s, &c);
+        for (int64_t head = 0; head < g.heads; ++head) {
+            float2 *pair = reinterpret_cast<float2 *>(x + (token * g.heads + head) * g.head_dim + 2 * i);
+            const float2 v = *pair;
+            const double re = v.x, im = v.y;
+            *pair = make_float2((float)(re * c - im * s), (float)(re * s + im * c));
+        }
+    }
+}
+
+/* ---- Cross-attention ------------------------------------------------------ */
+
+/* In-place softmax of each row of scores [rows][cols]: one warp per row. */
+__global__ void softmax_rows_kernel(float *scores, int64_t rows, int64_t cols)
+{
+    const int64_t row = blockIdx.x * (int64_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (row >= rows)
+        return;
+    float *r = scores + row * cols;
+    float max_v = -INFINITY;
+    for (int64_t c = lane; c < cols; c += 32)
+        max_v = fmaxf(max_v, r[c]);
+    for (int o = 16; o > 0; o >>= 1)
+        max_v = fmaxf(max_v, __shfl_xor_sync(0xffffffffu, max_v, o));
+    float sum = 0.0f;
+    for (int64_t c = lane; c < cols; c += 32) {
+        const float e = expf(r[c] - max_v);
+        r[c] = e;
+        sum += e;
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const float inv = 1.0f / sum;
+    for (int64_t c = lane; c < cols; c += 32)
+        r[c] *= inv;
+}
+
+/* ---- The table ------------------------------------------------------------ */
+
+sla2_status cuda_alloc(sla2_context *ctx, size_t bytes, void **out)
+{
+    ENTER(ctx, st);
+    (void)st;
+    void *ptr = nullptr;
+    SLA2_CUDA_TRY(ctx, cudaMalloc(&ptr, bytes ? bytes : 256));
+    *out = ptr;
+    return SLA2_OK;
+}
+
+void cuda_release(sla2_context *ctx, void *ptr)
+{
+    sla2_cuda_state *st = state_of(ctx);
+    if (!ptr)
+        return;
+    if (st)
+        cudaSetDevice(st->device);
+    cudaFree(ptr); /* waits for the device: buffers are released after their last use */
+}
+
+/* Pageable source: cudaMemcpyAsync returns once the bytes are staged, so
+ * src may be reused or freed at once. */
+sla2_status cuda_upload(sla2_context *ctx, void *dst, const void *src, size_t bytes)
+{
+    ENTER(ctx, st);
+    SLA2_CUDA_TRY(ctx, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st->stream));
+    return SLA2_OK;
+}
+
+sla2_status cuda_download(sla2_context *ctx, void *dst, const void *src, size_t bytes)
+{
+    ENTER(ctx, st);
+    SLA2_CUDA_TRY(ctx, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st->stream));
+    SLA2_CUDA_TRY(ctx, cudaStreamSynchronize(st->stream));
+    return SLA2_OK;
+}
+
+/* y[rows][out] = x[rows][in] W^T + b, row-major; in cuBLASLt's column-major
+ * view y^T [out x rows] = W [in x out]^T x^T [in x rows], the bias along
+ * y^T's rows. */
+sla2_status cuda_linear(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y)
+{
+    ENTER(ctx, st);
+    if (rows <= 0)
+        return SLA2_OK;
+    Gemm g;
+    g.trans_a = CUBLAS_OP_T;
+    g.m = lin->out, g.n = rows, g.k = lin->in;
+    g.a = lin->weight, g.lda = lin->in;
+    g.b = x, g.ldb = lin->in;
+    g.d = y, g.ldd = lin->out;
+    g.bias = lin->bias;
+    return gemm(ctx, st, g);
+}
+
+sla2_status cuda_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
+                            const float *weight, const float *bias, float *y)
+{
+    ENTER(ctx, st);
+    if (rows <= 0)
+        return SLA2_OK;
+    layer_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(x, dim, (float)eps, weight, bias, y);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+sla2_status cuda_rms_norm(sla2_context *ctx, float *x, int64_t rows, int64_t dim, double eps, const float *weight)
+{
+    ENTER(ctx, st);
+    if (rows <= 0)
+        return SLA2_OK;
+    rms_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(x, dim, (float)eps, weight);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+sla2_status cuda_gelu(sla2_context *ctx, float *x, int64_t n)
+{
+    ENTER(ctx, st);
+    if (n <= 0)
+        return SLA2_OK;
+    gelu_tanh_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(x, n);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+sla2_status cuda_silu(sla2_context *ctx, const float *x, int64_t n, float *y)
+{
+    ENTER(ctx, st);
+    if (n <= 0)
+        return SLA2_OK;
+    silu_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(x, n, y);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+sla2_status cuda_modulate(sla2_context *ctx, float *x, int64_t rows, int64_t dim, const float *shift,
+                          const float *scale)
+{
+    ENTER(ctx, st);
+    if (rows <= 0)
+        return SLA2_OK;
+    modulate_kernel<<<(unsigned)rows, kThreads, 0, st->stream>>>(x, dim, shift, scale);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+sla2_status cuda_gated_residual(sla2_context *ctx, float *x, const float *y, int64_t rows, int64_t dim,
+                                const float *gate)
+{
+    ENTER(ctx, st);
+    if (rows <= 0)
+        return SLA2_OK;
+    gated_residual_kernel<<<(unsigned)rows, kThreads, 0, st->stream>>>(x, y, dim, gate);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+sla2_status cuda_add(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n)
+{
+    ENTER(ctx, st);
+    if (n <= 0)
+        return SLA2_OK;
+    if (b_elems <= 0)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT add: b has %lld elements", (long long)b_elems);
+    add_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(a, b, b_elems, out, n);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+sla2_status cuda_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim)
+{
+    ENTER(ctx, st);
+    if (head_dim % 2)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT RoPE: head_dim %lld is odd", (long long)head_dim);
+    RopeGrid g;
+    g.frames = grid[0], g.height = grid[1], g.width = grid[2];
+    g.pairs = head_dim / 2, g.hw_pairs = g.pairs / 3, g.f_pairs = g.pairs - 2 * g.hw_pairs;
+    g.f_dim = head_dim - 4 * (head_dim / 6), g.hw_dim = 2 * (head_dim / 6);
+    g.heads = heads, g.head_dim = head_dim;
+    const int64_t total = g.frames * g.height * g.width * g.pairs;
+    if (total <= 0)
+        return SLA2_OK;
+    rope_3d_kernel<<<grid_for(total), kThreads, 0, st->stream>>>(x, g);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+/* softmax(q k^T / sqrt(d)) v per head, q [Lq][H][d], k and v [Lk][H][d]:
+ * per chunk of queries, scores [H][rows][Lk] = one batched GEMM over the
+ * heads, a row softmax, then out = scores v, another batched GEMM. The
+ * scores live in stream-ordered scratch (cudaMallocAsync), so no
+ * synchronisation is needed to free them. */
+sla2_status cuda_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
+                                 int64_t Lk, int64_t heads, int64_t head_dim, float *out)
+{
+    ENTER(ctx, st);
+    if (Lq <= 0 || heads <= 0)
+        return SLA2_OK;
+    if (Lk <= 0)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT cross-attention: no keys");
+    const int64_t stride = heads * head_dim;
+    int64_t chunk = kScoreChunkElems / (heads * Lk);
+    chunk = chunk < 1 ? 1 : (chunk > Lq ? Lq : chunk);
+    float *scores = nullptr;
+    SLA2_CUDA_TRY(ctx, cudaMallocAsync((void **)&scores, (size_t)(heads * chunk * Lk) * sizeof(float), st->stream));
+    sla2_status s = SLA2_OK;
+    for (int64_t row0 = 0; row0 < Lq && s == SLA2_OK; row0 += chunk) {
+        const int64_t rows = Lq - row0 < chunk ? Lq - row0 : chunk;
+        /* scores^T [Lk x rows] = K_h [d x Lk]^T Q_h [d x rows] (column-major views) */
+        Gemm sc;
+        sc.trans_a = CUBLAS_OP_T;
+        sc.m = Lk, sc.n = rows, sc.k = head_dim;
+        sc.a = k, sc.lda = stride, sc.stride_a = head_dim;
+        sc.b = q + row0 * stride, sc.ldb = stride, sc.stride_b = head_dim;
+        sc.d = scores, sc.ldd = Lk, sc.stride_d = rows * Lk;
+        sc.batch = (int)heads;
+        sc.alpha = 1.0f / sqrtf((float)head_dim);
+        s = gemm(ctx, st, sc);
+        if (s != SLA2_OK)
+            break;
+        const int64_t total_rows = heads * rows, rows_per_block = kThreads / 32;
+        softmax_rows_kernel<<<(unsigned)((total_rows + rows_per_block - 1) / rows_per_block), kThreads, 0,
+                              st->stream>>>(scores, total_rows, Lk);
+        s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
+        if (s != SLA2_OK)
+            break;
+        /* out_h^T [d x rows] = V_h [d x Lk] P^T [Lk x rows] */
+        Gemm pv;
+        pv.m = head_dim, pv.n = rows, pv.k = Lk;
+        pv.a = v, pv.lda = stride, pv.stride_a = head_dim;
+        pv.b = scores, pv.ldb = Lk, pv.stride_b = rows * Lk;
+        pv.d = out + row0 * stride, pv.ldd = stride, pv.stride_d = head_dim;
+        pv.batch = (int)heads;
+        s = gemm(ctx, st, pv);
+    }
+    sla2_status freed = SLA2_CUDA_CHECK(ctx, cudaFreeAsync(scores, st->stream));
+    return s != SLA2_OK ? s : freed;
+}
+
+const dit_backend cuda_table = {
+    "cuda",
+    cuda_alloc,
+    cuda_release,
+    cuda_upload,
+    cuda_download,
+    cuda_linear,
+    cuda_layer_norm,
+    cuda_rms_norm,
+    cuda_gelu,
+    cuda_silu,
+    cuda_modulate,
+    cuda_gated_residual,
+    cuda_add,
+    cuda_rope,
+    cuda_dense_attention,
+};
+
+} // namespace
+
+extern "C" const dit_backend *sla2_cuda_dit_backend(void)
+{
+    return &cuda_table;
+}
+
+/* The context's stream (a cudaStream_t), so that a benchmark can put CUDA
+ * events between the operators; NULL for a context of another backend. */
+extern "C" void *sla2_cuda_dit_stream(sla2_context *ctx)
+{
+    if (!ctx || ctx->backend != SLA2_BACKEND_CUDA || !ctx->backend_state)
+        return nullptr;
+    return static_cast<void *>(state_of(ctx)->stream);
+}

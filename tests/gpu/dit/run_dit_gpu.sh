@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The DiT's CUDA operators on a machine with a GPU:
+#   1. builds test_dit_gpu and sla2-bench-model (architectures: $SLA2_CUDA_ARCHS, default 90),
+#   2. runs test_dit_gpu (CUDA forward against the CPU forward and the PyTorch fixture),
+#   3. runs its quick case list under compute-sanitizer memcheck,
+#   4. runs sla2-bench-model (Wan2.1-1.3B at 480p, dense against SLA2 at topk 0.03).
+# Logs go to $SLA2_GPU_LOG_DIR (default build-dit-gpu/logs); a summary ends the output.
+# Where the machine lacks them, OpenBLAS and libyaml come from a carried .blas/
+# (as tests/gpu/run.sh) and libpng from a carried .ditdeps/png/.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+BUILD=${SLA2_GPU_BUILD:-$ROOT/build-dit-gpu}
+ARCHS=${SLA2_CUDA_ARCHS:-90}
+LOGS=${SLA2_GPU_LOG_DIR:-$BUILD/logs}
+BENCH_RUNS=${SLA2_BENCH_RUNS:-3}
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+export PATH="$CUDA_HOME/bin:$PATH"
+mkdir -p "$LOGS"
+
+ARGS=()
+if ! { pkg-config --exists openblas 2>/dev/null || ls /usr/lib/*/openblas-openmp/libopenblas.so >/dev/null 2>&1; } &&
+   [ -d "$ROOT/.blas" ]; then
+  ARGS+=(-DSLA2_OPENBLAS_LIBRARY="$ROOT/.blas/lib/libopenblas.so" -DSLA2_OPENBLAS_INCLUDE="$ROOT/.blas/include")
+  export LD_LIBRARY_PATH="$ROOT/.blas/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "using the carried OpenBLAS in .blas/"
+fi
+if ! pkg-config --exists yaml-0.1 2>/dev/null && [ -d "$ROOT/.blas/yaml" ]; then
+  export PKG_CONFIG_PATH="$ROOT/.blas/yaml/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  export LD_LIBRARY_PATH="$ROOT/.blas/yaml/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "using the carried libyaml in .blas/yaml/"
+fi
+if ! ls /usr/include/png.h >/dev/null 2>&1 && [ -d "$ROOT/.ditdeps/png" ]; then
+  ARGS+=(-DPNG_LIBRARY="$ROOT/.ditdeps/png/lib/libpng16.so" -DPNG_PNG_INCLUDE_DIR="$ROOT/.ditdeps/png/include")
+  export LD_LIBRARY_PATH="$ROOT/.ditdeps/png/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "using the carried libpng in .ditdeps/png/"
+fi
+export OPENBLAS_NUM_THREADS=1
+
+step() { printf '\n== %s (%s)\n' "$*" "$(date -u +%T)"; }
+status_build=FAIL status_test=FAIL status_memcheck=FAIL status_bench=FAIL
+
+step "build (sm_$ARCHS)"
+if cmake -S "$ROOT" -B "$BUILD" -DSLA2_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCHS" -DCMAKE_BUILD_TYPE=Release \
+     -DSLA2_BUILD_TESTS=OFF -DSLA2_BUILD_APPS=OFF -DCMAKE_PROJECT_INCLUDE="$ROOT/tests/gpu/dit/dit_targets.cmake" \
+     "${ARGS[@]}" >"$LOGS/configure.log" 2>&1 &&
+   cmake --build "$BUILD" -j"$(nproc)" --target test_dit_gpu sla2-bench-model >"$LOGS/build.log" 2>&1; then
+  status_build=ok
+else
+  tail -n 30 "$LOGS/configure.log"; grep -E "error|Error" -A3 "$LOGS/build.log" | head -60
+fi
+
+# The binaries sit in the build's root while dit_targets.cmake include()s
+# their CMakeLists, in their own folders once add_subdirectory() does.
+find_bin() { for d in "$BUILD" "$BUILD/tests/gpu/dit" "$BUILD/apps/bench/model"; do [ -x "$d/$1" ] && echo "$d/$1" && return; done; }
+TEST=$(find_bin test_dit_gpu) BENCH=$(find_bin sla2-bench-model)
+
+if [ $status_build = ok ]; then
+  step "test_dit_gpu"
+  timeout 150 "$TEST" 2>&1 | tee "$LOGS/test_dit_gpu.log"
+  [ "${PIPESTATUS[0]}" = 0 ] && status_test=ok
+
+  step "compute-sanitizer --tool memcheck test_dit_gpu --quick"
+  SAN="$CUDA_HOME/bin/compute-sanitizer"
+  command -v compute-sanitizer >/dev/null && SAN=compute-sanitizer
+  timeout 150 "$SAN" --tool memcheck --error-exitcode 99 "$TEST" --quick \
+    >"$LOGS/memcheck.log" 2>&1
+  rc=$?
+  tail -12 "$LOGS/memcheck.log"
+  [ $rc = 0 ] && status_memcheck=ok
+
+  step "sla2-bench-model"
+  timeout 220 "$BENCH" --runs "$BENCH_RUNS" "$@" 2>&1 | tee "$LOGS/bench_model.log"
+  [ "${PIPESTATUS[0]}" = 0 ] && status_bench=ok
+fi
+
+step "summary"
+printf '%-12s %s\n' build $status_build test_dit_gpu $status_test memcheck $status_memcheck bench $status_bench
+[ $status_build$status_test$status_memcheck$status_bench = okokokok ]
