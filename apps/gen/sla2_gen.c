@@ -42,7 +42,7 @@ static void usage(FILE *to)
         "  --attention dense|sla2  exact dense attention, or SLA2 (default: the runtime's, sla2)\n"
         "  --topk T                share of key blocks kept in every layer, (0, 1]\n"
         "  --quant none|int8|int8_fp8  quantisation of every layer's sparse branch\n"
-        "  --backend cpu|cuda|auto the DiT runs on the CPU in this version; cuda is refused (default auto = cpu)\n"
+        "  --backend cpu|cuda|auto where the DiT runs (default auto: CUDA when a GPU is usable, else CPU)\n"
         "  --out FILE.y4m          the video as Y4M (default out/video.y4m)\n"
         "  --png FILE.png          a strip of 8 frames side by side as PNG\n"
         "  --frames-dir DIR        every frame as DIR/frame_NNN.png\n"
@@ -234,13 +234,9 @@ int main(int argc, char **argv)
     gen_args a;
     if (!parse_args(argc, argv, &a))
         return 2;
-    if (a.backend == SLA2_BACKEND_CUDA) {
-        fprintf(stderr, "sla2-gen: --backend cuda: the DiT runtime runs on the CPU in this version\n");
-        return 2;
-    }
     sla2_context_options options;
     sla2_context_options_default(&options);
-    options.backend = SLA2_BACKEND_CPU;
+    options.backend = a.backend;
     sla2_context *ctx = NULL;
     char err[512];
     if (sla2_context_create(&options, &ctx, err, sizeof err) != SLA2_OK) {

@@ -1,0 +1,174 @@
+/* --compare (see calib_compare.h). */
+#include "calib_compare.h"
+
+#include "calib_progress.h"
+
+#include <sla2/video.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { VARIANT_CALIBRATED, VARIANT_UNIFORM_FP8, VARIANT_UNIFORM_NONE, NUM_VARIANTS };
+
+typedef struct variant_result {
+    double err_sum, matched_sum;
+    int full_matches, count;
+} variant_result;
+
+static int popcount3(int bits)
+{
+    return bits < 0 ? 0 : (bits & 1) + ((bits >> 1) & 1) + ((bits >> 2) & 1);
+}
+
+static double rel_l2(const float *a, const float *ref, size_t n)
+{
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)a[i] - ref[i];
+        diff += e * e, norm += (double)ref[i] * ref[i];
+    }
+    return sqrt(diff / (norm + 1e-300));
+}
+
+/* The uniform baseline: every layer at one topk, quant as given. */
+static int make_uniform(sla2_context *ctx, sla2_model *model, int num_layers, float topk, sla2_quant_mode quant,
+                        int block_q, sla2_pipeline **out)
+{
+    if (sla2_pipeline_create(ctx, model, NULL, out) != SLA2_OK)
+        return 0;
+    sla2_layer_attention la = {.topk = topk, .quant = quant, .block_q = block_q, .block_k = 64};
+    for (int l = 0; l < num_layers; l++)
+        if (sla2_pipeline_set_layer(*out, l, &la) != SLA2_OK)
+            return 0;
+    return 1;
+}
+
+typedef struct compare_progress {
+    calib_progress *bar;
+    double start_ms;
+} compare_progress;
+
+static int on_step(void *user, const sla2_step_info *info)
+{
+    compare_progress *p = user;
+    double now = calib_now_ms();
+    calib_progress_step(p->bar, now - p->start_ms);
+    p->start_ms = now;
+    (void)info;
+    return 0;
+}
+
+static int generate(sla2_pipeline *pipe, const calib_options *opt, const calib_input *in, int64_t seed, float *video,
+                    size_t elems, compare_progress *progress)
+{
+    sla2_generate_options g;
+    sla2_generate_options_default(&g);
+    g.prompt = in->prompt, g.text_embedding_path = in->embedding, g.seed = seed, g.steps = opt->steps;
+    g.guidance = opt->guidance, g.shift = opt->shift, g.sampler = opt->sampler;
+    g.on_step = on_step, g.user = progress;
+    progress->start_ms = calib_now_ms();
+    return sla2_pipeline_generate(pipe, &g, video, elems) == SLA2_OK;
+}
+
+/* Matched attribute bits of a video against its prompt; -1 when it cannot
+ * be judged (no prompt, or a latent-space model). */
+static int adherence(const sla2_model_info *info, const calib_input *in, const float *video)
+{
+    sla2_video_analysis a;
+    if (!in->prompt || !info->pixel_space || info->channels != 3 ||
+        sla2_video_analyse(video, info->frames, info->height, info->width, &a) != SLA2_OK)
+        return -1;
+    return sla2_prompt_matches(in->prompt, &a);
+}
+
+int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model, const sla2_model_info *info,
+                  const calib_table *t, const calib_choice *choices)
+{
+    const calib_input *inputs = opt->compare_inputs ? opt->compare_inputs : opt->inputs;
+    int num_inputs = opt->compare_inputs ? opt->num_compare_inputs : opt->num_inputs;
+    /* equal mean kept share: round the calibrated mean number of kept blocks up */
+    double kept_sum = 0;
+    for (int l = 0; l < info->num_layers; l++)
+        kept_sum += choices[l].kept_share * (double)t->num_k_blocks;
+    int64_t uniform_blocks = (int64_t)ceil(kept_sum / info->num_layers - 1e-9);
+    float uniform_topk = (float)uniform_blocks / (float)t->num_k_blocks;
+    printf("\ncompare: %d prompt(s) x %d seed(s), %d steps; calibrated mean kept share %.2f%%, uniform topk %.4g "
+           "(%lld of %lld key blocks, %.2f%%)\n",
+           num_inputs, opt->num_seeds, opt->steps, 100.0 * kept_sum / info->num_layers / (double)t->num_k_blocks,
+           (double)uniform_topk, (long long)uniform_blocks, (long long)t->num_k_blocks,
+           100.0 * (double)uniform_blocks / (double)t->num_k_blocks);
+
+    sla2_pipeline *dense = NULL, *pipes[NUM_VARIANTS] = {0};
+    static const char *const names[NUM_VARIANTS] = {"calibrated", "uniform int8_fp8", "uniform none"};
+    size_t elems = (size_t)info->channels * info->frames * info->height * info->width;
+    float *ref = malloc(elems * sizeof *ref), *video = malloc(elems * sizeof *video);
+    variant_result res[NUM_VARIANTS] = {{0}};
+    double dense_matched = 0;
+    int dense_full = 0, judged = 1, ok = 0;
+    if (!ref || !video) {
+        fprintf(stderr, CALIB_TOOL ": --compare: out of memory\n");
+        goto done;
+    }
+    if (sla2_pipeline_create(ctx, model, NULL, &dense) != SLA2_OK ||
+        sla2_pipeline_create(ctx, model, opt->out, &pipes[VARIANT_CALIBRATED]) != SLA2_OK ||
+        !make_uniform(ctx, model, info->num_layers, uniform_topk, SLA2_QUANT_INT8_FP8, opt->block_q,
+                      &pipes[VARIANT_UNIFORM_FP8]) ||
+        !make_uniform(ctx, model, info->num_layers, uniform_topk, SLA2_QUANT_NONE, opt->block_q,
+                      &pipes[VARIANT_UNIFORM_NONE])) {
+        fprintf(stderr, CALIB_TOOL ": --compare: %s\n", sla2_context_last_error(ctx));
+        goto done;
+    }
+    sla2_pipeline_set_dense(dense, 1);
+    calib_progress bar;
+    calib_progress_start(&bar, !opt->quiet, (long)num_inputs * opt->num_seeds * (NUM_VARIANTS + 1) * opt->steps, 0);
+    compare_progress progress = {.bar = &bar};
+    printf("%-32s %5s  %-18s %12s  %s\n", "prompt", "seed", "attention", "video rel-L2", "adherence (of 3)");
+    for (int i = 0; i < num_inputs; i++)
+        for (int s = 0; s < opt->num_seeds; s++) {
+            const char *label = inputs[i].prompt ? inputs[i].prompt : inputs[i].embedding;
+            if (!generate(dense, opt, &inputs[i], opt->seeds[s], ref, elems, &progress))
+                goto fail;
+            int dense_bits = adherence(info, &inputs[i], ref);
+            judged &= dense_bits >= 0;
+            dense_matched += popcount3(dense_bits), dense_full += dense_bits == 7;
+            calib_progress_draw(&bar, 1);
+            if (bar.enabled)
+                fprintf(stderr, "\r\033[K");
+            printf("%-32.32s %5lld  %-18s %12s  %d\n", label, (long long)opt->seeds[s], "dense", "0", popcount3(dense_bits));
+            for (int v = 0; v < NUM_VARIANTS; v++) {
+                if (!generate(pipes[v], opt, &inputs[i], opt->seeds[s], video, elems, &progress))
+                    goto fail;
+                int bits = adherence(info, &inputs[i], video);
+                double e = rel_l2(video, ref, elems);
+                res[v].err_sum += e, res[v].matched_sum += popcount3(bits), res[v].full_matches += bits == 7;
+                res[v].count++;
+                if (bar.enabled)
+                    fprintf(stderr, "\r\033[K");
+                printf("%-32s %5s  %-18s %12.4g  %d\n", "", "", names[v], e, popcount3(bits));
+            }
+            fflush(stdout);
+        }
+    calib_progress_finish(&bar);
+    int n = res[0].count;
+    printf("\nsummary over %d video(s)     mean video rel-L2 vs dense   mean attributes matched   all 3 matched\n", n);
+    printf("  %-26s %28s   %23.2f   %13d\n", "dense", "0", dense_matched / n, dense_full);
+    for (int v = 0; v < NUM_VARIANTS; v++)
+        printf("  %-26s %28.4g   %23.2f   %13d\n", names[v], res[v].err_sum / n, res[v].matched_sum / n,
+               res[v].full_matches);
+    if (!judged)
+        printf("  (adherence needs prompts and an RGB pixel-space model; not judged here)\n");
+    ok = 1;
+    goto done;
+fail:
+    if (bar.enabled)
+        fprintf(stderr, "\n");
+    fprintf(stderr, CALIB_TOOL ": --compare: %s\n", sla2_context_last_error(ctx));
+done:
+    sla2_pipeline_free(dense);
+    for (int v = 0; v < NUM_VARIANTS; v++)
+        sla2_pipeline_free(pipes[v]);
+    free(ref), free(video);
+    return ok;
+}

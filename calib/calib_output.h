@@ -1,0 +1,22 @@
+/* What a calibration hands back: the stdout table and the runtime YAML. */
+#ifndef SLA2_CALIB_OUTPUT_H
+#define SLA2_CALIB_OUTPUT_H
+
+#include "calib.h"
+#include "calib_select.h"
+
+#include <stdio.h>
+
+/* The per-layer table, the whole model's kept share, and (per_head) each
+ * head's own choice. */
+void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t, const calib_choice *choices,
+                       const sla2_model_info *info);
+
+/* Writes the runtime YAML to opt->out: to a temporary file beside it, which
+ * sla2_pipeline_create must load (so a file sla2-gen cannot read is never
+ * put in place), then renamed over opt->out. Returns 1, or 0 after printing
+ * why (opt->out untouched). */
+int calib_write_yaml(const calib_options *opt, const calib_table *t, const calib_choice *choices,
+                     const sla2_model_info *info, sla2_context *ctx, sla2_model *model);
+
+#endif

@@ -1,0 +1,617 @@
+/* sla2-calib: the selection rule on hand-made error tables, and the tool
+ * itself (run as a subprocess) on the small DiT fixture: a YAML the pipeline
+ * loads, budget 0 (every layer dense), a budget nothing can miss (the
+ * sparsest candidate everywhere), the plot, and every bad flag or file.
+ * `test_calib tiny` runs the calibration of the tiny demo model instead
+ * (exit 77, CTest's "skipped", while models/tiny-demo.* are absent). */
+#include "calib_select.h"
+
+#include <sla2/pipeline.h>
+#include <sla2/sla2.h>
+
+#include <check.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SLA2_CALIB_EXE
+#error "SLA2_CALIB_EXE must name the built sla2-calib"
+#endif
+
+#define FIXTURE SLA2_SOURCE_DIR "/tests/fixtures/dit"
+#define FIXTURE_MODEL "--model " FIXTURE "/model.yaml --weights " FIXTURE "/weights.safetensors"
+
+/* ---- The selection rule ---------------------------------------------------- */
+
+static const float TOPKS[] = {0.05f, 0.1f, 0.2f};
+static const sla2_quant_mode MODES[] = {SLA2_QUANT_INT8_FP8, SLA2_QUANT_INT8, SLA2_QUANT_NONE};
+
+static void table_1layer(calib_table *t, int heads)
+{
+    /* 4096 tokens: 64 key blocks; topk 0.05/0.1/0.2 keep 3/6/13 */
+    ck_assert(calib_table_init(t, 1, heads, TOPKS, 3, MODES, 3, 4096, 64));
+}
+
+/* Adds the same badness for every head. */
+static void add(calib_table *t, int topk, int mode, double badness)
+{
+    double heads[4] = {badness, badness, badness, badness};
+    calib_table_add(t, 0, topk, mode, badness, heads);
+}
+
+START_TEST(select_uses_the_worst_sample_not_the_mean)
+{
+    calib_table t;
+    table_1layer(&t, 1);
+    for (int m = 0; m < 3; m++) {
+        /* topk 0.05: mean 0.03 meets 0.05, but one sample is 0.055 */
+        add(&t, 0, m, 0.005), add(&t, 0, m, 0.055);
+        add(&t, 1, m, 0.02), add(&t, 1, m, 0.045);
+        add(&t, 2, m, 0.01), add(&t, 2, m, 0.01);
+    }
+    calib_choice c;
+    ck_assert_int_eq(calib_select(&t, 0.05, 0, &c), 0);
+    ck_assert_int_eq(c.topk_index, 1);
+    ck_assert_float_eq(c.topk, 0.1f);
+    ck_assert_double_eq_tol(c.worst, 0.045, 1e-15);
+    ck_assert_double_eq_tol(c.mean, 0.0325, 1e-15);
+    ck_assert_double_eq_tol(c.kept_share, 6.0 / 64.0, 1e-15);
+    calib_table_free(&t);
+}
+END_TEST
+
+START_TEST(select_takes_the_cheapest_mode_that_meets_the_budget)
+{
+    calib_table t;
+    table_1layer(&t, 1);
+    /* topk 0.05 fails in every mode; at 0.1 int8_fp8 misses, int8 and none meet */
+    for (int m = 0; m < 3; m++)
+        add(&t, 0, m, 0.2);
+    add(&t, 1, 0, 0.06), add(&t, 1, 1, 0.04), add(&t, 1, 2, 0.03);
+    for (int m = 0; m < 3; m++)
+        add(&t, 2, m, 0.01);
+    calib_choice c;
+    calib_select(&t, 0.05, 0, &c);
+    ck_assert_int_eq(c.topk_index, 1);
+    ck_assert_int_eq(c.quant, SLA2_QUANT_INT8);
+    /* a looser budget: the sparsest topk, and there the cheapest mode */
+    calib_select(&t, 0.5, 0, &c);
+    ck_assert_int_eq(c.topk_index, 0);
+    ck_assert_int_eq(c.quant, SLA2_QUANT_INT8_FP8);
+    calib_table_free(&t);
+}
+END_TEST
+
+START_TEST(select_unmet_budget_stays_dense)
+{
+    calib_table t;
+    table_1layer(&t, 1);
+    for (int k = 0; k < 3; k++)
+        for (int m = 0; m < 3; m++)
+            add(&t, k, m, 0.1);
+    calib_choice c;
+    ck_assert_int_eq(calib_select(&t, 0.05, 0, &c), 1);
+    ck_assert_int_eq(c.topk_index, -1);
+    ck_assert_float_eq(c.topk, 1.0f);
+    ck_assert_int_eq(c.quant, SLA2_QUANT_NONE);
+    ck_assert_double_eq(c.kept_share, 1.0);
+    /* budget 0 with errors > 0: dense as well */
+    ck_assert_int_eq(calib_select(&t, 0.0, 0, &c), 1);
+    calib_table_free(&t);
+}
+END_TEST
+
+START_TEST(select_never_takes_nan_or_unmeasured)
+{
+    calib_table t;
+    table_1layer(&t, 1);
+    for (int m = 0; m < 3; m++)
+        add(&t, 0, m, 0.01), add(&t, 0, m, NAN); /* NaN in a later sample poisons the candidate */
+    /* topk 0.1 never measured; 0.2 meets */
+    for (int m = 0; m < 3; m++)
+        add(&t, 2, m, 0.01);
+    calib_choice c;
+    calib_select(&t, 0.05, 0, &c);
+    ck_assert_int_eq(c.topk_index, 2);
+    calib_table_free(&t);
+}
+END_TEST
+
+START_TEST(select_per_head_needs_every_head)
+{
+    calib_table t;
+    table_1layer(&t, 2);
+    for (int m = 0; m < 3; m++) {
+        double h0[2] = {0.02, 0.08}; /* layer 0.045 meets, head 1 does not */
+        calib_table_add(&t, 0, 0, m, 0.045, h0);
+        double h1[2] = {0.01, 0.03};
+        calib_table_add(&t, 0, 1, m, 0.02, h1);
+        calib_table_add(&t, 0, 2, m, 0.01, h1);
+    }
+    calib_choice c;
+    calib_select(&t, 0.05, 0, &c);
+    ck_assert_int_eq(c.topk_index, 0);
+    calib_select(&t, 0.05, 1, &c);
+    ck_assert_int_eq(c.topk_index, 1);
+    ck_assert_int_eq(calib_select_head(&t, 0, 0, 0.05).topk_index, 0);
+    ck_assert_int_eq(calib_select_head(&t, 0, 1, 0.05).topk_index, 1);
+    calib_table_free(&t);
+}
+END_TEST
+
+/* calib_select.c restates the operator's kept-block rule; it must agree. */
+START_TEST(kept_blocks_agree_with_the_operator)
+{
+    const float topks[] = {0.01f, 0.02f, 0.03f, 0.05f, 0.1f, 0.15f, 0.2f, 0.3f, 0.5f, 0.9f, 1.0f};
+    const int64_t lengths[] = {72, 640, 4096, 32760};
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        calib_table t;
+        ck_assert(calib_table_init(&t, 1, 1, topks, 11, MODES, 1, lengths[i], 64));
+        for (int k = 0; k < 11; k++)
+            ck_assert_int_eq(t.kept[k], sla2_attention_kept_blocks(lengths[i], 64, topks[k]));
+        calib_table_free(&t);
+    }
+}
+END_TEST
+
+/* ---- The tool on the fixture ---------------------------------------------- */
+
+static char work[256];
+
+static void make_workdir(void)
+{
+    snprintf(work, sizeof work, "/tmp/test_calib_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(work));
+}
+
+static void remove_workdir(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(s);
+    s[fread(s, 1, (size_t)n, f)] = '\0';
+    fclose(f);
+    return s;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+typedef struct run_result {
+    int status;
+    char *out, *err;
+} run_result;
+
+static void run_free(run_result *r)
+{
+    free(r->out), free(r->err);
+}
+
+/* Runs sla2-calib with args (already quoted as needed); %W in args is the
+ * work directory. */
+static run_result run_calib(const char *fmt, ...)
+{
+    char args[4096], cmd[8192], out[512], err[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(out, sizeof out, "%s/stdout.txt", work);
+    snprintf(err, sizeof err, "%s/stderr.txt", work);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", SLA2_CALIB_EXE, args, out, err);
+    int status = system(cmd);
+    run_result r = {.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+                    .out = read_text(out), .err = read_text(err)};
+    ck_assert_ptr_nonnull(r.out);
+    ck_assert_ptr_nonnull(r.err);
+    return r;
+}
+
+/* A second text embedding for the fixture (text_dim 32): safetensors with
+ * "context" [3, 32], deterministic values. */
+static void write_embedding(const char *path, unsigned seed)
+{
+    char header[128];
+    int n = snprintf(header, sizeof header, "{\"context\":{\"dtype\":\"F32\",\"shape\":[3,32],\"data_offsets\":[0,384]}}");
+    while (n % 8)
+        header[n++] = ' ';
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    uint64_t len = (uint64_t)n;
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(len >> (8 * i));
+    fwrite(le, 1, 8, f);
+    fwrite(header, 1, (size_t)n, f);
+    uint32_t state = seed * 2654435761u + 1;
+    for (int i = 0; i < 96; i++) {
+        state = state * 1664525u + 1013904223u;
+        float v = ((float)(state >> 8) / 16777216.0f - 0.5f) * 2.0f;
+        fwrite(&v, 4, 1, f);
+    }
+    fclose(f);
+}
+
+/* Loads a written runtime YAML into a pipeline of the fixture model and
+ * returns every layer's settings. */
+static int load_layers(const char *model, const char *weights, const char *yaml, sla2_layer_attention *layers,
+                       int max_layers)
+{
+    sla2_context_options o;
+    sla2_context_options_default(&o);
+    o.backend = SLA2_BACKEND_CPU;
+    sla2_context *ctx = NULL;
+    ck_assert_int_eq(sla2_context_create(&o, &ctx, NULL, 0), SLA2_OK);
+    sla2_model *m = NULL;
+    sla2_pipeline *p = NULL;
+    ck_assert_msg(sla2_model_load(ctx, model, weights, &m) == SLA2_OK, "%s", sla2_context_last_error(ctx));
+    ck_assert_msg(sla2_pipeline_create(ctx, m, yaml, &p) == SLA2_OK, "%s does not load: %s", yaml,
+                  sla2_context_last_error(ctx));
+    sla2_model_info info = {.size = sizeof info};
+    ck_assert_int_eq(sla2_model_get_info(ctx, m, &info), SLA2_OK);
+    ck_assert_int_le(info.num_layers, max_layers);
+    for (int l = 0; l < info.num_layers; l++)
+        ck_assert_int_eq(sla2_pipeline_get_layer(p, l, &layers[l]), SLA2_OK);
+    sla2_pipeline_free(p);
+    sla2_model_free(m);
+    sla2_context_free(ctx);
+    return info.num_layers;
+}
+
+static int load_fixture_layers(const char *yaml, sla2_layer_attention *layers)
+{
+    return load_layers(FIXTURE "/model.yaml", FIXTURE "/weights.safetensors", yaml, layers, 8);
+}
+
+/* Two inputs (the fixture's embedding and a second one), 2 sampled steps. */
+static run_result calibrate_fixture(const char *extra)
+{
+    char second[512];
+    snprintf(second, sizeof second, "%s/second.safetensors", work);
+    write_embedding(second, 7);
+    return run_calib(FIXTURE_MODEL " --text-embedding " FIXTURE "/io.safetensors --text-embedding '%s' "
+                     "--seeds 0,1 --steps 3 --sample-steps 2 --quiet --out '%s/calib.yaml' %s",
+                     second, work, extra);
+}
+
+START_TEST(fixture_calibration_writes_a_loadable_yaml)
+{
+    make_workdir();
+    run_result r = calibrate_fixture("--max-rel-l2 0.45");
+    ck_assert_msg(r.status == 0 || r.status == 3, "status %d: %s", r.status, r.err);
+    /* the table: one row per layer and the whole model's share */
+    ck_assert_msg(strstr(r.out, "layer    topk  mode") && strstr(r.out, "whole model:"), "%s", r.out);
+    char path[512];
+    snprintf(path, sizeof path, "%s/calib.yaml", work);
+    char *yaml = read_text(path);
+    ck_assert_ptr_nonnull(yaml);
+    /* the header names model, budget, inputs, seeds and the tool's version */
+    ck_assert(strstr(yaml, "# model: dit-fixture ("));
+    ck_assert(strstr(yaml, "rel-L2 <= 0.45"));
+    ck_assert(strstr(yaml, "io.safetensors\""));
+    ck_assert(strstr(yaml, "# seeds: 0, 1; 3 steps, sampled at 1, 3"));
+    char version[64];
+    snprintf(version, sizeof version, "SLA2 SDK %s", sla2_version_string());
+    ck_assert(strstr(yaml, version));
+    sla2_layer_attention layers[8];
+    int n = load_fixture_layers(path, layers);
+    ck_assert_int_eq(n, 2);
+    for (int l = 0; l < n; l++) {
+        ck_assert_int_eq(layers[l].block_k, 64);
+        ck_assert_int_eq(layers[l].block_q, 128);
+    }
+    /* permissions as for any file the user creates (mkstemp's are 0600) */
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    mode_t mask = umask(0);
+    umask(mask);
+    ck_assert_int_eq(st.st_mode & 0777, 0666 & ~mask);
+    /* and sla2-gen runs with it */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' " FIXTURE_MODEL " --text-embedding " FIXTURE "/io.safetensors --runtime '%s' "
+             "--steps 1 --guidance 1 --quiet --out '%s/v.y4m' >/dev/null 2>&1", SLA2_GEN_EXE, path, work);
+    ck_assert_msg(system(cmd) == 0, "sla2-gen --runtime %s failed", path);
+    /* no temporary file left beside it */
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", work);
+    ck_assert_int_ne(system(cmd), 0);
+    free(yaml);
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
+START_TEST(budget_zero_keeps_every_layer_dense)
+{
+    make_workdir();
+    run_result r = calibrate_fixture("--max-rel-l2 0");
+    ck_assert_msg(r.status == 3, "status %d (expected 3: written, layers dense): %s", r.status, r.err);
+    ck_assert_msg(strstr(r.err, "layer 0: no candidate meets rel-L2 <= 0") && strstr(r.err, "stays dense"), "%s",
+                  r.err);
+    char path[512];
+    snprintf(path, sizeof path, "%s/calib.yaml", work);
+    sla2_layer_attention layers[8];
+    int n = load_fixture_layers(path, layers);
+    for (int l = 0; l < n; l++) {
+        ck_assert_float_eq(layers[l].topk, 1.0f);
+        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_NONE);
+    }
+    ck_assert(strstr(r.out, "whole model: 100.0%"));
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
+START_TEST(easy_budget_takes_the_sparsest_candidate)
+{
+    make_workdir();
+    run_result r = calibrate_fixture("--max-rel-l2 1e9");
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    char path[512];
+    snprintf(path, sizeof path, "%s/calib.yaml", work);
+    sla2_layer_attention layers[8];
+    int n = load_fixture_layers(path, layers);
+    for (int l = 0; l < n; l++) {
+        ck_assert_float_eq(layers[l].topk, 0.02f);
+        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8_FP8);
+    }
+    run_free(&r);
+    /* the same with the cosine budget at its floor, custom candidates and modes */
+    r = calibrate_fixture("--min-cosine -1 --topk-candidates 0.5,0.25 --modes none,int8");
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    n = load_fixture_layers(path, layers);
+    for (int l = 0; l < n; l++) {
+        ck_assert_float_eq(layers[l].topk, 0.25f);
+        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8);
+    }
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
+START_TEST(plot_is_a_png)
+{
+    make_workdir();
+    char plot[512];
+    snprintf(plot, sizeof plot, "%s/plot.png", work);
+    char extra[600];
+    snprintf(extra, sizeof extra, "--plot '%s'", plot);
+    run_result r = calibrate_fixture(extra);
+    ck_assert_msg(r.status == 0 || r.status == 3, "status %d: %s", r.status, r.err);
+    char *png = read_text(plot);
+    ck_assert_ptr_nonnull(png);
+    ck_assert(memcmp(png, "\x89PNG\r\n\x1a\n", 8) == 0);
+    free(png);
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
+/* --compare on the fixture: every video generated and compared; the
+ * uniform baseline keeps at least the calibrated share of key blocks. */
+START_TEST(compare_reports_every_variant)
+{
+    make_workdir();
+    run_result r = calibrate_fixture("--max-rel-l2 1e9 --compare");
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    const char *expect[] = {"compare: 2 prompt(s) x 2 seed(s), 3 steps", "uniform topk 0.5 (1 of 2 key blocks",
+                            "summary over 4 video(s)", "calibrated", "uniform int8_fp8", "uniform none",
+                            "adherence needs prompts"};
+    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++)
+        ck_assert_msg(strstr(r.out, expect[i]), "expected '%s' in: %s", expect[i], r.out);
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
+/* Runs with args, expects status and a message containing `needle` on
+ * stderr, and that --out (pre-filled with "keep") is left untouched. */
+static void expect_fail(int status, const char *needle, const char *fmt, ...)
+{
+    char args[4096], out[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(out, sizeof out, "%s/kept.yaml", work);
+    write_text(out, "keep\n");
+    run_result r = run_calib("%s --quiet --out '%s'", args, out);
+    ck_assert_msg(r.status == status, "%s: status %d, expected %d; stderr: %s", args, r.status, status, r.err);
+    ck_assert_msg(strstr(r.err, needle), "%s: expected '%s' in stderr: %s", args, needle, r.err);
+    char *kept = read_text(out);
+    ck_assert_msg(kept && !strcmp(kept, "keep\n"), "%s: --out was modified", args);
+    free(kept);
+    run_free(&r);
+}
+
+#define EMB "--text-embedding " FIXTURE "/io.safetensors"
+
+START_TEST(bad_flags_say_what_is_wrong)
+{
+    make_workdir();
+    expect_fail(2, "unknown flag '--bogus'", FIXTURE_MODEL " " EMB " --bogus 1");
+    expect_fail(2, "unexpected argument 'stray'", FIXTURE_MODEL " " EMB " stray");
+    expect_fail(2, "--model and --weights are required", EMB);
+    expect_fail(2, "no calibration input", FIXTURE_MODEL);
+    expect_fail(2, "--max-rel-l2: expected a number", FIXTURE_MODEL " " EMB " --max-rel-l2 abc");
+    expect_fail(2, "--max-rel-l2: expected a number", FIXTURE_MODEL " " EMB " --max-rel-l2 -0.1");
+    expect_fail(2, "--min-cosine: expected a number in [-1, 1]", FIXTURE_MODEL " " EMB " --min-cosine 1.5");
+    expect_fail(2, "give one budget", FIXTURE_MODEL " " EMB " --max-rel-l2 0.1 --min-cosine 0.9");
+    expect_fail(2, "--topk-candidates: expected a number in [1e-06, 1], got '2'",
+                FIXTURE_MODEL " " EMB " --topk-candidates 0.1,2");
+    expect_fail(2, "--topk-candidates: 0.1 given twice", FIXTURE_MODEL " " EMB " --topk-candidates 0.1,0.1");
+    expect_fail(2, "--topk-candidates: expected a comma-separated list", FIXTURE_MODEL " " EMB " --topk-candidates ,");
+    expect_fail(2, "--modes: expected none, int8 or int8_fp8, got 'int4'", FIXTURE_MODEL " " EMB " --modes int4");
+    expect_fail(2, "--seeds: expected an integer", FIXTURE_MODEL " " EMB " --seeds 1,x");
+    expect_fail(2, "--steps: expected an integer in [1, 1000]", FIXTURE_MODEL " " EMB " --steps 0");
+    expect_fail(2, "cannot be sampled from a schedule of 4", FIXTURE_MODEL " " EMB " --steps 4 --sample-steps 5");
+    expect_fail(2, "--sample-at: step 9 is past the last step", FIXTURE_MODEL " " EMB " --steps 4 --sample-at 1,9");
+    expect_fail(2, "--block-q: expected 64 or 128", FIXTURE_MODEL " " EMB " --block-q 96");
+    expect_fail(2, "--backend: expected cpu, cuda or auto", FIXTURE_MODEL " " EMB " --backend tpu");
+    expect_fail(2, "--backend cuda: the DiT runtime runs on the CPU", FIXTURE_MODEL " " EMB " --backend cuda");
+    expect_fail(2, "--steps: needs a value", FIXTURE_MODEL " " EMB " --steps");
+    remove_workdir();
+}
+END_TEST
+
+START_TEST(bad_files_say_what_is_wrong)
+{
+    make_workdir();
+    char path[512], bad[512];
+    expect_fail(1, "/nonexistent/model.yaml",
+                "--model /nonexistent/model.yaml --weights " FIXTURE "/weights.safetensors " EMB);
+    snprintf(bad, sizeof bad, "%s/bad.yaml", work);
+    write_text(bad, "name: [unclosed\n");
+    expect_fail(1, "bad.yaml", "--model '%s' --weights " FIXTURE "/weights.safetensors " EMB, bad);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", work);
+    write_text(bad, "\x10\x00\x00\x00\x00\x00\x00\x00{\"x\":");
+    expect_fail(1, "bad.safetensors", "--model " FIXTURE "/model.yaml --weights '%s' " EMB, bad);
+    expect_fail(1, "missing from the checkpoint",
+                "--model " FIXTURE "/model.yaml --weights " FIXTURE "/io.safetensors " EMB);
+    expect_fail(1, "/nonexistent/emb.safetensors", FIXTURE_MODEL " --text-embedding /nonexistent/emb.safetensors");
+    expect_fail(1, "'context'", FIXTURE_MODEL " --text-embedding " FIXTURE "/weights.safetensors");
+    /* a bad second input is found before the first one is calibrated */
+    run_result bad2 = run_calib(FIXTURE_MODEL " " EMB " --text-embedding " FIXTURE "/weights.safetensors --quiet "
+                                "--out '%s/x.yaml'", work);
+    ck_assert_int_eq(bad2.status, 1);
+    ck_assert_msg(strstr(bad2.err, "weights.safetensors: expected a tensor 'context'"), "%s", bad2.err);
+    ck_assert_msg(!strstr(bad2.out, "calibrating on"), "checked the inputs too late: %s", bad2.out);
+    run_free(&bad2);
+    /* prompt files */
+    snprintf(path, sizeof path, "%s/empty.txt", work);
+    write_text(path, "");
+    expect_fail(2, "holds no prompt", FIXTURE_MODEL " --prompts '%s'", path);
+    write_text(path, "\n  \n# only a comment\n");
+    expect_fail(2, "holds no prompt", FIXTURE_MODEL " --prompts '%s'", path);
+    expect_fail(2, "--prompts: cannot open '/nonexistent/prompts.txt'", FIXTURE_MODEL " --prompts /nonexistent/prompts.txt");
+    snprintf(path, sizeof path, "%s/binary.txt", work);
+    FILE *f = fopen(path, "wb");
+    fwrite("red\0circle", 1, 10, f);
+    fclose(f);
+    expect_fail(2, "not a text file", FIXTURE_MODEL " --prompts '%s'", path);
+    /* a prompt for a model without a vocabulary */
+    expect_fail(1, "has no built-in vocabulary", FIXTURE_MODEL " --prompt 'red circle moving right'");
+    /* --per-head on a checkpoint without a per-head router */
+    expect_fail(1, "--per-head: this checkpoint's router is absent", FIXTURE_MODEL " " EMB " --steps 2 --per-head");
+    /* outputs that cannot be written: found before any calibration work */
+    run_result r = run_calib(FIXTURE_MODEL " " EMB " --quiet --out /nonexistent-dir/calib.yaml");
+    ck_assert_int_eq(r.status, 1);
+    ck_assert_msg(strstr(r.err, "--out /nonexistent-dir/calib.yaml: cannot create a file there"), "%s", r.err);
+    ck_assert_msg(!strstr(r.out, "budget:"), "calibrated before checking --out: %s", r.out);
+    run_free(&r);
+    expect_fail(1, "--plot /nonexistent-dir/p.png: cannot create", FIXTURE_MODEL " " EMB " --plot /nonexistent-dir/p.png");
+    remove_workdir();
+}
+END_TEST
+
+START_TEST(help_lists_every_flag)
+{
+    make_workdir();
+    run_result r = run_calib("--help");
+    ck_assert_int_eq(r.status, 0);
+    const char *flags[] = {"--model", "--weights", "--prompts", "--text-embedding", "--seeds", "--steps",
+                           "--sample-steps", "--max-rel-l2", "--min-cosine", "--topk-candidates", "--modes",
+                           "--per-head", "--backend", "--out", "--plot", "--compare"};
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+        ck_assert_msg(strstr(r.out, flags[i]), "--help lacks %s", flags[i]);
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
+/* ---- The tiny demo model ---------------------------------------------------- */
+
+#define TINY_YAML SLA2_SOURCE_DIR "/models/tiny-demo.yaml"
+#define TINY_WEIGHTS SLA2_SOURCE_DIR "/models/tiny-demo.safetensors"
+
+/* 2 prompts, 2 sampled steps, the default candidates and modes. CTest gives
+ * it 120 s (the issue's limit on the 2-core machine). */
+START_TEST(tiny_model_calibration)
+{
+    make_workdir();
+    char prompts[512], yaml[512];
+    snprintf(prompts, sizeof prompts, "%s/prompts.txt", work);
+    snprintf(yaml, sizeof yaml, "%s/calib.yaml", work);
+    write_text(prompts, "red circle moving right\n# a comment\n\nblue square moving up\n");
+    run_result r = run_calib("--model " TINY_YAML " --weights " TINY_WEIGHTS " --prompts '%s' --steps 2 "
+                             "--sample-steps 2 --quiet --out '%s' --plot '%s/plot.png'",
+                             prompts, yaml, work);
+    printf("%s", r.out);
+    ck_assert_msg(r.status == 0 || r.status == 3, "status %d: %s", r.status, r.err);
+    sla2_layer_attention layers[64];
+    int n = load_layers(TINY_YAML, TINY_WEIGHTS, yaml, layers, 64);
+    ck_assert_int_eq(n, 4);
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
+static Suite *calib_suite(void)
+{
+    Suite *s = suite_create("calib");
+    TCase *rule = tcase_create("select");
+    tcase_add_test(rule, select_uses_the_worst_sample_not_the_mean);
+    tcase_add_test(rule, select_takes_the_cheapest_mode_that_meets_the_budget);
+    tcase_add_test(rule, select_unmet_budget_stays_dense);
+    tcase_add_test(rule, select_never_takes_nan_or_unmeasured);
+    tcase_add_test(rule, select_per_head_needs_every_head);
+    tcase_add_test(rule, kept_blocks_agree_with_the_operator);
+    suite_add_tcase(s, rule);
+    TCase *tool = tcase_create("tool");
+    tcase_set_timeout(tool, 300);
+    tcase_add_test(tool, fixture_calibration_writes_a_loadable_yaml);
+    tcase_add_test(tool, budget_zero_keeps_every_layer_dense);
+    tcase_add_test(tool, easy_budget_takes_the_sparsest_candidate);
+    tcase_add_test(tool, plot_is_a_png);
+    tcase_add_test(tool, compare_reports_every_variant);
+    tcase_add_test(tool, bad_flags_say_what_is_wrong);
+    tcase_add_test(tool, bad_files_say_what_is_wrong);
+    tcase_add_test(tool, help_lists_every_flag);
+    suite_add_tcase(s, tool);
+    return s;
+}
+
+static Suite *tiny_suite(void)
+{
+    Suite *s = suite_create("calib-tiny");
+    TCase *tc = tcase_create("tiny");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, tiny_model_calibration);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    int tiny = argc > 1 && !strcmp(argv[1], "tiny");
+    if (tiny && (access(TINY_YAML, R_OK) != 0 || access(TINY_WEIGHTS, R_OK) != 0)) {
+        printf("SKIPPED: the tiny demo model (%s, %s) is not there yet\n", TINY_YAML, TINY_WEIGHTS);
+        return 77;
+    }
+    SRunner *sr = srunner_create(tiny ? tiny_suite() : calib_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
