@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,11 +53,15 @@ static void usage(FILE *to)
         "  --help                  this text\n");
 }
 
-static int die(const char *fmt, const char *a, const char *b)
+/* Prints "sla2-gen: <message>" and returns 0 (a failed parse). */
+__attribute__((format(printf, 1, 2))) static int die(const char *fmt, ...)
 {
+    va_list args;
+    va_start(args, fmt);
     fprintf(stderr, "sla2-gen: ");
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, args);
     fprintf(stderr, "\n");
+    va_end(args);
     return 0;
 }
 
@@ -68,7 +73,7 @@ static int parse_number(const char *flag, const char *text, double min, double m
     if (!text || end == text || *end || errno || !(v >= min && v <= max)) {
         char range[64];
         snprintf(range, sizeof range, "a number in [%g, %g]", min, max);
-        return die("%s: expected %s", flag, range) && 0;
+        return die("%s: expected %s", flag, range);
     }
     *out = v;
     return 1;
@@ -95,9 +100,9 @@ static int parse_args(int argc, char **argv, gen_args *a)
             continue;
         }
         if (strncmp(f, "--", 2) != 0)
-            return die("unexpected argument '%s' (see --help)", f, "");
+            return die("unexpected argument '%s' (see --help)", f);
         if (i + 1 >= argc)
-            return die("%s: needs a value%s", f, "");
+            return die("%s: needs a value", f);
         const char *v = argv[++i];
         double num = 0;
         if (!strcmp(f, "--model")) a->model = v;
@@ -109,7 +114,7 @@ static int parse_args(int argc, char **argv, gen_args *a)
         else if (!strcmp(f, "--png")) a->out_png = v;
         else if (!strcmp(f, "--frames-dir")) a->out_frames_dir = v;
         else if (!strcmp(f, "--seed")) { if (!parse_number(f, v, 0, 9e15, &num)) return 0; a->seed = (int64_t)num; }
-        else if (!strcmp(f, "--steps")) { if (!parse_number(f, v, 1, 1000, &num) || num != floor(num)) return die("%s: expected an integer in [1, 1000]%s", f, ""); a->steps = (int)num; }
+        else if (!strcmp(f, "--steps")) { if (!parse_number(f, v, 1, 1000, &num) || num != floor(num)) return die("%s: expected an integer in [1, 1000]", f); a->steps = (int)num; }
         else if (!strcmp(f, "--fps")) { if (!parse_number(f, v, 1, 1000, &num)) return 0; a->fps = (int)num; }
         else if (!strcmp(f, "--guidance")) { if (!parse_number(f, v, 0, 100, &num)) return 0; a->guidance = num; }
         else if (!strcmp(f, "--shift")) { if (!parse_number(f, v, 0.01, 100, &num)) return 0; a->shift = num; }
@@ -117,30 +122,30 @@ static int parse_args(int argc, char **argv, gen_args *a)
         else if (!strcmp(f, "--sampler")) {
             if (!strcmp(v, "unipc")) a->sampler = SLA2_SAMPLER_KIND_UNIPC;
             else if (!strcmp(v, "euler")) a->sampler = SLA2_SAMPLER_KIND_EULER;
-            else return die("--sampler: expected unipc or euler, got '%s'%s", v, "");
+            else return die("--sampler: expected unipc or euler, got '%s'", v);
         } else if (!strcmp(f, "--attention")) {
             if (!strcmp(v, "dense")) a->attention_dense = 1;
-            else if (strcmp(v, "sla2")) return die("--attention: expected dense or sla2, got '%s'%s", v, "");
+            else if (strcmp(v, "sla2")) return die("--attention: expected dense or sla2, got '%s'", v);
             a->attention_set = 1;
         } else if (!strcmp(f, "--quant")) {
             if (!strcmp(v, "none")) a->quant = SLA2_QUANT_NONE;
             else if (!strcmp(v, "int8")) a->quant = SLA2_QUANT_INT8;
             else if (!strcmp(v, "int8_fp8")) a->quant = SLA2_QUANT_INT8_FP8;
-            else return die("--quant: expected none, int8 or int8_fp8, got '%s'%s", v, "");
+            else return die("--quant: expected none, int8 or int8_fp8, got '%s'", v);
         } else if (!strcmp(f, "--backend")) {
             if (!strcmp(v, "cpu")) a->backend = SLA2_BACKEND_CPU;
             else if (!strcmp(v, "cuda")) a->backend = SLA2_BACKEND_CUDA;
             else if (!strcmp(v, "auto")) a->backend = SLA2_BACKEND_AUTO;
-            else return die("--backend: expected cpu, cuda or auto, got '%s'%s", v, "");
+            else return die("--backend: expected cpu, cuda or auto, got '%s'", v);
         } else
-            return die("unknown flag '%s' (see --help)%s", f, "");
+            return die("unknown flag '%s' (see --help)", f);
     }
     if (!a->model || !a->weights)
-        return die("--model and --weights are required (see --help)%s%s", "", "");
+        return die("--model and --weights are required (see --help)");
     if (!a->prompt == !a->text_embedding)
-        return die("give exactly one of --prompt and --text-embedding%s%s", "", "");
+        return die("give exactly one of --prompt and --text-embedding");
     if (a->score && !a->prompt)
-        return die("--score needs --prompt (it checks the video against the prompt's words)%s%s", "", "");
+        return die("--score needs --prompt (it checks the video against the prompt's words)");
     return 1;
 }
 
