@@ -32,6 +32,8 @@ typedef struct calib_options {
     int num_compare_inputs;
     int64_t *seeds;
     int num_seeds;
+    int64_t *compare_seeds;      /* --compare-seeds; NULL: the calibration seeds */
+    int num_compare_seeds;
     int steps;              /* sampler steps of each calibration run */
     int sample_count;       /* --sample-steps N: N steps spread over the schedule */
     int *sample_at;         /* --sample-at a,b,c: explicit steps (1-based); NULL: spread */

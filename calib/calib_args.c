@@ -16,8 +16,10 @@ static void usage(FILE *to)
         "usage: sla2-calib --model MODEL.yaml --weights MODEL.safetensors\n"
         "                  (--prompts FILE | --prompt TEXT ... | --text-embedding FILE ...) [options]\n"
         "Chooses each self-attention layer's sparsest topk and cheapest quantisation that keep\n"
-        "its output within an error budget of exact attention, and writes them as a runtime\n"
-        "YAML that sla2-gen reads (--runtime).\n"
+        "the DiT's prediction within an error budget (that layer at the candidate, every other\n"
+        "layer exact, against all exact, at sampled steps of dense runs), and writes them as a\n"
+        "runtime YAML that sla2-gen reads (--runtime). Layers that nothing keeps within budget\n"
+        "stay exact (dense: true).\n"
         "\n"
         "Inputs\n"
         "  --model FILE              model architecture (YAML)\n"
@@ -31,23 +33,25 @@ static void usage(FILE *to)
         "  --sample-at A,B,...       sample exactly these steps (1-based) instead\n"
         "  --guidance G, --shift S, --sampler unipc|euler   sampling (defaults 5, 5, unipc)\n"
         "Budget and candidates\n"
-        "  --max-rel-l2 E            worst relative L2 error of a layer's output allowed (default 0.05)\n"
-        "  --min-cosine C            or: worst cosine similarity allowed, in [-1, 1]\n"
+        "  --max-rel-l2 E            worst relative L2 error of the prediction allowed (default 0.05)\n"
+        "  --min-cosine C            or: worst cosine similarity to the exact prediction, in [-1, 1]\n"
         "  --topk-candidates LIST    topk values tried (default 0.02,0.03,0.05,0.1,0.15,0.2,0.3,0.5)\n"
         "  --modes LIST              quantisation modes tried, of none,int8,int8_fp8 (default all three)\n"
-        "  --full-sweep              evaluate every candidate on every sample, also those that already\n"
-        "                            missed the budget (their worst case in the table and plot becomes\n"
-        "                            exact too; the choice is the same; slower)\n"
+        "  --full-sweep              measure every candidate (topk x mode) on every sample, not just up\n"
+        "                            to the first topk that meets the budget (full curves in the table\n"
+        "                            and plot; the choice is the same unless a cheaper mode beats a\n"
+        "                            more accurate one; much slower)\n"
         "  --block-q 64|128          query block size written to the YAML (default 128; block_k is 64)\n"
-        "  --per-head                every head must meet the budget, and each head's own choice is\n"
-        "                            reported (only for checkpoints with a per-head router)\n"
-        "  --backend cpu|cuda|auto   the DiT runs on the CPU in this version; cuda is refused (default auto)\n"
+        "  --per-head                refused: the error is measured at the DiT's output, which has no\n"
+        "                            per-head split (and the runtime applies one topk per layer)\n"
+        "  --backend cpu|cuda|auto   where the DiT runs (default auto: CUDA when a GPU is usable)\n"
         "Outputs\n"
         "  --out FILE.yaml           the runtime YAML (default out/calib.yaml), written atomically\n"
         "  --plot FILE.png           error against topk per layer, the chosen points marked\n"
         "  --compare                 then generate dense, calibrated and uniform-topk videos at equal\n"
         "                            kept share, and print their error against dense and prompt adherence\n"
         "  --compare-prompts FILE    prompts for --compare (default: the calibration prompts)\n"
+        "  --compare-seeds A,B,...   seeds for --compare (default: the calibration seeds)\n"
         "  --quiet                   no progress bar\n"
         "  --help                    this text\n"
         "\n"
@@ -291,7 +295,7 @@ int calib_parse_args(int argc, char **argv, calib_options *o)
         static const char *const known[] = {"--model", "--weights", "--prompts", "--prompt", "--text-embedding",
             "--seeds", "--steps", "--sample-steps", "--sample-at", "--guidance", "--shift", "--sampler",
             "--max-rel-l2", "--min-cosine", "--topk-candidates", "--modes", "--block-q", "--backend", "--out",
-            "--plot", "--compare-prompts", NULL};
+            "--plot", "--compare-prompts", "--compare-seeds", NULL};
         int is_known = 0;
         for (int k = 0; known[k]; k++)
             is_known |= !strcmp(f, known[k]);
@@ -323,6 +327,11 @@ int calib_parse_args(int argc, char **argv, calib_options *o)
         } else if (!strcmp(f, "--seeds")) {
             free(o->seeds), o->seeds = NULL, o->num_seeds = 0;
             growable g = {(void **)&o->seeds, &o->num_seeds, sizeof *o->seeds};
+            if (!for_each_item(f, v, add_seed, &g))
+                return 0;
+        } else if (!strcmp(f, "--compare-seeds")) {
+            free(o->compare_seeds), o->compare_seeds = NULL, o->num_compare_seeds = 0;
+            growable g = {(void **)&o->compare_seeds, &o->num_compare_seeds, sizeof *o->compare_seeds};
             if (!for_each_item(f, v, add_seed, &g))
                 return 0;
         } else if (!strcmp(f, "--steps")) {
@@ -424,7 +433,8 @@ int calib_parse_args(int argc, char **argv, calib_options *o)
 
 void calib_options_free(calib_options *o)
 {
-    free(o->inputs), free(o->compare_inputs), free(o->seeds), free(o->sample_at), free(o->topks);
+    free(o->inputs), free(o->compare_inputs), free(o->seeds), free(o->compare_seeds), free(o->sample_at);
+    free(o->topks);
     free(o->prompt_text), free(o->compare_text);
     memset(o, 0, sizeof *o);
 }

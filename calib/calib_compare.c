@@ -88,6 +88,8 @@ int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model
 {
     const calib_input *inputs = opt->compare_inputs ? opt->compare_inputs : opt->inputs;
     int num_inputs = opt->compare_inputs ? opt->num_compare_inputs : opt->num_inputs;
+    const int64_t *seeds = opt->compare_seeds ? opt->compare_seeds : opt->seeds;
+    int num_seeds = opt->compare_seeds ? opt->num_compare_seeds : opt->num_seeds;
     /* equal mean kept share: round the calibrated mean number of kept blocks up */
     double kept_sum = 0;
     for (int l = 0; l < info->num_layers; l++)
@@ -96,7 +98,7 @@ int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model
     float uniform_topk = (float)uniform_blocks / (float)t->num_k_blocks;
     printf("\ncompare: %d prompt(s) x %d seed(s), %d steps; calibrated mean kept share %.2f%%, uniform topk %.4g "
            "(%lld of %lld key blocks, %.2f%%)\n",
-           num_inputs, opt->num_seeds, opt->steps, 100.0 * kept_sum / info->num_layers / (double)t->num_k_blocks,
+           num_inputs, num_seeds, opt->steps, 100.0 * kept_sum / info->num_layers / (double)t->num_k_blocks,
            (double)uniform_topk, (long long)uniform_blocks, (long long)t->num_k_blocks,
            100.0 * (double)uniform_blocks / (double)t->num_k_blocks);
 
@@ -122,13 +124,13 @@ int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model
     }
     sla2_pipeline_set_dense(dense, 1);
     calib_progress bar;
-    calib_progress_start(&bar, !opt->quiet, (long)num_inputs * opt->num_seeds * (NUM_VARIANTS + 1) * opt->steps, 0);
+    calib_progress_start(&bar, !opt->quiet, (long)num_inputs * num_seeds * (NUM_VARIANTS + 1) * opt->steps, 0);
     compare_progress progress = {.bar = &bar};
     printf("%-32s %5s  %-18s %12s  %s\n", "prompt", "seed", "attention", "video rel-L2", "adherence (of 3)");
     for (int i = 0; i < num_inputs; i++)
-        for (int s = 0; s < opt->num_seeds; s++) {
+        for (int s = 0; s < num_seeds; s++) {
             const char *label = inputs[i].prompt ? inputs[i].prompt : inputs[i].embedding;
-            if (!generate(dense, opt, &inputs[i], opt->seeds[s], ref, elems, &progress))
+            if (!generate(dense, opt, &inputs[i], seeds[s], ref, elems, &progress))
                 goto fail;
             int dense_bits = adherence(info, &inputs[i], ref);
             judged &= dense_bits >= 0;
@@ -136,9 +138,9 @@ int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model
             calib_progress_draw(&bar, 1);
             if (bar.enabled)
                 fprintf(stderr, "\r\033[K");
-            printf("%-32.32s %5lld  %-18s %12s  %d\n", label, (long long)opt->seeds[s], "dense", "0", popcount3(dense_bits));
+            printf("%-32.32s %5lld  %-18s %12s  %d\n", label, (long long)seeds[s], "dense", "0", popcount3(dense_bits));
             for (int v = 0; v < NUM_VARIANTS; v++) {
-                if (!generate(pipes[v], opt, &inputs[i], opt->seeds[s], video, elems, &progress))
+                if (!generate(pipes[v], opt, &inputs[i], seeds[s], video, elems, &progress))
                     goto fail;
                 int bits = adherence(info, &inputs[i], video);
                 double e = rel_l2(video, ref, elems);

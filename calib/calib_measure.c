@@ -10,243 +10,255 @@
 
 #define MAX_SAMPLED 1000
 
+/* One sampled (input, seed, step): the step's input and the all-dense
+ * prediction from it. */
+typedef struct sample {
+    int input, step;
+    float *x_t, *dense;
+} sample;
+
 typedef struct measure {
     const calib_options *opt;
     calib_table *table;
-    sla2_context *eval_ctx; /* its own context: the pipeline's stays untouched mid-forward */
-    int sampled[MAX_SAMPLED + 2]; /* 1 where a step is sampled */
+    sla2_context *ctx;
+    sla2_pipeline *pipe;
+    size_t elems;
+    sample *samples;
+    int num_samples, num_sampled_steps;
+    int sample_index[MAX_SAMPLED + 1]; /* step -> its index among the sampled steps, -1 if not sampled */
     int last_sampled;
-    int64_t H, L, D;
-    float *q, *k, *v, *dense, *cand;
-    double *head_badness;       /* [H] */
-    double budget;              /* as badness */
+    int capture_base;                  /* samples of the running generation start here */
+    float *prediction;
+    int first_sample;                  /* the sample that missed last: tried first, it is likely to miss again */
+    double budget;                     /* as badness */
     calib_progress progress;
-    double eval_ms_this_step, step_start_ms;
-    int learned_alpha;
-    int failed;                 /* an evaluation failed: message printed, generation cancelled */
-    volatile int cancel;
+    double step_start_ms;
+    long references, evals;
 } measure;
 
-/* Copies a [1, H, L, D] F32 view (any strides) into contiguous [H][L][D]. */
-static void copy_bhld(const sla2_tensor *t, float *dst)
+static double badness(const measure *m, const float *cand, const float *dense)
 {
-    const float *src = t->data;
-    for (int64_t h = 0; h < t->shape[1]; h++)
-        for (int64_t l = 0; l < t->shape[2]; l++) {
-            const float *row = src + h * t->stride[1] + l * t->stride[2];
-            float *out = dst + (h * t->shape[2] + l) * t->shape[3];
-            for (int64_t d = 0; d < t->shape[3]; d++)
-                out[d] = row[d * t->stride[3]];
-        }
-}
-
-/* Badness of cand against dense, for the whole layer and per head. */
-static double compare_outputs(const measure *m, const float *cand, const float *dense, double *head_badness)
-{
-    size_t per_head = (size_t)(m->L * m->D);
-    double diff_all = 0, ref_all = 0, dot_all = 0, cand_all = 0;
-    for (int64_t h = 0; h < m->H; h++) {
-        double diff = 0, ref = 0, dot = 0, sq = 0;
-        const float *c = cand + (size_t)h * per_head, *d = dense + (size_t)h * per_head;
-        for (size_t i = 0; i < per_head; i++) {
-            double e = (double)c[i] - (double)d[i];
-            diff += e * e, ref += (double)d[i] * d[i], dot += (double)c[i] * d[i], sq += (double)c[i] * c[i];
-        }
-        head_badness[h] = m->opt->metric == CALIB_METRIC_COSINE ? 1.0 - dot / sqrt(ref * sq + 1e-300)
-                                                                : sqrt(diff / (ref + 1e-300));
-        diff_all += diff, ref_all += ref, dot_all += dot, cand_all += sq;
+    double diff = 0, ref = 0, dot = 0, sq = 0;
+    for (size_t i = 0; i < m->elems; i++) {
+        double e = (double)cand[i] - (double)dense[i];
+        diff += e * e, ref += (double)dense[i] * dense[i], dot += (double)cand[i] * dense[i];
+        sq += (double)cand[i] * cand[i];
     }
-    return m->opt->metric == CALIB_METRIC_COSINE ? 1.0 - dot_all / sqrt(ref_all * cand_all + 1e-300)
-                                                 : sqrt(diff_all / (ref_all + 1e-300));
+    return m->opt->metric == CALIB_METRIC_COSINE ? 1.0 - dot / sqrt(ref * sq + 1e-300) : sqrt(diff / (ref + 1e-300));
 }
 
-static int run_operator(measure *m, float topk, sla2_quant_mode quant, const sla2_attention_params *params,
-                        float *out)
+/* The conditional prediction of sample s under the pipeline's settings. */
+static int predict(measure *m, const sample *s, float *out)
 {
-    sla2_attention_config cfg;
-    sla2_attention_config_default(&cfg);
-    cfg.topk = topk, cfg.quant = quant, cfg.block_q = m->opt->block_q, cfg.block_k = 64;
-    sla2_tensor q = sla2_tensor_bhld(m->q, SLA2_DTYPE_F32, 1, m->H, m->L, m->D);
-    sla2_tensor k = sla2_tensor_bhld(m->k, SLA2_DTYPE_F32, 1, m->H, m->L, m->D);
-    sla2_tensor v = sla2_tensor_bhld(m->v, SLA2_DTYPE_F32, 1, m->H, m->L, m->D);
-    sla2_tensor o = sla2_tensor_bhld(out, SLA2_DTYPE_F32, 1, m->H, m->L, m->D);
-    for (size_t i = 0, n = (size_t)(m->H * m->L * m->D); i < n; i++)
-        out[i] = NAN; /* an element the operator leaves unwritten shows as NaN, never as a small error */
-    sla2_status s = sla2_attention_forward(m->eval_ctx, &cfg, params, &q, &k, &v, &o, NULL);
-    if (s != SLA2_OK) {
-        fprintf(stderr, "\n" CALIB_TOOL ": attention (topk %g, %s): %s\n", (double)topk, sla2_quant_mode_name(quant),
-                sla2_context_last_error(m->eval_ctx));
+    const calib_input *in = &m->opt->inputs[s->input];
+    sla2_generate_options g;
+    sla2_generate_options_default(&g);
+    g.prompt = in->prompt, g.text_embedding_path = in->embedding;
+    g.steps = m->opt->steps, g.shift = m->opt->shift, g.guidance = 1.0;
+    for (size_t i = 0; i < m->elems; i++)
+        out[i] = NAN; /* an element left unwritten shows as NaN, never as a small error */
+    if (sla2_pipeline_predict(m->pipe, &g, s->step, s->x_t, out, m->elems) != SLA2_OK) {
+        fprintf(stderr, "\n" CALIB_TOOL ": prediction at step %d of '%s': %s\n", s->step,
+                in->prompt ? in->prompt : in->embedding, sla2_context_last_error(m->ctx));
         return 0;
     }
     return 1;
-}
-
-static int router_is_per_head(const sla2_attention_params *p)
-{
-    return p && p->router_q && p->router_q->ndim == 3;
-}
-
-/* Whether a candidate has already missed the budget in some sample (it can
- * only get worse: selection looks at the worst sample). */
-static int known_to_fail(const measure *m, int layer, int ti, int mi)
-{
-    const calib_table *t = m->table;
-    size_t i = calib_table_index(t, layer, ti, mi);
-    if (!t->count[i])
-        return 0;
-    double w = t->worst[i];
-    for (int h = 0; m->opt->per_head && h < t->num_heads; h++)
-        w = fmax(w, t->head_worst[i * (size_t)t->num_heads + (size_t)h]);
-    return !(w <= m->budget);
-}
-
-/* Candidates of one layer at one sampled step, from the sparsest up. A
- * candidate that has already missed the budget in an earlier sample is not
- * evaluated again (unless --full-sweep): selection looks at the worst
- * sample, so it cannot come back, and every candidate that can still be
- * chosen is measured on every sample, so the choice is exact. (The error
- * need not fall monotonically with topk: with a learned alpha the linear
- * branch's share keeps a floor under it, so stopping at the first topk that
- * meets the budget would not be safe.) topk values that keep the same number
- * of key blocks give the same output: computed once, recorded for each. */
-static int evaluate_layer(measure *m, int layer, const sla2_attention_params *params)
-{
-    calib_table *t = m->table;
-    if (!run_operator(m, 1.0f, SLA2_QUANT_NONE, NULL, m->dense))
-        return 0;
-    for (int ti = 0; ti < t->num_topks;) {
-        int group_end = ti + 1;
-        while (group_end < t->num_topks && t->kept[group_end] == t->kept[ti])
-            group_end++;
-        for (int mi = 0; mi < t->num_modes; mi++) {
-            if (!m->opt->full_sweep && known_to_fail(m, layer, ti, mi))
-                continue;
-            if (!run_operator(m, t->topks[ti], t->modes[mi], params, m->cand))
-                return 0;
-            double badness = compare_outputs(m, m->cand, m->dense, m->head_badness);
-            for (int tj = ti; tj < group_end; tj++)
-                calib_table_add(t, layer, tj, mi, badness, m->head_badness);
-        }
-        ti = group_end;
-    }
-    return 1;
-}
-
-static void on_attention(void *user, int step, int layer, const sla2_tensor *q, const sla2_tensor *k,
-                         const sla2_tensor *v, const sla2_attention_params *params)
-{
-    measure *m = user;
-    if (m->failed)
-        return;
-    /* checked on the very first layer, before any time is spent */
-    if (m->opt->per_head && !router_is_per_head(params)) {
-        fprintf(stderr, "\n" CALIB_TOOL ": --per-head: this checkpoint's router is %s, so a per-head choice has "
-                        "nothing to act on; leave --per-head out\n",
-                params && params->router_q ? "shared by the heads ([D, D])" : "absent (identity router)");
-        m->failed = 1, m->cancel = 1;
-        return;
-    }
-    if (step > MAX_SAMPLED || !m->sampled[step])
-        return;
-    m->learned_alpha |= params && (params->alpha || params->alpha_w);
-    double start = calib_now_ms();
-    copy_bhld(q, m->q), copy_bhld(k, m->k), copy_bhld(v, m->v);
-    if (!evaluate_layer(m, layer, params)) {
-        m->failed = 1, m->cancel = 1;
-        return;
-    }
-    double ms = calib_now_ms() - start;
-    m->eval_ms_this_step += ms;
-    calib_progress_eval(&m->progress, ms);
 }
 
 static int on_step(void *user, const sla2_step_info *info)
 {
     measure *m = user;
-    double ms = calib_now_ms() - m->step_start_ms - m->eval_ms_this_step;
-    calib_progress_step(&m->progress, ms > 0 ? ms : 0);
-    m->eval_ms_this_step = 0;
-    m->step_start_ms = calib_now_ms();
+    int k = info->step <= MAX_SAMPLED ? m->sample_index[info->step] : -1;
+    if (k >= 0)
+        memcpy(m->samples[m->capture_base + k].x_t, info->x_t, m->elems * sizeof(float));
+    double now = calib_now_ms();
+    calib_progress_step(&m->progress, now - m->step_start_ms);
+    m->step_start_ms = now;
     return info->step >= m->last_sampled; /* nothing after the last sampled step is needed */
 }
 
-static int alloc_buffers(measure *m)
+/* The dense trajectories: x_t at every sampled step of every (input, seed). */
+static int capture_inputs(measure *m)
 {
-    size_t n = (size_t)(m->H * m->L * m->D);
-    m->q = malloc(n * sizeof(float)), m->k = malloc(n * sizeof(float)), m->v = malloc(n * sizeof(float));
-    m->dense = malloc(n * sizeof(float)), m->cand = malloc(n * sizeof(float));
-    m->head_badness = malloc((size_t)m->H * sizeof(double));
-    return m->q && m->k && m->v && m->dense && m->cand && m->head_badness;
-}
-
-static void free_buffers(measure *m)
-{
-    free(m->q), free(m->k), free(m->v), free(m->dense), free(m->cand), free(m->head_badness);
-}
-
-int calib_measure(const calib_options *opt, sla2_context *ctx, sla2_model *model, const sla2_model_info *info,
-                  calib_table *table, calib_run_report *report)
-{
-    measure m = {.opt = opt, .table = table, .H = info->num_heads, .L = info->tokens, .D = info->head_dim,
-                 .budget = calib_badness_budget(opt)};
-    int steps[MAX_SAMPLED];
-    int num_sampled = calib_sample_steps(opt, steps, MAX_SAMPLED);
-    for (int i = 0; i < num_sampled; i++)
-        m.sampled[steps[i]] = 1, m.last_sampled = steps[i];
-    int ok = 0;
-    sla2_pipeline *pipe = NULL;
-    float *video = NULL;
-    size_t video_elems = (size_t)info->channels * info->frames * info->height * info->width;
-    sla2_context_options copt;
-    sla2_context_options_default(&copt);
-    copt.backend = SLA2_BACKEND_CPU;
-    char err[512];
-    if (sla2_context_create(&copt, &m.eval_ctx, err, sizeof err) != SLA2_OK) {
-        fprintf(stderr, CALIB_TOOL ": %s\n", err);
-        return 0;
-    }
-    if (!alloc_buffers(&m) || !(video = malloc(video_elems * sizeof *video))) {
-        fprintf(stderr, CALIB_TOOL ": out of memory for the layer buffers\n");
-        goto done;
-    }
-    if (sla2_pipeline_create(ctx, model, NULL, &pipe) != SLA2_OK) {
-        fprintf(stderr, CALIB_TOOL ": %s\n", sla2_context_last_error(ctx));
-        goto done;
-    }
-    sla2_pipeline_set_dense(pipe, 1); /* the inputs each layer sees on the exact trajectory */
-    long runs = (long)opt->num_inputs * opt->num_seeds;
-    calib_progress_start(&m.progress, !opt->quiet, runs * m.last_sampled, runs * num_sampled * info->num_layers);
-    for (int i = 0; i < opt->num_inputs; i++) {
-        for (int s = 0; s < opt->num_seeds; s++) {
+    const calib_options *opt = m->opt;
+    sla2_pipeline_set_dense(m->pipe, 1);
+    float *video = malloc(m->elems * sizeof *video);
+    int ok = video != NULL;
+    if (!ok)
+        fprintf(stderr, CALIB_TOOL ": out of memory\n");
+    for (int i = 0; ok && i < opt->num_inputs; i++)
+        for (int s = 0; ok && s < opt->num_seeds; s++) {
             sla2_generate_options g;
             sla2_generate_options_default(&g);
             g.prompt = opt->inputs[i].prompt, g.text_embedding_path = opt->inputs[i].embedding;
             g.seed = opt->seeds[s], g.steps = opt->steps, g.guidance = opt->guidance, g.shift = opt->shift;
             g.sampler = opt->sampler;
-            g.on_step = on_step, g.on_attention = on_attention, g.user = &m, g.cancel = &m.cancel;
-            m.step_start_ms = calib_now_ms(), m.eval_ms_this_step = 0;
-            sla2_status st = sla2_pipeline_generate(pipe, &g, video, video_elems);
-            if (m.failed)
-                goto done;
+            g.on_step = on_step, g.user = m;
+            m->capture_base = (i * opt->num_seeds + s) * m->num_sampled_steps;
+            m->step_start_ms = calib_now_ms();
+            sla2_status st = sla2_pipeline_generate(m->pipe, &g, video, m->elems);
             /* cancelled by on_step after the last sampled step: that is the plan */
             if (st != SLA2_OK && st != SLA2_ERR_CANCELLED) {
-                if (!opt->quiet)
-                    fprintf(stderr, "\n");
-                fprintf(stderr, CALIB_TOOL ": input %d (%s), seed %lld: %s\n", i + 1,
+                fprintf(stderr, "\n" CALIB_TOOL ": input %d (%s), seed %lld: %s\n", i + 1,
                         g.prompt ? g.prompt : g.text_embedding_path, (long long)g.seed,
-                        sla2_context_last_error(ctx));
-                goto done;
+                        sla2_context_last_error(m->ctx));
+                ok = 0;
             }
         }
+    free(video);
+    sla2_pipeline_set_dense(m->pipe, 0);
+    return ok;
+}
+
+/* Measures candidate (ti, mi) of the layer now under test on the samples,
+ * recording it for every topk index in [ti, group_end) (they keep the same
+ * key blocks, so the output is the same). Stops at the first sample that
+ * misses the budget unless --full-sweep: selection looks at the worst
+ * sample, so the candidate is out. Returns 1 if every sample met the
+ * budget, 0 if one missed, -1 on failure. */
+static int measure_candidate(measure *m, int layer, int ti, int group_end, int mi)
+{
+    calib_table *t = m->table;
+    sla2_layer_attention la = {.topk = t->topks[ti], .quant = t->modes[mi], .block_q = m->opt->block_q,
+                               .block_k = 64};
+    if (sla2_pipeline_set_layer(m->pipe, layer, &la) != SLA2_OK) {
+        fprintf(stderr, "\n" CALIB_TOOL ": layer %d: %s\n", layer, sla2_context_last_error(m->ctx));
+        return -1;
+    }
+    int met = 1;
+    for (int j = 0; j < m->num_samples; j++) {
+        int k = (m->first_sample + j) % m->num_samples;
+        if (!predict(m, &m->samples[k], m->prediction))
+            return -1;
+        m->evals++;
+        double b = badness(m, m->prediction, m->samples[k].dense);
+        for (int tj = ti; tj < group_end; tj++)
+            calib_table_add(t, layer, tj, mi, b, NULL);
+        if (!(b <= m->budget)) {
+            met = 0, m->first_sample = k;
+            if (!m->opt->full_sweep)
+                break;
+        }
+    }
+    return met;
+}
+
+static int group_end_of(const calib_table *t, int ti)
+{
+    int end = ti + 1;
+    while (end < t->num_topks && t->kept[end] == t->kept[ti])
+        end++;
+    return end;
+}
+
+/* One layer: topk from the sparsest up in the most accurate mode (modes
+ * are sorted cheapest first) until one meets the budget on every sample:
+ * that is the smallest topk any mode could meet it with, as a cheaper mode
+ * is never more accurate. Then the cheaper modes at that topk, cheapest
+ * first. --full-sweep measures every candidate on every sample instead. */
+static int measure_layer(measure *m, int layer)
+{
+    const calib_table *t = m->table;
+    int accurate = t->num_modes - 1, chosen = -1;
+    for (int ti = 0; ti < t->num_topks && (chosen < 0 || m->opt->full_sweep);) {
+        int end = group_end_of(t, ti);
+        for (int mi = m->opt->full_sweep ? 0 : accurate; mi <= accurate; mi++) {
+            int met = measure_candidate(m, layer, ti, end, mi);
+            if (met < 0)
+                return 0;
+            if (met && mi == accurate && chosen < 0)
+                chosen = ti;
+        }
+        ti = end;
+    }
+    if (chosen >= 0 && !m->opt->full_sweep)
+        for (int mi = 0; mi < accurate; mi++) {
+            int met = measure_candidate(m, layer, chosen, group_end_of(t, chosen), mi);
+            if (met < 0)
+                return 0;
+            if (met)
+                break;
+        }
+    return 1;
+}
+
+static int alloc_samples(measure *m, int num_sampled)
+{
+    const calib_options *opt = m->opt;
+    m->num_sampled_steps = num_sampled;
+    m->num_samples = opt->num_inputs * opt->num_seeds * num_sampled;
+    m->samples = calloc((size_t)m->num_samples, sizeof *m->samples);
+    m->prediction = malloc(m->elems * sizeof(float));
+    if (!m->samples || !m->prediction)
+        return 0;
+    for (int n = 0; n < m->num_samples; n++) {
+        sample *s = &m->samples[n];
+        s->input = n / num_sampled / opt->num_seeds;
+        s->x_t = malloc(m->elems * sizeof(float));
+        s->dense = malloc(m->elems * sizeof(float));
+        if (!s->x_t || !s->dense)
+            return 0;
+    }
+    return 1;
+}
+
+static void free_samples(measure *m)
+{
+    for (int n = 0; m->samples && n < m->num_samples; n++)
+        free(m->samples[n].x_t), free(m->samples[n].dense);
+    free(m->samples), free(m->prediction);
+}
+
+int calib_measure(const calib_options *opt, sla2_context *ctx, sla2_model *model, const sla2_model_info *info,
+                  calib_table *table, calib_run_report *report)
+{
+    measure m = {.opt = opt, .table = table, .ctx = ctx, .budget = calib_badness_budget(opt),
+                 .elems = (size_t)info->channels * info->frames * info->height * info->width};
+    int steps[MAX_SAMPLED];
+    int num_sampled = calib_sample_steps(opt, steps, MAX_SAMPLED);
+    for (int s = 0; s <= MAX_SAMPLED; s++)
+        m.sample_index[s] = -1;
+    for (int i = 0; i < num_sampled; i++)
+        m.sample_index[steps[i]] = i, m.last_sampled = steps[i];
+    int ok = 0;
+    if (!alloc_samples(&m, num_sampled)) {
+        fprintf(stderr, CALIB_TOOL ": out of memory for %d sampled videos\n", opt->num_inputs * opt->num_seeds *
+                num_sampled);
+        goto done;
+    }
+    for (int n = 0; n < m.num_samples; n++)
+        m.samples[n].step = steps[n % num_sampled];
+    if (sla2_pipeline_create(ctx, model, NULL, &m.pipe) != SLA2_OK) {
+        fprintf(stderr, CALIB_TOOL ": %s\n", sla2_context_last_error(ctx));
+        goto done;
+    }
+    long runs = (long)opt->num_inputs * opt->num_seeds;
+    calib_progress_start(&m.progress, !opt->quiet, runs * m.last_sampled + m.num_samples, info->num_layers);
+    if (!capture_inputs(&m))
+        goto done;
+    for (int l = 0; l < info->num_layers; l++)
+        sla2_pipeline_set_layer_dense(m.pipe, l, 1);
+    for (int n = 0; n < m.num_samples; n++) { /* the references: every layer exact */
+        double start = calib_now_ms();
+        if (!predict(&m, &m.samples[n], m.samples[n].dense))
+            goto done;
+        m.references++;
+        calib_progress_step(&m.progress, calib_now_ms() - start);
+    }
+    for (int l = 0; l < info->num_layers; l++) {
+        double start = calib_now_ms();
+        sla2_pipeline_set_layer_dense(m.pipe, l, 0);
+        if (!measure_layer(&m, l))
+            goto done;
+        sla2_pipeline_set_layer_dense(m.pipe, l, 1);
+        calib_progress_eval(&m.progress, calib_now_ms() - start);
     }
     calib_progress_finish(&m.progress);
-    *report = (calib_run_report){m.progress.step_ms, m.progress.eval_ms, m.progress.steps_done, m.progress.evals_done,
-                                m.learned_alpha};
+    *report = (calib_run_report){m.progress.step_ms, m.progress.eval_ms, m.progress.steps_done - m.references,
+                                m.references, m.evals};
     ok = 1;
 done:
-    sla2_pipeline_free(pipe);
-    free(video);
-    free_buffers(&m);
-    sla2_context_free(m.eval_ctx);
+    sla2_pipeline_free(m.pipe);
+    free_samples(&m);
     return ok;
 }

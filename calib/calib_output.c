@@ -17,8 +17,9 @@ void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t,
                        const sla2_model_info *info)
 {
     const char *metric = calib_metric_name(opt->metric);
-    fprintf(to, "budget: %s %s %g in every sampled layer output (worst case)\n", metric,
-            opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=", opt->budget);
+    fprintf(to, "budget: %s %s %g of the DiT's prediction with one layer at its setting and every other layer "
+                "exact, against all exact (worst sample)\n", metric, opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=",
+            opt->budget);
     int steps[1000];
     int total = opt->num_inputs * opt->num_seeds * calib_sample_steps(opt, steps, 1000);
     fprintf(to, "%5s  %6s  %-8s  %12s  %12s  %10s  %9s\n", "layer", "topk", "mode", "worst", "mean", "kept FLOPs",
@@ -26,8 +27,8 @@ void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t,
     for (int l = 0; l < t->num_layers; l++) {
         const calib_choice *c = &choices[l];
         if (c->topk_index < 0) {
-            fprintf(to, "%5d  %6g  %-8s  %12s  %12s  %9.1f%%   dense: no candidate met the budget\n", l, 1.0,
-                    "none", "-", "-", 100.0);
+            fprintf(to, "%5d  %6s  %-8s  %12s  %12s  %9.1f%%   no candidate met the budget\n", l, "dense",
+                    "-", "-", "-", 100.0);
             continue;
         }
         int n = t->count[calib_table_index(t, l, c->topk_index, c->mode_index)];
@@ -38,54 +39,33 @@ void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t,
     fprintf(to, "whole model: %.1f%% of self-attention FLOPs kept (%d layers, %lld tokens, %lld key blocks)\n",
             100.0 * calib_model_kept_share(choices, t->num_layers), t->num_layers, (long long)info->tokens,
             (long long)t->num_k_blocks);
-    /* what other budgets would have given, from the same measurements */
-    calib_choice *other = malloc((size_t)t->num_layers * sizeof *other);
-    if (other) {
-        fprintf(to, "whole-model kept share at other budgets%s:",
-                opt->full_sweep ? "" : " (looser ones approximate without --full-sweep)");
-        static const double scale[] = {0.25, 0.5, 1, 2, 4};
-        for (int i = 0; i < 5; i++) {
-            double badness = calib_badness_budget(opt) * scale[i];
-            int dense = calib_select(t, badness, opt->per_head, other);
-            fprintf(to, "%s %.4g -> %.1f%%%s", i ? "," : "", calib_badness_to_metric(opt->metric, badness),
-                    100.0 * calib_model_kept_share(other, t->num_layers), dense ? " (some dense)" : "");
-        }
-        fprintf(to, "\n");
-    }
-    free(other);
-    fprintf(to, "worst %s by topk (best mode at each; * chosen%s):\n%5s", calib_metric_name(opt->metric),
-            opt->full_sweep ? "" : "; >: dropped once it missed the budget, its true worst may be worse", "layer");
+    fprintf(to, "worst %s by topk (best mode measured at each; * chosen%s):\n%5s", calib_metric_name(opt->metric),
+            opt->full_sweep ? "" : "; -: not measured; >: stopped at a sample that missed the budget, the true "
+            "worst may be worse", "layer");
     for (int i = 0; i < t->num_topks; i++)
         fprintf(to, "  %8g", (double)t->topks[i]);
     fprintf(to, "\n");
     for (int l = 0; l < t->num_layers; l++) {
         fprintf(to, "%5d", l);
         for (int i = 0; i < t->num_topks; i++) {
-            double w = calib_best_worst(t, l, i, opt->per_head);
+            double full = INFINITY, stopped = INFINITY; /* best mode measured on every sample, on some */
+            for (int mi = 0; mi < t->num_modes; mi++) {
+                size_t k = calib_table_index(t, l, i, mi);
+                if (t->count[k] == total)
+                    full = fmin(full, t->worst[k]);
+                else if (t->count[k] > 0)
+                    stopped = fmin(stopped, t->worst[k]);
+            }
             char cell[32] = "-";
-            int dropped = 0;
-            for (int mi = 0; mi < t->num_modes; mi++)
-                dropped |= t->count[calib_table_index(t, l, i, mi)] < total;
-            if (w < INFINITY)
-                snprintf(cell, sizeof cell, "%s%.4f", dropped && !(w <= calib_badness_budget(opt)) ? ">" : "",
-                         calib_badness_to_metric(opt->metric, w));
+            if (full < INFINITY)
+                snprintf(cell, sizeof cell, "%.4f", calib_badness_to_metric(opt->metric, full));
+            else if (stopped < INFINITY)
+                snprintf(cell, sizeof cell, "%s%.4f", opt->metric == CALIB_METRIC_COSINE ? "<" : ">",
+                         calib_badness_to_metric(opt->metric, stopped));
             fprintf(to, "  %7s%c", cell, choices[l].topk_index == i ? '*' : ' ');
         }
         fprintf(to, "\n");
     }
-    if (!opt->per_head)
-        return;
-    fprintf(to, "per head (the runtime applies one topk per layer: the YAML carries each layer's strictest head):\n");
-    fprintf(to, "%5s  %4s  %6s  %-8s  %12s\n", "layer", "head", "topk", "mode", "worst");
-    for (int l = 0; l < t->num_layers; l++)
-        for (int h = 0; h < t->num_heads; h++) {
-            calib_choice c = calib_select_head(t, l, h, calib_badness_budget(opt));
-            if (c.topk_index < 0)
-                fprintf(to, "%5d  %4d  %6s  %-8s  %12s\n", l, h, "dense", "none", "-");
-            else
-                fprintf(to, "%5d  %4d  %6g  %-8s  %12.4g\n", l, h, (double)c.topk, mode_name(c.quant),
-                        calib_badness_to_metric(opt->metric, c.worst));
-        }
 }
 
 /* Text of a comment line: no newline may end the comment early. */
@@ -103,9 +83,9 @@ static void write_header(FILE *f, const calib_options *opt, const calib_table *t
     put_comment_text(f, opt->model);
     fprintf(f, ", ");
     put_comment_text(f, opt->weights);
-    fprintf(f, ")\n# budget: worst-case %s %s %g of each layer's output against exact attention%s\n",
-            calib_metric_name(opt->metric), opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=", opt->budget,
-            opt->per_head ? ", in every head" : "");
+    fprintf(f, ")\n# budget: worst-case %s %s %g of the DiT's conditional prediction with one layer at its "
+               "setting and every other layer exact, against all exact\n",
+            calib_metric_name(opt->metric), opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=", opt->budget);
     fprintf(f, "# %s:", opt->inputs[0].prompt ? "prompts" : "text embeddings");
     for (int i = 0; i < opt->num_inputs; i++) {
         fprintf(f, "%s \"", i ? "," : "");
@@ -134,7 +114,8 @@ static int write_yaml_file(FILE *f, const calib_options *opt, const calib_table 
                            const sla2_model_info *info)
 {
     write_header(f, opt, t, choices, info);
-    fprintf(f, "backend: %s\n", opt->backend == SLA2_BACKEND_CPU ? "cpu" : "auto");
+    fprintf(f, "backend: %s\n", opt->backend == SLA2_BACKEND_CPU ? "cpu" : opt->backend == SLA2_BACKEND_CUDA ? "cuda"
+                                                                                                        : "auto");
     fprintf(f, "sampler: %s\n", opt->sampler == SLA2_SAMPLER_KIND_EULER ? "euler" : "unipc");
     fprintf(f, "steps: %d\n", opt->steps);
     fprintf(f, "shift: %.17g\n", opt->shift < 0 ? 5.0 : opt->shift);
@@ -148,21 +129,13 @@ static int write_yaml_file(FILE *f, const calib_options *opt, const calib_table 
     fprintf(f, "layers:\n");
     for (int l = 0; l < t->num_layers; l++) {
         const calib_choice *c = &choices[l];
-        fprintf(f, "  - {layer: %d, topk: %.6g, quant: %s, block_q: %d, block_k: 64}", l, (double)c->topk,
-                mode_name(c->quant), opt->block_q);
+        fprintf(f, "  - {layer: %d, topk: %.6g, quant: %s, block_q: %d, block_k: 64%s}", l, (double)c->topk,
+                mode_name(c->quant), opt->block_q, c->topk_index < 0 ? ", dense: true" : "");
         if (c->topk_index < 0)
-            fprintf(f, "  # dense: no candidate met the budget\n");
+            fprintf(f, "  # exact attention: no candidate met the budget\n");
         else
             fprintf(f, "  # worst %.4g, mean %.4g, %.1f%% kept\n", calib_badness_to_metric(opt->metric, c->worst),
                     calib_badness_to_metric(opt->metric, c->mean), 100.0 * c->kept_share);
-        if (opt->per_head) { /* for a runtime that one day takes a topk per head */
-            fprintf(f, "    # per head:");
-            for (int h = 0; h < t->num_heads; h++) {
-                calib_choice hc = calib_select_head(t, l, h, calib_badness_budget(opt));
-                fprintf(f, "%s %g %s", h ? "," : "", (double)hc.topk, mode_name(hc.quant));
-            }
-            fprintf(f, "\n");
-        }
     }
     return !ferror(f);
 }

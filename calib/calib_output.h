@@ -7,8 +7,8 @@
 
 #include <stdio.h>
 
-/* The per-layer table, the whole model's kept share, and (per_head) each
- * head's own choice. */
+/* The per-layer table, the whole model's kept share, and the worst error
+ * of every measured topk per layer. */
 void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t, const calib_choice *choices,
                        const sla2_model_info *info);
 

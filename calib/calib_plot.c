@@ -202,8 +202,8 @@ static void y_range(const calib_table *t, double budget, int per_head, double *l
         *hi = *lo + 1;
 }
 
-/* A candidate dropped after it missed the budget was not measured on every
- * sample: its worst is a lower bound, drawn hollow. */
+/* A candidate stopped at a sample that missed the budget was not measured
+ * on every sample: its worst is a lower bound, drawn hollow. */
 static int dropped(const calib_table *t, int layer, int ti, int total, double budget, double worst)
 {
     if (worst <= budget)
@@ -262,7 +262,7 @@ static void draw_legend(canvas *c, int x, int y, const calib_table *t, const cal
     int row = y + 24 + t->num_layers * 20 + 12;
     fill_rect(c, x + 6, row + 2, 7, 7, BLACK);
     fill_rect(c, x + 8, row + 4, 3, 3, WHITE);
-    text(c, x + 24, row, 1, BLACK, "HOLLOW: DROPPED AFTER MISSING");
+    text(c, x + 24, row, 1, BLACK, "HOLLOW: STOPPED AT A SAMPLE MISSING");
     text(c, x + 24, row + 10, 1, BLACK, "THE BUDGET (AT LEAST THIS)");
 }
 
@@ -286,8 +286,8 @@ int calib_plot(const char *path, const calib_options *opt, const calib_table *t,
     a.x_min = log10(lo_topk) - 0.08, a.x_max = log10(hi_topk) + 0.08;
     y_range(t, budget, opt->per_head, &a.y_min, &a.y_max);
     char title[256];
-    snprintf(title, sizeof title, "SLA2-CALIB %s: WORST %s%s PER LAYER VS TOPK", model_name,
-             opt->metric == CALIB_METRIC_COSINE ? "1 - COSINE" : "REL-L2 ERROR", opt->per_head ? " (WORST HEAD)" : "");
+    snprintf(title, sizeof title, "SLA2-CALIB %s: WORST %s OF THE DIT OUTPUT, ONE LAYER AT TOPK", model_name,
+             opt->metric == CALIB_METRIC_COSINE ? "1 - COSINE" : "REL-L2 ERROR");
     text(&c, 10, 12, 2, BLACK, title);
     draw_axes(&c, &a, t, opt->metric == CALIB_METRIC_COSINE ? "1 - COSINE" : "REL-L2");
     if (budget > 0 && log10(budget) >= a.y_min && log10(budget) <= a.y_max) {

@@ -64,7 +64,7 @@ void calib_progress_draw(calib_progress *p, int force)
         snprintf(eta_text, sizeof eta_text, "%.0fs", eta);
     char evals[64] = "";
     if (p->evals_total > 0)
-        snprintf(evals, sizeof evals, "  layer samples %ld/%ld", p->evals_done, p->evals_total);
+        snprintf(evals, sizeof evals, "  layers %ld/%ld", p->evals_done, p->evals_total);
     fprintf(stderr, "\r[%.*s%*s] %3.0f%%  steps %ld/%ld%s  ETA %s   ", filled, "############################",
             width - filled, "", 100 * frac, p->steps_done, p->steps_total, evals, eta_text);
     fflush(stderr);

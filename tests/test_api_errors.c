@@ -3,6 +3,7 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +110,7 @@ static void mask_too_small(call *c)
     c->stats.block_mask_elems = 3;
 }
 static void stats_size(call *c) { c->stats.size = 1; }
+static void time_phases_2(call *c) { c->stats.time_phases = 2; }
 
 static const bad_case cases[] = {
     {"null q data", null_q_data, SLA2_ERR_NULL_ARGUMENT, "q.data"},
@@ -142,6 +144,7 @@ static const bad_case cases[] = {
     {"proj with alpha", proj_with_alpha, SLA2_ERR_INVALID_VALUE, "proj_l_weight"},
     {"mask too small", mask_too_small, SLA2_ERR_INVALID_VALUE, "stats.block_mask_elems"},
     {"stats size", stats_size, SLA2_ERR_INVALID_VALUE, "stats.size"},
+    {"time_phases 2", time_phases_2, SLA2_ERR_INVALID_VALUE, "stats.time_phases: expected 0 or 1, got 2"},
 };
 
 START_TEST(bad_argument_is_rejected_and_writes_nothing)
@@ -192,6 +195,52 @@ START_TEST(null_arguments_are_named)
     ck_assert_status(sla2_attention_forward(ctx, &c.cfg, NULL, &c.q, &c.k, &c.v, &c.out, NULL), SLA2_OK);
     ck_assert_str_eq(sla2_context_last_error(ctx), "");
     sla2_context_free(ctx);
+}
+END_TEST
+
+static double phase_sum(const sla2_attention_stats *s)
+{
+    return s->router_ms + s->quantise_ms + s->sparse_ms + s->linear_ms + s->mix_ms;
+}
+
+/* The timing fields: filled on both CPU paths when asked, untouched when not,
+ * and a caller built before they existed (its size ends before them) is
+ * served without a write past its struct. */
+START_TEST(stats_timing_and_older_sizes)
+{
+    test_rng rng;
+    rng_seed(&rng, 2);
+    fill_normal(&rng, q, N, 1), fill_normal(&rng, k, N, 1), fill_normal(&rng, v, N, 1);
+    for (int reference = 0; reference <= 1; reference++) {
+        sla2_context *ctx = test_cpu_context(reference);
+        call c;
+        good_call(&c); /* topk 0.5: one of two key blocks kept, so both branches run */
+        c.stats.time_phases = 1;
+        ck_assert_status(sla2_attention_forward(ctx, &c.cfg, NULL, &c.q, &c.k, &c.v, &c.out, &c.stats), SLA2_OK);
+        const sla2_attention_stats *t = &c.stats;
+        /* every phase does work on the CPU, and the clock has nanoseconds */
+        ck_assert_msg(t->router_ms > 0 && t->quantise_ms > 0 && t->sparse_ms > 0 && t->linear_ms > 0 &&
+                          t->mix_ms > 0 && t->total_ms > 0,
+                      "%s: router %g quantise %g sparse %g linear %g mix %g total %g ms",
+                      reference ? "reference" : "fast", t->router_ms, t->quantise_ms, t->sparse_ms, t->linear_ms,
+                      t->mix_ms, t->total_ms);
+        /* disjoint intervals inside the call's own: only rounding can exceed */
+        ck_assert_msg(phase_sum(t) <= t->total_ms + 1e-6, "phases %g ms > total %g ms", phase_sum(t), t->total_ms);
+
+        good_call(&c);
+        c.stats.total_ms = c.stats.router_ms = c.stats.mix_ms = -1.0; /* time_phases 0: untouched */
+        ck_assert_status(sla2_attention_forward(ctx, &c.cfg, NULL, &c.q, &c.k, &c.v, &c.out, &c.stats), SLA2_OK);
+        ck_assert(c.stats.total_ms == -1.0 && c.stats.router_ms == -1.0 && c.stats.mix_ms == -1.0);
+
+        good_call(&c);
+        c.stats.size = offsetof(sla2_attention_stats, time_phases);
+        c.stats.time_phases = 7; /* past an old caller's struct: neither read nor written */
+        c.stats.total_ms = -1.0;
+        ck_assert_status(sla2_attention_forward(ctx, &c.cfg, NULL, &c.q, &c.k, &c.v, &c.out, &c.stats), SLA2_OK);
+        ck_assert_int_eq(c.stats.kept_per_q_block, 1);
+        ck_assert(c.stats.time_phases == 7 && c.stats.total_ms == -1.0);
+        sla2_context_free(ctx);
+    }
 }
 END_TEST
 
@@ -256,6 +305,7 @@ int main(void)
     TCase *tc = tcase_create("errors");
     tcase_add_loop_test(tc, bad_argument_is_rejected_and_writes_nothing, 0, (int)(sizeof cases / sizeof *cases));
     tcase_add_test(tc, null_arguments_are_named);
+    tcase_add_test(tc, stats_timing_and_older_sizes);
     tcase_add_test(tc, context_creation_errors);
     tcase_add_test(tc, names_and_versions);
     suite_add_tcase(suite, tc);

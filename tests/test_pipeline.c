@@ -236,6 +236,50 @@ START_TEST(bad_arguments_are_named)
 }
 END_TEST
 
+typedef struct timing_log {
+    int calls;
+    double attention_ms, phases_ms;
+} timing_log;
+
+static int check_step_times(void *user, const sla2_step_info *info)
+{
+    timing_log *log = user;
+    log->calls++;
+    const double phases[] = {info->router_ms, info->quantise_ms, info->sparse_ms, info->linear_ms, info->mix_ms};
+    double sum = 0;
+    for (int i = 0; i < 5; i++) {
+        /* the CPU runs every phase (quantised mode, alpha mixing), and its clock has nanoseconds */
+        ck_assert_msg(isfinite(phases[i]) && phases[i] > 0, "step %d: phase %d took %g ms", info->step, i, phases[i]);
+        sum += phases[i];
+    }
+    /* The phases are disjoint intervals inside each call's own (the fast
+     * path divides its threads' sums by their number), so only rounding can
+     * exceed: 1 microsecond of slack. */
+    ck_assert_msg(sum <= info->attention_ms + 1e-3, "step %d: phases %g ms > attention %g ms", info->step, sum,
+                  info->attention_ms);
+    ck_assert_msg(info->attention_ms > 0 && info->attention_ms <= info->step_ms, "step %d: attention %g, step %g ms",
+                  info->step, info->attention_ms, info->step_ms);
+    log->attention_ms += info->attention_ms, log->phases_ms += sum;
+    return 0;
+}
+
+/* sla2_step_info's time by phase, on the CPU backend (both passes of guidance). */
+START_TEST(steps_report_time_by_phase)
+{
+    fixture f;
+    open_fixture(&f);
+    float *video = malloc(f.elems * 4);
+    sla2_generate_options o = options_for(3);
+    timing_log log = {0};
+    o.on_step = check_step_times, o.user = &log;
+    ck_assert_int_eq(sla2_pipeline_generate(f.pipe, &o, video, f.elems), SLA2_OK);
+    ck_assert_int_eq(log.calls, 3);
+    printf("3 steps: attention %.2f ms, of which the phases %.2f ms\n", log.attention_ms, log.phases_ms);
+    free(video);
+    close_fixture(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("pipeline");
@@ -245,6 +289,7 @@ int main(void)
     tcase_add_test(tc, unipc_follows_the_exact_flow);
     tcase_add_test(tc, generation_is_deterministic_and_reports_steps);
     tcase_add_test(tc, callback_cancels_and_changes_settings);
+    tcase_add_test(tc, steps_report_time_by_phase);
     tcase_add_test(tc, bad_arguments_are_named);
     suite_add_tcase(suite, tc);
     return run_suite(suite);

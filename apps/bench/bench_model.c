@@ -1,13 +1,14 @@
-/* sla2-bench-model: one Wan2.1 DiT forward on the GPU at a model config's
- * default shape (Wan2.1-1.3B at 480p: 1 x 16 x 21 x 60 x 104 latents,
- * 32760 tokens), random weights, dense attention against SLA2, with a
- * per-operator time breakdown.
+/* sla2-bench model: one Wan2.1 DiT forward at a model config's default
+ * shape (Wan2.1-1.3B at 480p: 1 x 16 x 21 x 60 x 104 latents, 32760
+ * tokens), random weights, dense attention against SLA2, with a
+ * per-operator time breakdown and the weights' resident memory.
  *
- *   sla2-bench-model [--config PATH] [--runs N] [--topk F] [--quant none|int8|int8_fp8]
- *                    [--block-q 64|128] [--no-dense]
+ *   sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8] [--runs N]
+ *                    [--topk F] [--quant none|int8|int8_fp8] [--block-q 64|128] [--no-dense]
  *
  * The weights are written as a random BF16 safetensors file to /tmp (the
- * SDK's writer), loaded through the real loader and moved to the GPU
+ * SDK's writer), loaded through the real loader (the blocks' linears
+ * quantised there for --weights-storage int8|fp8) and moved to the GPU
  * through the CUDA operator table, then the file is removed. Each mode runs
  * one warm-up forward, then --runs timed forwards (wall clock of
  * dit_forward: host patchify, upload, the blocks, download), and reports
@@ -23,13 +24,20 @@
  * patchify). The events are put in by wrapping the CUDA operator table and
  * sla2_attention_forward at link time (-Wl,--wrap, see CMakeLists.txt), so
  * the SDK carries no timing code; the profiled forward is not among the
- * timed ones. */
+ * timed ones.
+ *
+ * With --backend cpu (any build; what CTest runs on a small config) the
+ * breakdown has only the self-attention time the SDK measures
+ * (dit_forward_args.attention_times) and the rest of the forward. */
 #define _POSIX_C_SOURCE 200809L
+#include "bench.h"
 #include "dit/dit.h"
 #include "dit/dit_backend.h"
 #include "random_dit_weights.h"
 
+#ifdef SLA2_BENCH_CUDA
 #include <cuda_runtime_api.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,13 +48,14 @@
 #define SLA2_SOURCE_DIR "."
 #endif
 
+enum { OP_GEMM, OP_NORM, OP_ROPE, OP_ATTENTION, OP_CROSS, OP_OTHER, OP_CLASSES };
+static const char *const op_names[OP_CLASSES] = {"gemm", "norms", "rope", "attention", "cross_attn", "other"};
+
+#ifdef SLA2_BENCH_CUDA
 /* dit_ops.cu: the context's cudaStream_t. */
 void *sla2_cuda_dit_stream(sla2_context *ctx);
 
 /* ---- Per-operator timing (link-time wrappers) ----------------------------- */
-
-enum { OP_GEMM, OP_NORM, OP_ROPE, OP_ATTENTION, OP_CROSS, OP_OTHER, OP_CLASSES };
-static const char *const op_names[OP_CLASSES] = {"gemm", "norms", "rope", "attention", "cross_attn", "other"};
 
 #define MAX_TIMED_OPS 8192
 
@@ -183,6 +192,7 @@ sla2_status __wrap_sla2_attention_forward(sla2_context *ctx, const sla2_attentio
 {
     TIMED(OP_ATTENTION, __real_sla2_attention_forward(ctx, config, params, q, k, v, out, stats));
 }
+#endif /* SLA2_BENCH_CUDA */
 
 /* ---- The benchmark -------------------------------------------------------- */
 
@@ -199,6 +209,8 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static const char *const storage_names[] = {"f32", "int8", "fp8"};
+
 typedef struct options {
     const char *config_path;
     int runs;
@@ -206,13 +218,19 @@ typedef struct options {
     sla2_quant_mode quant;
     int block_q;
     int dense;
+    sla2_backend backend;
+    dit_weight_storage storage;
 } options;
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: sla2-bench-model [--config PATH] [--runs N] [--topk F] [--quant none|int8|int8_fp8]\n"
-                "                        [--block-q 64|128] [--no-dense]\n"
+    fprintf(to, "usage: sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8]\n"
+                "                        [--runs N] [--topk F] [--quant none|int8|int8_fp8] [--block-q 64|128]\n"
+                "                        [--no-dense]\n"
                 "  --config   model architecture (default configs/models/wan2.1-t2v-1.3b.yaml)\n"
+                "  --backend  where the DiT runs (default cuda; cpu: no per-operator breakdown)\n"
+                "  --weights-storage  the blocks' linear weights as float32 (default), or weight-only\n"
+                "             INT8 / FP8 e4m3 with a scale per output channel, dequantised before each GEMM\n"
                 "  --runs     timed forwards per mode, median reported (default 5)\n"
                 "  --topk     SLA2's kept fraction of key blocks (default 0.03: 97%% sparsity)\n"
                 "  --quant    SLA2's quantisation (default int8_fp8)\n"
@@ -220,26 +238,34 @@ static void usage(FILE *to)
                 "  --no-dense skip the dense-attention forward\n");
 }
 
+/* 1: parsed; 0: bad input (said on stderr); -1: --help was printed */
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){SLA2_SOURCE_DIR "/configs/models/wan2.1-t2v-1.3b.yaml", 5, 0.03f, SLA2_QUANT_INT8_FP8, 128, 1};
+    *o = (options){SLA2_SOURCE_DIR "/configs/models/wan2.1-t2v-1.3b.yaml", 5, 0.03f, SLA2_QUANT_INT8_FP8, 128, 1,
+                   SLA2_BACKEND_CUDA, DIT_WEIGHTS_F32};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
-            exit(0);
+            return -1;
         } else if (!strcmp(a, "--no-dense")) {
             o->dense = 0;
             continue;
         }
         if (!val) {
-            fprintf(stderr, "sla2-bench-model: %s needs a value\n", a);
+            fprintf(stderr, "sla2-bench model: %s needs a value\n", a);
             return 0;
         }
         i++;
         char *end = NULL;
         if (!strcmp(a, "--config"))
             o->config_path = val;
+        else if (!strcmp(a, "--backend") && (!strcmp(val, "cuda") || !strcmp(val, "cpu")))
+            o->backend = !strcmp(val, "cpu") ? SLA2_BACKEND_CPU : SLA2_BACKEND_CUDA;
+        else if (!strcmp(a, "--weights-storage") &&
+                 (!strcmp(val, "f32") || !strcmp(val, "int8") || !strcmp(val, "fp8")))
+            o->storage = !strcmp(val, "f32") ? DIT_WEIGHTS_F32 : !strcmp(val, "int8") ? DIT_WEIGHTS_INT8
+                                                                                      : DIT_WEIGHTS_FP8;
         else if (!strcmp(a, "--runs") && (o->runs = (int)strtol(val, &end, 10)) > 0 && !*end)
             ;
         else if (!strcmp(a, "--topk") && (o->topk = strtof(val, &end)) > 0.0f && o->topk <= 1.0f && !*end)
@@ -250,7 +276,7 @@ static int parse(int argc, char **argv, options *o)
             o->quant = !strcmp(val, "none") ? SLA2_QUANT_NONE : !strcmp(val, "int8") ? SLA2_QUANT_INT8
                                                                                       : SLA2_QUANT_INT8_FP8;
         else {
-            fprintf(stderr, "sla2-bench-model: bad option or value: %s %s\n", a, val);
+            fprintf(stderr, "sla2-bench model: bad option or value: %s %s\n", a, val);
             usage(stderr);
             return 0;
         }
@@ -270,8 +296,26 @@ typedef struct bench {
 
 static int fail(const char *what, const char *why)
 {
-    fprintf(stderr, "sla2-bench-model: %s: %s\n", what, why);
+    fprintf(stderr, "sla2-bench model: %s: %s\n", what, why);
     return 0;
+}
+
+static int on_cuda(const bench *b)
+{
+    return sla2_context_backend(b->ctx) == SLA2_BACKEND_CUDA;
+}
+
+/* Device memory in use (all processes), MB; -1 off the GPU. */
+static double device_used_mb(const bench *b)
+{
+#ifdef SLA2_BENCH_CUDA
+    size_t free_bytes = 0, total_bytes = 0;
+    if (on_cuda(b) && cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess)
+        return (double)(total_bytes - free_bytes) / 1e6;
+#else
+    (void)b;
+#endif
+    return -1.0;
 }
 
 static int setup(bench *b, const options *o)
@@ -279,9 +323,9 @@ static int setup(bench *b, const options *o)
     char err[512], path[128];
     sla2_context_options copts;
     sla2_context_options_default(&copts);
-    copts.backend = SLA2_BACKEND_CUDA;
+    copts.backend = o->backend;
     if (sla2_context_create(&copts, &b->ctx, err, sizeof err) != SLA2_OK)
-        return fail("CUDA context", err);
+        return fail(o->backend == SLA2_BACKEND_CPU ? "CPU context" : "CUDA context", err);
     if (sla2_model_config_load(o->config_path, &b->config, err, sizeof err) != SLA2_OK)
         return fail("config", err);
     int grid[3];
@@ -303,17 +347,25 @@ static int setup(bench *b, const options *o)
     sla2_safetensors *st = NULL;
     s = sla2_safetensors_open(path, &st, err, sizeof err);
     if (s == SLA2_OK)
-        s = dit_weights_load(&b->config, st, &b->weights, err, sizeof err);
+        s = dit_weights_load_as(&b->config, st, o->storage, &b->weights, err, sizeof err);
     sla2_safetensors_close(st);
     remove(path);
     if (s != SLA2_OK)
         return fail("loading the random weights", err);
     const dit_backend *be = dit_backend_for(b->ctx);
+    double used_before_mb = device_used_mb(b);
     if (!be || dit_weights_to_backend(b->ctx, be, &b->weights) != SLA2_OK ||
         dit_workspace_create(b->ctx, be, &b->config, &b->ws) != SLA2_OK)
-        return fail("moving the model to the GPU", sla2_context_last_error(b->ctx));
-    printf("random weights: %.2f G parameters, written (bf16) in %.1f s, loaded and moved to the GPU in %.1f s\n",
-           (double)b->weights.total_floats / 1e9, (t1 - t0) / 1e3, (now_ms() - t1) / 1e3);
+        return fail("moving the model to the backend", sla2_context_last_error(b->ctx));
+    printf("random weights: %.3f G parameters, written (bf16) in %.1f s, loaded (%s) and moved to the %s in %.1f s\n"
+           "weights: %s (the blocks' linears), %.1f MB resident (f32 would be %.1f MB)",
+           (double)b->weights.total_floats / 1e9, (t1 - t0) / 1e3, storage_names[o->storage],
+           on_cuda(b) ? "GPU" : "CPU", (now_ms() - t1) / 1e3, storage_names[o->storage],
+           (double)b->weights.resident_bytes / 1e6, (double)b->weights.total_floats * 4 / 1e6);
+    if (used_before_mb >= 0)
+        printf("; device memory in use %.0f MB -> %.0f MB with the weights and activations",
+               used_before_mb, device_used_mb(b));
+    printf("\n");
 
     b->x = malloc(b->video_elems * sizeof *b->x);
     b->velocity = malloc(b->video_elems * sizeof *b->velocity);
@@ -330,20 +382,27 @@ static int setup(bench *b, const options *o)
         state = state * 6364136223846793005ull + 1442695040888963407ull;
         b->context[i] = (float)(state >> 40) / 8388608.0f - 1.0f;
     }
-    prof.stream = (cudaStream_t)sla2_cuda_dit_stream(b->ctx);
-    for (int i = 0; i < MAX_TIMED_OPS; i++)
-        if (cudaEventCreate(&prof.start[i]) != cudaSuccess || cudaEventCreate(&prof.stop[i]) != cudaSuccess)
-            return fail("cudaEventCreate", "failed");
+#ifdef SLA2_BENCH_CUDA
+    if (on_cuda(b)) {
+        prof.stream = (cudaStream_t)sla2_cuda_dit_stream(b->ctx);
+        for (int i = 0; i < MAX_TIMED_OPS; i++)
+            if (cudaEventCreate(&prof.start[i]) != cudaSuccess || cudaEventCreate(&prof.stop[i]) != cudaSuccess)
+                return fail("cudaEventCreate", "failed");
+    }
+#endif
     return 1;
 }
 
-static int forward(bench *b, const dit_attention_settings *layers, double *ms)
+/* attention_ms: NULL, or the self-attention time the SDK measured */
+static int forward(bench *b, const dit_attention_settings *layers, double *ms, double *attention_ms)
 {
     dit_forward_args args = {.x = b->x, .timestep = 900.0, .context = b->context, .layers = layers,
                              .workspace = b->ws};
     double t0 = now_ms();
     sla2_status s = dit_forward(b->ctx, &b->config, &b->weights, &args, b->velocity);
     *ms = now_ms() - t0;
+    if (attention_ms)
+        *attention_ms = args.attention_times.total_ms;
     if (s != SLA2_OK)
         return fail("dit_forward", sla2_context_last_error(b->ctx));
     return 1;
@@ -352,44 +411,60 @@ static int forward(bench *b, const dit_attention_settings *layers, double *ms)
 static int run_mode(bench *b, const char *label, const dit_attention_settings *layers, int runs)
 {
     double ms, *times = malloc((size_t)runs * sizeof *times), class_ms[OP_CLASSES] = {0};
-    if (!forward(b, layers, &ms)) /* warm-up: cuBLASLt's first calls, the attention workspace */
-        return 0;
+    if (!times || !forward(b, layers, &ms, NULL)) /* warm-up: cuBLASLt's first calls, the attention workspace */
+        return free(times), 0;
     for (int r = 0; r < runs; r++)
-        if (!forward(b, layers, &times[r]))
-            return 0;
+        if (!forward(b, layers, &times[r], NULL))
+            return free(times), 0;
     qsort(times, (size_t)runs, sizeof *times, compare_double);
     double median = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
 
-    prof.on = 1, prof.count = 0, prof.overflow = 0;
-    double profiled_ms;
-    int ok = forward(b, layers, &profiled_ms);
-    prof.on = 0;
-    if (!ok)
-        return 0;
-    cudaDeviceSynchronize();
-    double covered = 0.0;
-    for (int i = 0; i < prof.count; i++) {
-        float e = 0.0f;
-        if (cudaEventElapsedTime(&e, prof.start[i], prof.stop[i]) == cudaSuccess)
-            class_ms[prof.op_class[i]] += e, covered += e;
+    double profiled_ms = 0.0, covered = 0.0;
+    int op_count = 0, overflow = 0;
+#ifdef SLA2_BENCH_CUDA
+    if (on_cuda(b)) {
+        prof.on = 1, prof.count = 0, prof.overflow = 0;
+        int ok = forward(b, layers, &profiled_ms, NULL);
+        prof.on = 0;
+        if (!ok)
+            return free(times), 0;
+        cudaDeviceSynchronize();
+        for (int i = 0; i < prof.count; i++) {
+            float e = 0.0f;
+            if (cudaEventElapsedTime(&e, prof.start[i], prof.stop[i]) == cudaSuccess)
+                class_ms[prof.op_class[i]] += e, covered += e;
+        }
+        op_count = prof.count, overflow = prof.overflow;
+    }
+#endif
+    if (!on_cuda(b)) {
+        if (!forward(b, layers, &profiled_ms, &class_ms[OP_ATTENTION]))
+            return free(times), 0;
+        covered = class_ms[OP_ATTENTION];
     }
     size_t finite = 0;
     for (size_t i = 0; i < b->video_elems; i++)
         finite += b->velocity[i] == b->velocity[i] && b->velocity[i] - b->velocity[i] == 0.0f;
     printf("%-28s %9.1f %9.1f %9.1f |", label, median, times[0], profiled_ms);
     for (int c = 0; c < OP_CLASSES; c++)
-        printf(" %10.1f", class_ms[c]);
-    printf(" %8.1f | %d ops%s%s\n", profiled_ms - covered, prof.count, prof.overflow ? " (event pool overflowed)" : "",
-           finite == b->video_elems ? "" : ", NON-FINITE OUTPUT");
+        if (on_cuda(b) || c == OP_ATTENTION)
+            printf(" %10.1f", class_ms[c]);
+        else
+            printf(" %10s", "-");
+    printf(" %8.1f |", profiled_ms - covered);
+    if (on_cuda(b))
+        printf(" %d ops%s", op_count, overflow ? " (event pool overflowed)" : "");
+    printf("%s\n", finite == b->video_elems ? "" : " NON-FINITE OUTPUT");
     free(times);
     return 1;
 }
 
-int main(int argc, char **argv)
+int bench_model_main(int argc, char **argv)
 {
     options o;
-    if (!parse(argc, argv, &o))
-        return 2;
+    int parsed = parse(argc, argv, &o);
+    if (parsed <= 0)
+        return parsed < 0 ? 0 : 2;
     static bench b; /* the weights are loaded in place: b never moves */
     if (!setup(&b, &o))
         return 1;
@@ -410,9 +485,14 @@ int main(int argc, char **argv)
         layers[i] = (dit_attention_settings){.dense = 0, .feature_map = SLA2_FEATURE_SOFTMAX,
                                              .layer = {o.topk, o.quant, o.block_q, 64}};
     ok = run_mode(&b, label, layers, o.runs) && ok;
-    printf("(median/min: wall time of dit_forward over %d runs after one warm-up; the breakdown is one more forward\n"
-           " with CUDA events around each operator; host = profiled - sum of the operators)\n",
-           o.runs);
+    if (on_cuda(&b))
+        printf("(median/min: wall time of dit_forward over %d runs after one warm-up; the breakdown is one more forward\n"
+               " with CUDA events around each operator; host = profiled - sum of the operators)\n",
+               o.runs);
+    else
+        printf("(median/min: wall time of dit_forward over %d runs after one warm-up; on the CPU the breakdown is the\n"
+               " SDK's self-attention time in one more forward, and host = the rest of that forward)\n",
+               o.runs);
     free(layers);
     dit_workspace_free(b.ws);
     dit_weights_free(&b.weights, b.ctx, b.config.num_layers);

@@ -20,6 +20,7 @@ typedef struct gen_args {
     double guidance, shift;
     float topk;
     int quant; /* -1: the runtime's */
+    int weight_storage; /* -1: the runtime's */
     sla2_backend backend;
 } gen_args;
 
@@ -44,6 +45,10 @@ static void usage(FILE *to)
         "  --topk T                share of key blocks kept in every layer, (0, 1]\n"
         "  --quant none|int8|int8_fp8  quantisation of every layer's sparse branch\n"
         "  --backend cpu|cuda|auto where the DiT runs (default auto: CUDA when a GPU is usable, else CPU)\n"
+        "  --weights-storage f32|int8|fp8  how the blocks' linear weights are held: float32, or weight-only\n"
+        "                          INT8 / FP8 e4m3 with a scale per output channel (a quarter of the\n"
+        "                          memory, dequantised before each GEMM: not faster) (default: the\n"
+        "                          runtime's `weights`, f32)\n"
         "  --out FILE.y4m          the video as Y4M (default out/video.y4m)\n"
         "  --png FILE.png          a strip of 8 frames side by side as PNG\n"
         "  --frames-dir DIR        every frame as DIR/frame_NNN.png\n"
@@ -82,7 +87,7 @@ static int parse_number(const char *flag, const char *text, double min, double m
 static int parse_args(int argc, char **argv, gen_args *a)
 {
     memset(a, 0, sizeof *a);
-    a->seed = -1, a->guidance = -1, a->sampler = -1, a->quant = -1, a->fps = 8;
+    a->seed = -1, a->guidance = -1, a->sampler = -1, a->quant = -1, a->weight_storage = -1, a->fps = 8;
     a->out_y4m = "out/video.y4m";
     a->backend = SLA2_BACKEND_AUTO;
     for (int i = 1; i < argc; i++) {
@@ -132,6 +137,11 @@ static int parse_args(int argc, char **argv, gen_args *a)
             else if (!strcmp(v, "int8")) a->quant = SLA2_QUANT_INT8;
             else if (!strcmp(v, "int8_fp8")) a->quant = SLA2_QUANT_INT8_FP8;
             else return die("--quant: expected none, int8 or int8_fp8, got '%s'", v);
+        } else if (!strcmp(f, "--weights-storage")) {
+            if (!strcmp(v, "f32")) a->weight_storage = SLA2_WEIGHTS_F32;
+            else if (!strcmp(v, "int8")) a->weight_storage = SLA2_WEIGHTS_INT8;
+            else if (!strcmp(v, "fp8")) a->weight_storage = SLA2_WEIGHTS_FP8;
+            else return die("--weights-storage: expected f32, int8 or fp8, got '%s'", v);
         } else if (!strcmp(f, "--backend")) {
             if (!strcmp(v, "cpu")) a->backend = SLA2_BACKEND_CPU;
             else if (!strcmp(v, "cuda")) a->backend = SLA2_BACKEND_CUDA;
@@ -253,7 +263,11 @@ int main(int argc, char **argv)
     int rc = 1;
     float *video = NULL;
     sla2_model_info info = {.size = sizeof info};
-    if (sla2_model_load(ctx, a.model, a.weights, &model) || sla2_model_get_info(ctx, model, &info) ||
+    sla2_model_load_options load;
+    sla2_model_load_options_default(&load);
+    load.weight_storage = a.weight_storage, load.runtime_path = a.runtime;
+    if (sla2_model_load_with_options(ctx, a.model, a.weights, &load, &model) ||
+        sla2_model_get_info(ctx, model, &info) ||
         sla2_pipeline_create(ctx, model, a.runtime, &pipe))
         goto done;
     if (a.attention_set)
@@ -279,8 +293,10 @@ int main(int argc, char **argv)
     gen.prompt = a.prompt, gen.text_embedding_path = a.text_embedding;
     gen.seed = a.seed, gen.steps = a.steps, gen.guidance = a.guidance, gen.shift = a.shift, gen.sampler = a.sampler;
     gen.on_step = on_step, gen.user = &a;
-    printf("model: %s (%d layers, %lld tokens), %s\n", info.name, info.num_layers, (long long)info.tokens,
-           sla2_context_device_name(ctx));
+    static const char *const storage_names[] = {"f32", "int8", "fp8"};
+    printf("model: %s (%d layers, %lld tokens), %s; weights %s, %.1f MB resident\n", info.name, info.num_layers,
+           (long long)info.tokens, sla2_context_device_name(ctx), storage_names[info.weight_storage],
+           (double)info.weight_bytes / 1e6);
     if (a.prompt)
         printf("prompt: %s\n", a.prompt);
     struct timespec t0, t1;

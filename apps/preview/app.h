@@ -13,6 +13,12 @@
 typedef enum view_kind { VIEW_ALL = 0, VIEW_VIDEO, VIEW_MASK, VIEW_ALPHA, VIEW_TIMING, VIEW_COUNT } view_kind;
 typedef enum form_field { FIELD_PROMPT = 0, FIELD_SEED, FIELD_STEPS, FIELD_COUNT } form_field;
 
+/* The timing bar's parts, bottom up: the attention phases (PREVIEW_ROUTER..),
+ * the rest of attention (loads, stores, copies), the rest of the step. */
+#define TIMING_ATTENTION_OTHER PREVIEW_PHASES
+#define TIMING_REST (PREVIEW_PHASES + 1)
+#define TIMING_PARTS (PREVIEW_PHASES + 2)
+
 /* What the last frame drew, for screenshots' sidecar files. */
 typedef struct drawn_layout {
     int video_drawn, video_frame, video_label_x, video_label_y;
@@ -22,6 +28,8 @@ typedef struct drawn_layout {
     int64_t mask_q_blocks, mask_k_blocks, kept_stats, kept_mask;
     int alpha_drawn, timing_drawn;
     SDL_Rect alpha, timing;
+    int timing_last_px[TIMING_PARTS];     /* the last step's bar: each part's height in pixels */
+    double timing_last_ms[TIMING_PARTS];  /* and its milliseconds */
 } drawn_layout;
 
 typedef struct app {

@@ -25,7 +25,7 @@ static void usage(FILE *to)
         "  --shift S               flow-matching timestep shift (default: the runtime's)\n"
         "  --sampler unipc|euler   (default: the runtime's)\n"
         "  --attention dense|sla2  start dense or with SLA2 (default: the runtime's)\n"
-        "  --backend cpu|cuda|auto the DiT runs on the CPU in this version; cuda is refused (default auto = cpu)\n"
+        "  --backend cpu|cuda|auto where the DiT runs (default auto: CUDA when a GPU is usable, else the CPU)\n"
         "  --threads N             CPU threads for generation (default: all cores)\n"
         "  --nice N                generation's priority below the window's, 0..19 (default 5)\n"
         "  --size WxH              window size (default 1280x720)\n"
@@ -76,6 +76,7 @@ int preview_parse_args(int argc, char **argv, preview_args *a)
     memset(a, 0, sizeof *a);
     a->model = "models/tiny-demo.yaml", a->weights = "models/tiny-demo.safetensors";
     a->save_dir = "out/preview", a->screenshot_dir = ".";
+    a->backend = SLA2_BACKEND_AUTO;
     a->seed = -1, a->guidance = -1, a->sampler = -1, a->attention = -1, a->nice = 5, a->fps = 60, a->width = 1280, a->height = 720;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
@@ -139,10 +140,10 @@ int preview_parse_args(int argc, char **argv, preview_args *a)
                 return fail("--fps: expected an integer in [10, 240], got '%s'", v);
             a->fps = (int)num;
         } else if (!strcmp(f, "--backend")) {
-            if (!strcmp(v, "cuda"))
-                return fail("--backend cuda: the DiT runtime runs on the CPU in this version%s", "");
-            if (strcmp(v, "cpu") && strcmp(v, "auto"))
-                return fail("--backend: expected cpu, cuda or auto, got '%s'", v);
+            if (!strcmp(v, "cpu")) a->backend = SLA2_BACKEND_CPU;
+            else if (!strcmp(v, "cuda")) a->backend = SLA2_BACKEND_CUDA;
+            else if (!strcmp(v, "auto")) a->backend = SLA2_BACKEND_AUTO;
+            else return fail("--backend: expected cpu, cuda or auto, got '%s'", v);
         } else if (!strcmp(f, "--attention")) {
             if (!strcmp(v, "dense")) a->attention = 1;
             else if (!strcmp(v, "sla2")) a->attention = 0;

@@ -31,11 +31,11 @@ static int load_model(app *a)
 {
     sla2_context_options options;
     sla2_context_options_default(&options);
-    options.backend = SLA2_BACKEND_CPU; /* the DiT runs on the CPU in this version */
+    options.backend = a->args.backend;
     options.num_threads = a->args.threads;
     char err[512];
     if (sla2_context_create(&options, &a->ctx, err, sizeof err) != SLA2_OK) {
-        fprintf(stderr, "sla2-preview: %s\n", err);
+        fprintf(stderr, "sla2-preview: %s%s\n", a->args.backend == SLA2_BACKEND_CUDA ? "--backend cuda: " : "", err);
         return 0;
     }
     a->info.size = sizeof a->info;
@@ -587,9 +587,9 @@ int main(int argc, char **argv)
         goto done;
     }
     a.worker_started = 1;
-    printf("sla2-preview: %s (%d layers, %d heads, %lld tokens, %d frames of %dx%d), %s\n", a.info.name,
+    printf("sla2-preview: %s (%d layers, %d heads, %lld tokens, %d frames of %dx%d), backend %s: %s\n", a.info.name,
            a.info.num_layers, a.info.num_heads, (long long)a.info.tokens, a.info.frames, a.info.width, a.info.height,
-           sla2_context_device_name(a.ctx));
+           sla2_context_backend(a.ctx) == SLA2_BACKEND_CUDA ? "cuda" : "cpu", sla2_context_device_name(a.ctx));
     fflush(stdout);
     SDL_StopTextInput();
     /* A prompt from the command line starts at once, unless a script drives. */

@@ -28,6 +28,7 @@ typedef struct preview_args {
     int threads;       /* CPU threads of the context; 0 = all cores */
     int nice;          /* the generation thread's nice increment (default 5) */
     int attention;     /* -1: the runtime's, 0: sla2, 1: dense */
+    sla2_backend backend; /* --backend: AUTO (CUDA when a GPU is usable), CPU or CUDA */
     int width, height; /* window size */
     int fps;           /* frame rate cap */
 } preview_args;
@@ -36,11 +37,15 @@ typedef struct preview_args {
 int preview_parse_args(int argc, char **argv, preview_args *args);
 
 /* ---- The latest step, as the step callback reported it (worker.c) -------- */
+/* The attention phases of sla2_step_info, in its order. */
+enum { PREVIEW_ROUTER, PREVIEW_QUANTISE, PREVIEW_SPARSE, PREVIEW_LINEAR, PREVIEW_MIX, PREVIEW_PHASES };
+
 typedef struct preview_snapshot {
     uint64_t seq;      /* bumped by every step; 0: no step yet */
     int generation;    /* which job it belongs to */
     int step, num_steps, dense;
     double timestep, step_ms, attention_ms;
+    double phase_ms[PREVIEW_PHASES];
     int channels, frames, height, width;
     float *video;      /* [C][F][H][W] */
     int num_layers, num_heads;
@@ -51,6 +56,7 @@ typedef struct preview_snapshot {
     float *alphas;     /* layer l at alphas + l * alpha_capacity: [H][Nq_l] */
     size_t video_elems, mask_capacity, alpha_capacity;
     double *history_step_ms, *history_attention_ms; /* [history_capacity], by step - 1 */
+    double *history_phase_ms; /* [history_capacity][PREVIEW_PHASES] */
     int history_capacity;
 } preview_snapshot;
 

@@ -105,8 +105,15 @@ static void write_sidecar(app *a, const char *path)
                 (long long)d->mask_k_blocks, (long long)d->kept_stats, (long long)d->kept_mask);
     if (d->alpha_drawn)
         fprintf(f, "alpha_rect %d %d %d %d\n", d->alpha.x, d->alpha.y, d->alpha.w, d->alpha.h);
-    if (d->timing_drawn)
-        fprintf(f, "timing_rect %d %d %d %d\n", d->timing.x, d->timing.y, d->timing.w, d->timing.h);
+    if (d->timing_drawn) {
+        fprintf(f, "timing_rect %d %d %d %d\ntiming_last_px", d->timing.x, d->timing.y, d->timing.w, d->timing.h);
+        for (int p = 0; p < TIMING_PARTS; p++)
+            fprintf(f, " %d", d->timing_last_px[p]);
+        fprintf(f, "\ntiming_last_ms");
+        for (int p = 0; p < TIMING_PARTS; p++)
+            fprintf(f, " %.4f", d->timing_last_ms[p]);
+        fprintf(f, "\n");
+    }
     fclose(f);
 }
 

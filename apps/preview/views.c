@@ -14,7 +14,13 @@
 #define COLOUR_ERROR 0xff6b6bu
 #define COLOUR_KEPT 0xffb547u
 #define COLOUR_DROPPED 0x2b303au
-#define COLOUR_ATTENTION 0xffb547u
+/* the timing bar's parts */
+#define COLOUR_ROUTER 0xc678ddu
+#define COLOUR_QUANTISE 0x56b6c2u
+#define COLOUR_SPARSE 0xffb547u
+#define COLOUR_LINEAR 0x98c379u
+#define COLOUR_MIX 0xe06c75u
+#define COLOUR_ATTENTION_OTHER 0xa89060u
 #define COLOUR_REST 0x4f8fd6u
 #define MARGIN 10
 
@@ -301,31 +307,77 @@ static void draw_alpha(app *a, SDL_Rect area)
 }
 
 /* ---- Timing -------------------------------------------------------------- */
+static const uint32_t timing_colours[TIMING_PARTS] = {COLOUR_ROUTER, COLOUR_QUANTISE, COLOUR_SPARSE, COLOUR_LINEAR,
+                                                      COLOUR_MIX, COLOUR_ATTENTION_OTHER, COLOUR_REST};
+static const char *const timing_names[TIMING_PARTS] = {"router", "quantise", "sparse", "linear",
+                                                       "mix", "attention, other", "rest"};
+
+/* Step i's time split into the bar's parts (milliseconds). The phases come
+ * from the backend; attention's rest and the step's rest are what is left. */
+static void step_parts(const preview_snapshot *s, int i, double parts[TIMING_PARTS])
+{
+    const double *phases = s->history_phase_ms + (size_t)i * PREVIEW_PHASES;
+    double phased = 0;
+    for (int p = 0; p < PREVIEW_PHASES; p++)
+        phased += parts[p] = phases[p] > 0 ? phases[p] : 0;
+    double attention = s->history_attention_ms[i] > phased ? s->history_attention_ms[i] : phased;
+    parts[TIMING_ATTENTION_OTHER] = attention - phased;
+    parts[TIMING_REST] = s->history_step_ms[i] > attention ? s->history_step_ms[i] - attention : 0;
+}
+
+/* A duration readable from microseconds (a GPU's phases) to minutes (a CPU's steps). */
+static const char *duration(double ms, char *text, size_t size)
+{
+    snprintf(text, size, ms < 10 ? "%.2f ms" : ms < 1000 ? "%.0f ms" : "%.2f s", ms < 1000 ? ms : ms / 1e3);
+    return text;
+}
+
+/* Legend entries with their totals, wrapped to the width; returns the lines used. */
+static int timing_legend(app *a, SDL_Rect c, int y, const double totals[TIMING_PARTS], double total)
+{
+    int line = preview_font_line_height(a->font), x = c.x, lines = 1;
+    for (int p = 0; p < TIMING_PARTS; p++) {
+        char label[96], time[32];
+        snprintf(label, sizeof label, "%s %s %.0f%%", timing_names[p], duration(totals[p], time, sizeof time),
+                 total > 0 ? 100.0 * totals[p] / total : 0.0);
+        int w = 16 + (int)strlen(label) * preview_font_advance(a->font) + 14;
+        if (x > c.x && x + w > c.x + c.w)
+            x = c.x, y += line + 2, lines++;
+        fill(a->renderer, x, y + 3, 12, line - 6, timing_colours[p]);
+        preview_text(a->renderer, a->font, x + 16, y, COLOUR_DIM, label);
+        x += w;
+    }
+    return lines;
+}
+
 static void draw_timing(app *a, SDL_Rect area)
 {
     const preview_snapshot *s = &a->view;
-    SDL_Rect c = panel(a, area, "time per step  (attention | rest of the DiT and sampler)");
+    int cuda = sla2_context_backend(a->ctx) == SLA2_BACKEND_CUDA;
+    SDL_Rect c = panel(a, area, cuda ? "time per step by phase  (attention: GPU time from CUDA events; step: wall clock)"
+                                     : "time per step by phase  (wall clock)");
     if (!have_step(a)) {
         preview_text(a->renderer, a->font, c.x, c.y, COLOUR_DIM, "no step yet");
         return;
     }
-    double total = 0, attention = 0, slowest = 1e-9;
+    double totals[TIMING_PARTS] = {0}, total = 0, attention = 0, slowest = 1e-9;
     for (int i = 0; i < s->step && i < s->history_capacity; i++) {
+        double parts[TIMING_PARTS];
+        step_parts(s, i, parts);
+        for (int p = 0; p < TIMING_PARTS; p++)
+            totals[p] += parts[p];
         total += s->history_step_ms[i], attention += s->history_attention_ms[i];
         if (s->history_step_ms[i] > slowest)
             slowest = s->history_step_ms[i];
     }
     int line = preview_font_line_height(a->font);
-    preview_textf(a->renderer, a->font, c.x, c.y, COLOUR_TEXT,
-                  "total %.2f s: attention %.2f s (%.0f%%), rest %.2f s; %.0f ms/step, last %.0f ms", total / 1e3,
-                  attention / 1e3, total > 0 ? 100.0 * attention / total : 0.0, (total - attention) / 1e3,
-                  total / s->step, s->step_ms);
-    int legend_y = c.y + line + 2, x = c.x;
-    fill(a->renderer, x, legend_y + 3, 12, line - 6, COLOUR_ATTENTION);
-    x += 16 + preview_text(a->renderer, a->font, x + 16, legend_y, COLOUR_DIM, "attention (SLA2 operator)");
-    fill(a->renderer, x + 12, legend_y + 3, 12, line - 6, COLOUR_REST);
-    preview_text(a->renderer, a->font, x + 28, legend_y, COLOUR_DIM, "rest");
-    int top = legend_y + 2 * line + 6, bottom = c.y + c.h - line - 2, bar_area = bottom - top;
+    char total_text[32], per_step[32], last[32], attention_text[32], rest[32];
+    preview_textf(a->renderer, a->font, c.x, c.y, COLOUR_TEXT, "total %s, %s/step (last %s); attention %s (%.0f%%), rest %s",
+                  duration(total, total_text, sizeof total_text), duration(total / s->step, per_step, sizeof per_step),
+                  duration(s->step_ms, last, sizeof last), duration(attention, attention_text, sizeof attention_text),
+                  total > 0 ? 100.0 * attention / total : 0.0, duration(totals[TIMING_REST], rest, sizeof rest));
+    int legend_lines = timing_legend(a, c, c.y + line + 2, totals, total);
+    int top = c.y + (legend_lines + 1) * (line + 2) + line + 4, bottom = c.y + c.h - line - 2, bar_area = bottom - top;
     int n = s->num_steps > 0 ? s->num_steps : s->step;
     int bar_w = c.w / (n > 0 ? n : 1);
     if (bar_w > 64)
@@ -336,19 +388,24 @@ static void draw_timing(app *a, SDL_Rect area)
     set_colour(a->renderer, COLOUR_BORDER, 255);
     SDL_RenderDrawLine(a->renderer, c.x, bottom, c.x + c.w, bottom);
     for (int i = 0; i < s->step && i < s->history_capacity && i * bar_w < c.w; i++) {
-        int h_total = (int)lround(bar_area * s->history_step_ms[i] / slowest);
-        int h_attention = (int)lround(bar_area * s->history_attention_ms[i] / slowest);
-        int bx = c.x + i * bar_w;
-        fill(a->renderer, bx, bottom - h_total, bar_w - gap, h_total - h_attention, COLOUR_REST);
-        fill(a->renderer, bx, bottom - h_attention, bar_w - gap, h_attention, COLOUR_ATTENTION);
+        double parts[TIMING_PARTS], below = 0;
+        step_parts(s, i, parts);
+        int bx = c.x + i * bar_w, y_below = 0;
+        /* Stacked bottom up; the running sum rounds once, so the parts add up to the bar. */
+        for (int p = 0; p < TIMING_PARTS; p++) {
+            below += parts[p];
+            int y_top = (int)lround(bar_area * below / slowest), h = y_top - y_below;
+            fill(a->renderer, bx, bottom - y_top, bar_w - gap, h, timing_colours[p]);
+            a->drawn.timing_last_px[p] = h, a->drawn.timing_last_ms[p] = parts[p];
+            y_below = y_top;
+        }
         char label[32];
         int label_w = snprintf(label, sizeof label, "%.0f", s->history_step_ms[i]) * preview_font_advance(a->font);
-        if (label_w <= bar_w - gap && bottom - h_total - line >= top - line)
-            preview_text(a->renderer, a->font, bx + (bar_w - gap - label_w) / 2, bottom - h_total - line, COLOUR_DIM,
+        if (label_w <= bar_w - gap && bottom - y_below - line >= top - line)
+            preview_text(a->renderer, a->font, bx + (bar_w - gap - label_w) / 2, bottom - y_below - line, COLOUR_DIM,
                          label);
     }
-    preview_textf(a->renderer, a->font, c.x, bottom + 2, COLOUR_DIM,
-                  "steps 1..%d, tallest %.0f ms; the runtime reports attention and step time only", n, slowest);
+    preview_textf(a->renderer, a->font, c.x, bottom + 2, COLOUR_DIM, "steps 1..%d, tallest %.0f ms", n, slowest);
     a->drawn.timing_drawn = 1;
     a->drawn.timing = (SDL_Rect){c.x, top, c.w, bar_area};
 }
@@ -427,8 +484,9 @@ static void draw_status(app *a, int width, int height)
     if (a->fps > 0)
         snprintf(fps_text, sizeof fps_text, "ui %.0f fps", a->fps);
     preview_textf(a->renderer, a->font, MARGIN, y, COLOUR_TEXT,
-                  "%s | %s | %s%s | %s | topk %.3f (L%d) | %s | %s | %s | %s | view %s",
-                  a->info.name, sla2_context_device_name(a->ctx), dense_now ? "dense" : "SLA2",
+                  "%s | %s: %s | %s%s | %s | topk %.3f (L%d) | %s | %s | %s | %s | view %s", a->info.name,
+                  sla2_context_backend(a->ctx) == SLA2_BACKEND_CUDA ? "cuda" : "cpu",
+                  sla2_context_device_name(a->ctx), dense_now ? "dense" : "SLA2",
                   pending ? " (next step)" : "", sla2_quant_mode_name(la.quant), la.topk, a->layer + 1, step_text,
                   eta_text, state_name(a), fps_text, view_name(a->current_view));
     const char *second = a->message[0] ? a->message

@@ -37,10 +37,11 @@ int preview_snapshot_alloc(preview_snapshot *s, const sla2_model_info *info, int
     s->alphas = calloc(L * s->alpha_capacity, sizeof(float));
     s->history_step_ms = calloc((size_t)max_steps, sizeof(double));
     s->history_attention_ms = calloc((size_t)max_steps, sizeof(double));
+    s->history_phase_ms = calloc((size_t)max_steps * PREVIEW_PHASES, sizeof(double));
     s->num_layers = info->num_layers, s->num_heads = info->num_heads;
     s->channels = info->channels, s->frames = info->frames, s->height = info->height, s->width = info->width;
     if (!s->video || !s->kept_per_q_block || !s->q_blocks || !s->k_blocks || !s->mean_alpha || !s->masks ||
-        !s->alphas || !s->history_step_ms || !s->history_attention_ms) {
+        !s->alphas || !s->history_step_ms || !s->history_attention_ms || !s->history_phase_ms) {
         preview_snapshot_free(s);
         return 0;
     }
@@ -51,6 +52,7 @@ void preview_snapshot_free(preview_snapshot *s)
 {
     free(s->video), free(s->kept_per_q_block), free(s->q_blocks), free(s->k_blocks), free(s->mean_alpha);
     free(s->masks), free(s->alphas), free(s->history_step_ms), free(s->history_attention_ms);
+    free(s->history_phase_ms);
     memset(s, 0, sizeof *s);
 }
 
@@ -59,6 +61,7 @@ void preview_snapshot_copy(preview_snapshot *d, const preview_snapshot *s)
     size_t L = (size_t)s->num_layers;
     d->seq = s->seq, d->generation = s->generation, d->step = s->step, d->num_steps = s->num_steps;
     d->dense = s->dense, d->timestep = s->timestep, d->step_ms = s->step_ms, d->attention_ms = s->attention_ms;
+    memcpy(d->phase_ms, s->phase_ms, sizeof d->phase_ms);
     d->have_masks = s->have_masks, d->have_alpha = s->have_alpha;
     memcpy(d->video, s->video, s->video_elems * sizeof *s->video);
     memcpy(d->kept_per_q_block, s->kept_per_q_block, L * sizeof(int64_t));
@@ -74,6 +77,7 @@ void preview_snapshot_copy(preview_snapshot *d, const preview_snapshot *s)
     int steps = s->step < s->history_capacity ? s->step : s->history_capacity;
     memcpy(d->history_step_ms, s->history_step_ms, (size_t)steps * sizeof(double));
     memcpy(d->history_attention_ms, s->history_attention_ms, (size_t)steps * sizeof(double));
+    memcpy(d->history_phase_ms, s->history_phase_ms, (size_t)steps * PREVIEW_PHASES * sizeof(double));
 }
 
 /* Copies one step into w->latest; the caller holds the lock. */
@@ -85,6 +89,9 @@ static void publish_step(preview_worker *w, const sla2_step_info *info)
     s->generation = w->running_id;
     s->step = info->step, s->num_steps = info->num_steps, s->dense = info->dense;
     s->timestep = info->timestep, s->step_ms = info->step_ms, s->attention_ms = info->attention_ms;
+    s->phase_ms[PREVIEW_ROUTER] = info->router_ms, s->phase_ms[PREVIEW_QUANTISE] = info->quantise_ms;
+    s->phase_ms[PREVIEW_SPARSE] = info->sparse_ms, s->phase_ms[PREVIEW_LINEAR] = info->linear_ms;
+    s->phase_ms[PREVIEW_MIX] = info->mix_ms;
     size_t elems = (size_t)info->channels * info->frames * info->height * info->width;
     memcpy(s->video, info->video, (elems < s->video_elems ? elems : s->video_elems) * sizeof(float));
     for (size_t l = 0; l < L; l++) {
@@ -106,6 +113,7 @@ static void publish_step(preview_worker *w, const sla2_step_info *info)
     if (info->step >= 1 && info->step <= s->history_capacity) {
         s->history_step_ms[info->step - 1] = info->step_ms;
         s->history_attention_ms[info->step - 1] = info->attention_ms;
+        memcpy(s->history_phase_ms + (size_t)(info->step - 1) * PREVIEW_PHASES, s->phase_ms, sizeof s->phase_ms);
     }
 }
 

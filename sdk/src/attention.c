@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,10 +307,16 @@ sla2_status sla2_attention_forward(sla2_context *ctx, const sla2_attention_confi
         return s;
 
     size_t mask_elems = (size_t)(problem.batch * problem.heads * problem.num_q_blocks * problem.num_k_blocks);
+    /* A caller built against an sla2.h without the timing fields passes their
+     * offset as size: it is served, and those fields are neither read nor written. */
+    const size_t stats_without_timing = offsetof(sla2_attention_stats, time_phases);
     if (stats) {
-        if (stats->size != sizeof *stats)
+        if (stats->size != sizeof *stats && stats->size != stats_without_timing)
             return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE,
                              "stats.size: not sizeof(sla2_attention_stats); call sla2_attention_stats_default first");
+        if (stats->size == sizeof *stats && stats->time_phases != 0 && stats->time_phases != 1)
+            return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "stats.time_phases: expected 0 or 1, got %d",
+                             stats->time_phases);
         if (stats->block_mask && stats->block_mask_elems < mask_elems)
             return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE,
                              "stats.block_mask_elems: %zu is too small, the mask needs B*H*Nq*Nk = %zu",
@@ -338,6 +345,7 @@ sla2_status sla2_attention_forward(sla2_context *ctx, const sla2_attention_confi
             return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for alpha per query block");
         }
     }
+    result.time_phases = stats && stats->size == sizeof *stats && stats->time_phases;
     s = ctx->ops->attention_forward(ctx, &problem, &result);
     if (s == SLA2_OK && stats) {
         int64_t per_head = problem.num_q_blocks * problem.kept_per_q_block;
@@ -355,6 +363,14 @@ sla2_status sla2_attention_forward(sla2_context *ctx, const sla2_attention_confi
         /* a backend that cannot report alpha per block reports its mean */
         for (size_t i = 0; stats->alpha_blocks && i < alpha_elems; i++)
             stats->alpha_blocks[i] = result.alpha_blocks_written ? result.alpha_blocks[i] : (float)result.mean_alpha;
+        if (result.time_phases) {
+            stats->total_ms = result.total_ms;
+            stats->router_ms = result.phase_ms[SLA2_PHASE_ROUTER];
+            stats->quantise_ms = result.phase_ms[SLA2_PHASE_QUANTISE];
+            stats->sparse_ms = result.phase_ms[SLA2_PHASE_SPARSE];
+            stats->linear_ms = result.phase_ms[SLA2_PHASE_LINEAR];
+            stats->mix_ms = result.phase_ms[SLA2_PHASE_MIX];
+        }
     }
     free(result.block_mask);
     free(result.alpha_blocks);

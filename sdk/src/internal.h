@@ -46,6 +46,16 @@ typedef struct sla2_attention_problem {
     const float *proj_l_bias;   /* [D] or NULL */
 } sla2_attention_problem;
 
+/* The phases a backend times (sla2_attention_stats' *_ms fields). */
+typedef enum sla2_phase {
+    SLA2_PHASE_ROUTER = 0,
+    SLA2_PHASE_QUANTISE,
+    SLA2_PHASE_SPARSE,
+    SLA2_PHASE_LINEAR,
+    SLA2_PHASE_MIX,
+    SLA2_NUM_PHASES
+} sla2_phase;
+
 /* What a backend reports back besides the output tensor. */
 typedef struct sla2_attention_result {
     uint8_t *block_mask;  /* host [B*H*Nq*Nk] to fill, or NULL */
@@ -53,6 +63,9 @@ typedef struct sla2_attention_result {
     int alpha_blocks_written; /* set by a backend that filled alpha_blocks */
     double mean_alpha;    /* out */
     sla2_quant_mode quant_used; /* out */
+    int time_phases;      /* in: 1 = fill the times below */
+    double total_ms;      /* out: the whole call */
+    double phase_ms[SLA2_NUM_PHASES]; /* out */
 } sla2_attention_result;
 
 /* One table per backend (ggml-backend's shape). */

@@ -25,3 +25,15 @@ if(SLA2_BUILD_APPS)  # sla2-calib and sla2-gen (which the test runs) are tools
   set_tests_properties(test_calib_tiny PROPERTIES ENVIRONMENT "CK_DEFAULT_TIMEOUT=600" TIMEOUT 120
                        SKIP_RETURN_CODE 77)
 endif()
+# The public pipeline API that sla2-calib relies on (sla2_pipeline_predict,
+# the per-layer dense switch, the step's x_t), through <sla2/...> only.
+if(NOT TARGET PkgConfig::CHECK)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(CHECK REQUIRED IMPORTED_TARGET check)
+endif()
+add_executable(test_pipeline_predict ${CMAKE_CURRENT_LIST_DIR}/test_pipeline_predict.c)
+target_link_libraries(test_pipeline_predict PRIVATE sla2 PkgConfig::CHECK m)
+target_compile_options(test_pipeline_predict PRIVATE -Wall -Wextra)
+target_compile_definitions(test_pipeline_predict PRIVATE _POSIX_C_SOURCE=200809L SLA2_SOURCE_DIR="${SLA2_CALIB_ROOT}")
+set_target_properties(test_pipeline_predict PROPERTIES C_STANDARD 11)
+add_test(NAME test_pipeline_predict COMMAND test_pipeline_predict)

@@ -24,7 +24,7 @@
 # builds and stops (a first call, so the next has its whole 10 minutes for
 # the evaluation on the same warm machine); SLA2_EVAL_STEPS overrides
 # the runtime's 20 steps; SLA2_GPU_BUILD the build folder (default build-gpu).
-# Writes the TSVs (one line per video) and tables to $OUT/adherence when OUT
+# Writes the tables, the GPU TSV and all.tar.gz (every TSV and log) to $OUT/adherence when OUT
 # is set (else $BUILD/adherence), and prints both tables. The build uses the
 # carried libraries (.blas/, .ditdeps/) where the machine lacks them.
 set -uo pipefail
@@ -147,8 +147,11 @@ echo "(s/video in the tables: each process's own time per video; the CPU's $SHAR
 grep -h '^stopped' "$WORK"/*.out | sort | uniq -c | sed 's/^/note: /'
 
 if [ -n "${OUT:-}" ]; then
-  mkdir -p "$OUT/adherence" && cp "$WORK"/*.tsv "$WORK"/*.table.md "$WORK"/*.out "$WORK"/*.log "$OUT/adherence/" 2>/dev/null
-  echo "TSVs and tables: \$OUT/adherence/"
+  # the device returns at most 8 files: the tables, the GPU TSV and one archive of everything
+  mkdir -p "$OUT/adherence" && cp "$WORK"/*.table.md "$OUT/adherence/" 2>/dev/null
+  [ -f "$WORK/gpu.tsv" ] && cp "$WORK/gpu.tsv" "$OUT/adherence/"
+  tar -czf "$OUT/adherence/all.tar.gz" -C "$WORK" . 2>/dev/null
+  echo "TSVs and tables: \$OUT/adherence/ (everything in all.tar.gz)"
 else
   echo "TSVs and tables: $WORK"
 fi

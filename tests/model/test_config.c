@@ -242,7 +242,7 @@ static const runtime_case runtime_cases[] = {
      NULL, NULL, SLA2_ERR_INVALID_VALUE, "16:11", "layers[3].topk: expected a number in (0, 1], got 1.5"},
     {"  - {layer: 0, topk: 0}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:22", "layers[0].topk: expected a number in (0, 1], got 0"},
     {"  - {topk: 0.2}\n", NULL, NULL, SLA2_ERR_FORMAT, "12:5", "layers[0].layer: missing required key"},
-    {"  - {layer: 0, top_k: 0.2}\n", NULL, NULL, SLA2_ERR_FORMAT, "12:16", "layers[0].top_k: unknown key (expected one of: layer, topk, quant, block_q, block_k)"},
+    {"  - {layer: 0, top_k: 0.2}\n", NULL, NULL, SLA2_ERR_FORMAT, "12:16", "layers[0].top_k: unknown key (expected one of: layer, topk, quant, block_q, block_k, dense)"},
     {"  - {layer: 0, layer: 1}\n", NULL, NULL, SLA2_ERR_FORMAT, "12:16", "layers[0].layer: duplicate key (first at line 12)"},
     {"  - {layer: 3}\n  - {layer: 3, topk: 0.5}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "13:5", "layers[1]: layer 3 is already set by layers[0] (line 12)"},
     {"  - {layer: -1}\n", NULL, NULL, SLA2_ERR_INVALID_VALUE, "12:13", "layers[0].layer: expected an integer in [0, 1023], got -1"},
@@ -266,6 +266,8 @@ static const runtime_case runtime_cases[] = {
     {"", "block_q: 64", "steps: 4", SLA2_ERR_FORMAT, "9:1", "steps: duplicate key (first at line 3)"},
     {"", "block_q: 64", "attention: sparse", SLA2_ERR_INVALID_VALUE, "9:12", "attention: expected one of sla2, dense; got sparse"},
     {"", "block_q: 64", "feature_map: tanh", SLA2_ERR_INVALID_VALUE, "9:14", "feature_map: expected one of softmax, elu, relu; got tanh"},
+    {"", "block_q: 64", "weights: int4", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8; got int4"},
+    {"", "block_q: 64", "weights: 8", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8; got 8"},
 };
 
 START_TEST(test_malformed_runtime)
@@ -426,7 +428,8 @@ START_TEST(test_runtime_layers_resolve)
                        "layers:\n"
                        "  - {layer: 2, topk: 0.25}\n"
                        "  - layer: 0\n    quant: none\n    block_q: 128\n    block_k: 64\n"
-                       "seed: 9007199254740991\nsampler: euler\nbackend: cuda\nattention: dense\nfeature_map: elu\n";
+                       "seed: 9007199254740991\nsampler: euler\nbackend: cuda\nattention: dense\nfeature_map: elu\n"
+                       "weights: fp8\n";
     char err[ERR_SIZE];
     sla2_runtime_config rt;
     ck_assert_msg(sla2_runtime_config_parse(text, strlen(text), NULL, &rt, err, sizeof err) == SLA2_OK, "%s", err);
@@ -437,6 +440,7 @@ START_TEST(test_runtime_layers_resolve)
     ck_assert_int_eq(rt.backend, SLA2_BACKEND_CUDA);
     ck_assert_int_eq(rt.attention, SLA2_ATTENTION_DENSE);
     ck_assert_int_eq(rt.feature_map, SLA2_FEATURE_ELU);
+    ck_assert_int_eq(rt.weights, SLA2_WEIGHT_STORAGE_FP8);
     sla2_layer_settings s = sla2_runtime_config_layer(&rt, 2);
     ck_assert(s.topk == 0.25 && s.quant == SLA2_QUANT_INT8 && s.block_q == 64 && s.block_k == 64);
     s = sla2_runtime_config_layer(&rt, 0);
@@ -511,6 +515,7 @@ START_TEST(test_runtime_write_round_trip)
     rt.defaults.topk = 0.03;
     rt.defaults.quant = SLA2_QUANT_INT8;
     rt.defaults.block_q = 64;
+    rt.weights = SLA2_WEIGHT_STORAGE_INT8;
     rt.layers = layers;
     rt.num_layers = 3;
     char path[512], err[ERR_SIZE] = "";
@@ -528,6 +533,7 @@ START_TEST(test_runtime_write_round_trip)
     ck_assert_int_eq(back.seed, rt.seed);
     ck_assert_int_eq(back.attention, rt.attention);
     ck_assert_int_eq(back.feature_map, rt.feature_map);
+    ck_assert_int_eq(back.weights, rt.weights);
     ck_assert(back.defaults.topk == rt.defaults.topk);
     ck_assert_int_eq(back.defaults.quant, rt.defaults.quant);
     ck_assert_int_eq(back.defaults.block_q, rt.defaults.block_q);

@@ -15,8 +15,11 @@ from pathlib import Path
 
 KEPT = (0xFF, 0xB5, 0x47)       # views.c COLOUR_KEPT
 DROPPED = (0x2B, 0x30, 0x3A)    # views.c COLOUR_DROPPED
-ATTENTION = (0xFF, 0xB5, 0x47)  # views.c COLOUR_ATTENTION
-REST = (0x4F, 0x8F, 0xD6)       # views.c COLOUR_REST
+# views.c's timing bar, bottom up: router, quantise, sparse, linear, mix,
+# attention's other time, the step's rest (COLOUR_ROUTER .. COLOUR_REST)
+TIMING_PARTS = [("router", (0xC6, 0x78, 0xDD)), ("quantise", (0x56, 0xB6, 0xC2)), ("sparse", (0xFF, 0xB5, 0x47)),
+                ("linear", (0x98, 0xC3, 0x79)), ("mix", (0xE0, 0x6C, 0x75)),
+                ("attention, other", (0xA8, 0x90, 0x60)), ("rest", (0x4F, 0x8F, 0xD6))]
 
 
 def read_png(path):
@@ -142,6 +145,25 @@ class Checker:
         for colour, label in wanted:
             self.check(any(near(p, colour, 6) for p in pixels), f"{name}: {what} shows {label}")
 
+    def timing(self, name):
+        """The bars stack the phases: the backend reported the last step's
+        router and sparse time (never 0 on the CPU or CUDA: both run them
+        every step), no part is negative, and every part of the bar at least
+        2 pixels tall shows in its colour."""
+        img, side = self.load(name)
+        if not img or not self.check("timing_last_px" in side, f"{name}: the timing chart was drawn"):
+            return
+        heights = [int(v) for v in side["timing_last_px"]]
+        self.check(len(heights) == len(TIMING_PARTS), f"{name}: {len(heights)} parts in the bar")
+        pixels = set(region(img, [int(v) for v in side["timing_rect"]]))
+        for (label, colour), h in zip(TIMING_PARTS, heights):
+            if h >= 2:
+                self.check(any(near(p, colour, 6) for p in pixels), f"{name}: the bars show {label} ({h} px)")
+        ms = [float(v) for v in side["timing_last_ms"]]
+        split = ", ".join(f"{label} {t:.2f} ms/{h} px" for (label, _), t, h in zip(TIMING_PARTS, ms, heights))
+        self.check(ms[0] > 0 and ms[2] > 0 and all(t >= 0 for t in ms),
+                   f"{name}: the last step's split: {split}")
+
     def run(self):
         step1, s1 = self.video_pixels("step1")
         step2, s2 = self.video_pixels("step2")
@@ -168,8 +190,7 @@ class Checker:
             background = (0x1F, 0x23, 0x2B)
             self.check(sum(not near(p, background, 4) for p in pixels) > len(pixels) // 2,
                        "alpha: the heat map's cells are coloured")
-        self.colours_in("timing", "timing_rect", [(ATTENTION, "attention bars"), (REST, "rest bars")],
-                        "the timing chart")
+        self.timing("timing")
         all_img, all_side = self.load("all")
         help_img, help_side = self.load("help")
         if all_img and help_img:

@@ -33,6 +33,31 @@ SLA2_API sla2_status sla2_model_load(sla2_context *ctx, const char *config_path,
                                      sla2_model **out);
 SLA2_API void sla2_model_free(sla2_model *model);
 
+/* How the DiT blocks' linear weights (attention q/k/v/o, ffn) are stored
+ * once loaded: float32, or weight-only INT8 / FP8 (e4m3) with one float
+ * scale per output channel (a quarter of the memory). They are dequantised
+ * into scratch before the same float32 GEMMs: memory shrinks, speed does
+ * not improve. The embeddings, time projection and head stay float32. */
+typedef enum sla2_weight_storage {
+    SLA2_WEIGHTS_F32 = 0,
+    SLA2_WEIGHTS_INT8,
+    SLA2_WEIGHTS_FP8
+} sla2_weight_storage;
+
+typedef struct sla2_model_load_options {
+    size_t size;              /* sizeof(sla2_model_load_options): sla2_model_load_options_default sets it */
+    int weight_storage;       /* -1 (default): the runtime file's `weights` key, float32 without one;
+                                 else a sla2_weight_storage */
+    const char *runtime_path; /* NULL, or a runtime YAML whose `weights` key is read (and validated) */
+} sla2_model_load_options;
+
+SLA2_API void sla2_model_load_options_default(sla2_model_load_options *options);
+/* sla2_model_load with options (NULL: the defaults). Errors: those of
+ * sla2_model_load, and those of the runtime file (file:line:column). */
+SLA2_API sla2_status sla2_model_load_with_options(sla2_context *ctx, const char *config_path,
+                                                  const char *weights_path, const sla2_model_load_options *options,
+                                                  sla2_model **out);
+
 typedef struct sla2_model_info {
     size_t size;            /* sizeof(sla2_model_info), set by the caller */
     const char *name;       /* owned by the model */
@@ -44,6 +69,8 @@ typedef struct sla2_model_info {
     int text_len, text_dim;
     size_t vocabulary_size; /* > 0: prompts are read through the built-in vocabulary */
     const char *const *vocabulary;
+    int weight_storage;     /* a sla2_weight_storage */
+    size_t weight_bytes;    /* the weights' resident size in the context's backend memory */
 } sla2_model_info;
 
 SLA2_API sla2_status sla2_model_get_info(sla2_context *ctx, const sla2_model *model, sla2_model_info *info);
@@ -77,6 +104,18 @@ SLA2_API sla2_status sla2_pipeline_set_layer(sla2_pipeline *pipeline, int layer,
 /* 1: every layer runs exact dense attention (the quality baseline). */
 SLA2_API void sla2_pipeline_set_dense(sla2_pipeline *pipeline, int dense);
 
+/* Reads or changes whether one layer runs exact dense attention (no router,
+ * no alpha, no quantisation: softmax(QK^T/sqrt(D))V) instead of its SLA2
+ * settings, which are kept and apply again after sla2_pipeline_set_layer_dense
+ * (p, layer, 0). A runtime YAML's `dense: true` in a layer's entry sets it
+ * (as sla2-calib writes for a layer that no candidate kept within budget).
+ * sla2_pipeline_set_dense(p, 1) overrides it for every layer; get reports
+ * the layer's own switch. Changes apply from the next step, as for
+ * sla2_pipeline_set_layer. Errors: SLA2_ERR_NULL_ARGUMENT,
+ * SLA2_ERR_INVALID_VALUE (layer outside 0..num_layers-1). */
+SLA2_API sla2_status sla2_pipeline_set_layer_dense(sla2_pipeline *pipeline, int layer, int dense);
+SLA2_API sla2_status sla2_pipeline_get_layer_dense(sla2_pipeline *pipeline, int layer, int *dense);
+
 /* What the step callback sees after each sampler step. Pointers are valid
  * during the callback only. */
 typedef struct sla2_step_info {
@@ -84,7 +123,9 @@ typedef struct sla2_step_info {
     double timestep, sigma;
     const float *video;         /* the current clean-video estimate x0, [C][F][H][W] */
     int channels, frames, height, width;
-    double step_ms, attention_ms; /* wall time of the step, and of its self-attention calls */
+    double step_ms;             /* wall time of the step (both passes under guidance, and the sampler) */
+    double attention_ms;        /* time of the step's self-attention operators, as the backend measures
+                                   them (sla2_attention_stats.total_ms: device time on CUDA) */
     int num_layers, num_heads;
     int64_t num_q_blocks, num_k_blocks; /* of layer 0's settings */
     const int64_t *kept_per_q_block;    /* [num_layers] */
@@ -93,6 +134,12 @@ typedef struct sla2_step_info {
     const double *mean_alpha;           /* [num_layers] */
     const float *const *alpha_blocks;   /* [num_layers] -> [H][Nq_l]: mean alpha per query block */
     int dense;
+    const float *x_t;                   /* the step's input: the noisy video at `timestep`, [C][F][H][W];
+                                           sla2_pipeline_predict(step, x_t) gives this step's prediction */
+    /* attention_ms by phase (sla2_attention_stats' fields of the same names,
+     * summed over the step's layers and passes); they sum to at most
+     * attention_ms. A phase the backend fuses into another reads 0. */
+    double router_ms, quantise_ms, sparse_ms, linear_ms, mix_ms;
 } sla2_step_info;
 
 /* Return non-zero to cancel generation (sla2_pipeline_generate then returns
@@ -132,6 +179,25 @@ SLA2_API void sla2_generate_options_default(sla2_generate_options *options);
  * SLA2_ERR_BACKEND. video is written only on success. */
 SLA2_API sla2_status sla2_pipeline_generate(sla2_pipeline *pipeline, const sla2_generate_options *options,
                                             float *video, size_t video_elems);
+
+/* One DiT evaluation outside a generation: the prediction (the
+ * flow-matching velocity, [C][F][H][W] floats, elems of them as in
+ * sla2_pipeline_generate) for the noisy video x_t at sampler step `step`
+ * (1..steps) of the schedule that options give (steps, shift), with options'
+ * text (prompt or text_embedding_path) and guidance (1: the conditional pass
+ * alone; otherwise the guided combination of both passes), under the
+ * pipeline's per-layer settings at the time of the call. With the x_t that
+ * sla2_step_info shows at that step it is, bit for bit, the velocity the
+ * generation used (x0 = x_t - sigma * velocity). options' seed and sampler
+ * are not used; on_attention is called as in a generation (step = `step`),
+ * on_step is not; cancel is checked before each DiT block. Errors:
+ * SLA2_ERR_NULL_ARGUMENT, SLA2_ERR_INVALID_VALUE (step outside 1..steps;
+ * elems, the length of x_t and of prediction, smaller than the video;
+ * options as in sla2_pipeline_generate), SLA2_ERR_IO/FORMAT (embedding
+ * file), SLA2_ERR_CANCELLED, SLA2_ERR_OUT_OF_MEMORY, SLA2_ERR_BACKEND.
+ * prediction is written only on success. */
+SLA2_API sla2_status sla2_pipeline_predict(sla2_pipeline *pipeline, const sla2_generate_options *options, int step,
+                                           const float *x_t, float *prediction, size_t elems);
 
 #ifdef __cplusplus
 }

@@ -192,7 +192,10 @@ typedef struct sla2_attention_params {
 
 /* Optional statistics of one forward call. Set size (the default initialiser
  * does), and point the arrays at host memory the caller owns to have them
- * filled; NULL arrays are skipped. */
+ * filled; NULL arrays are skipped. size also tells the struct's version: a
+ * caller built against an older sla2.h (without the timing fields, size =
+ * offsetof(sla2_attention_stats, time_phases)) is served, and its struct is
+ * written only up to its size. */
 typedef struct sla2_attention_stats {
     size_t size;
     int64_t num_q_blocks;        /* out: ceil(L / block_q) */
@@ -208,6 +211,24 @@ typedef struct sla2_attention_stats {
     float *alpha_blocks;         /* in: NULL or [B * H * num_q_blocks]; out: mean alpha
                                     of each query block's rows */
     size_t alpha_blocks_elems;   /* in: capacity of alpha_blocks, checked */
+    /* Where the call's time went, in milliseconds, when time_phases is 1 on
+     * the way in (0 leaves the fields below untouched). The CPU reads a
+     * monotonic clock around each phase; on a multi-threaded CPU path a
+     * phase's time is its threads' sum divided by the number of threads.
+     * The CUDA backend records events on its stream between the phases
+     * (adding no synchronisation: the call waits for its stream anyway) and
+     * reports device time. The phases sum to at most total_ms; the remainder
+     * is loading and storing heads and, on the CPU, threads waiting for one
+     * another (the CUDA phases cover the whole call). A phase that a
+     * backend fuses into another reads 0 (CUDA: the alpha-mix runs in the
+     * sparse kernel's epilogue, so mix_ms is SLA v1's output projection). */
+    int time_phases;             /* in: 1 = measure */
+    double total_ms;             /* out: the whole operator */
+    double router_ms;            /* out: pooling, projections, scores, top-k (CPU: with K smoothing) */
+    double quantise_ms;          /* out: Q, K to INT8 and V to e4m3/f16 (CUDA: with K smoothing and pooling) */
+    double sparse_ms;            /* out: the block-sparse softmax branch */
+    double linear_ms;            /* out: feature maps and the linear branch's sums and outputs */
+    double mix_ms;               /* out: O = alpha O_s + (1 - alpha) O_l, or SLA v1's projection */
 } sla2_attention_stats;
 
 SLA2_API void sla2_attention_stats_default(sla2_attention_stats *stats);
@@ -221,7 +242,7 @@ SLA2_API int64_t sla2_attention_kept_blocks(int64_t L, int block_k, float topk);
  * F32, F16 or BF16 (one dtype for all three), the head dimension contiguous
  * (stride[3] == 1). out: same shape, any of the three dtypes, its own strides.
  * params and stats may be NULL. Errors: SLA2_ERR_NULL_ARGUMENT,
- * SLA2_ERR_INVALID_VALUE (config), SLA2_ERR_DTYPE, SLA2_ERR_SHAPE,
+ * SLA2_ERR_INVALID_VALUE (config, stats), SLA2_ERR_DTYPE, SLA2_ERR_SHAPE,
  * SLA2_ERR_UNSUPPORTED, SLA2_ERR_OUT_OF_MEMORY, SLA2_ERR_BACKEND. */
 SLA2_API sla2_status sla2_attention_forward(sla2_context *ctx,
                                             const sla2_attention_config *config,

@@ -216,17 +216,24 @@ static void linear_query_block(const sla2_attention_problem *p, fast_scratch *s,
             out[r * D + d] /= s->den[r] + LINEAR_EPS;
 }
 
-static double fast_head(const sla2_attention_problem *p, fast_scratch *s, int64_t b, int64_t h, float *alpha_blocks)
+/* phase_ms: NULL, or this thread's [SLA2_NUM_PHASES] sums. */
+static double fast_head(const sla2_attention_problem *p, fast_scratch *s, int64_t b, int64_t h, float *alpha_blocks,
+                        double *phase_ms)
 {
-    head_prepare(p, b, h, &s->w, s->router);
+    head_prepare(p, b, h, &s->w, s->router, phase_ms);
+    double mark = phase_ms ? cpu_clock_ms() : 0.0;
     feature_map_rows(p->feature_map, s->w.q, p->seq_len, p->head_dim, s->phi_q);
     feature_map_rows(p->feature_map, s->w.k, p->seq_len, p->head_dim, s->phi_k);
     linear_block_sums(p, s);
+    cpu_lap(phase_ms, SLA2_PHASE_LINEAR, &mark);
     for (int64_t i = 0; i < p->num_q_blocks; i++) {
         sparse_query_block(p, s, i);
+        cpu_lap(phase_ms, SLA2_PHASE_SPARSE, &mark);
         linear_query_block(p, s, i);
+        cpu_lap(phase_ms, SLA2_PHASE_LINEAR, &mark);
     }
     double alpha_sum = mix_alpha(p, h, s->w.q, s->out_sparse, s->out_linear, s->out, alpha_blocks);
+    cpu_lap(phase_ms, SLA2_PHASE_MIX, &mark);
     head_store(p->out, b, h, s->out);
     return alpha_sum;
 }
@@ -250,9 +257,9 @@ sla2_status cpu_attention_fast(sla2_context *ctx, const sla2_attention_problem *
     }
     cpu_scratch_cache *cache = *cache_slot;
     size_t mask_elems = (size_t)(p->num_q_blocks * p->num_k_blocks);
-    double alpha_sum = 0.0;
+    double alpha_sum = 0.0, phase_ms[SLA2_NUM_PHASES] = {0};
     int failed = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : alpha_sum)
+#pragma omp parallel num_threads(threads) reduction(+ : alpha_sum, phase_ms[:SLA2_NUM_PHASES])
     {
         fast_scratch *s = thread_scratch(cache, omp_get_thread_num(), p);
         if (!s) {
@@ -267,7 +274,8 @@ sla2_status cpu_attention_fast(sla2_context *ctx, const sla2_attention_problem *
 #pragma omp for schedule(dynamic, 1)
             for (int64_t pair = 0; pair < pairs; pair++) {
                 int64_t b = pair / p->heads, h = pair % p->heads;
-                alpha_sum += fast_head(p, s, b, h, result->alpha_blocks ? result->alpha_blocks + pair * p->num_q_blocks : NULL);
+                alpha_sum += fast_head(p, s, b, h, result->alpha_blocks ? result->alpha_blocks + pair * p->num_q_blocks : NULL,
+                                       result->time_phases ? phase_ms : NULL);
                 if (result->block_mask)
                     memcpy(result->block_mask + pair * mask_elems, s->w.mask, mask_elems);
             }
@@ -278,5 +286,10 @@ sla2_status cpu_attention_fast(sla2_context *ctx, const sla2_attention_problem *
                          threads, (long long)p->seq_len);
     result->alpha_blocks_written = result->alpha_blocks != NULL;
     result->mean_alpha = alpha_sum / (double)(pairs * p->seq_len);
+    /* Each thread's clock ran in parallel: a phase's share of the call's wall
+     * time is its threads' sum over their number (which keeps the phases'
+     * sum within the wall time). */
+    for (int i = 0; result->time_phases && i < SLA2_NUM_PHASES; i++)
+        result->phase_ms[i] = phase_ms[i] / threads;
     return SLA2_OK;
 }

@@ -6,6 +6,8 @@
 
 #include "internal.h"
 
+#include <time.h>
+
 /* One head's inputs in float plus what the router and the quantised modes
  * derive from them. Filled by head_prepare (attention_reference.c). */
 typedef struct head_work {
@@ -60,11 +62,34 @@ double mix_alpha(const sla2_attention_problem *p, int64_t head, const float *q, 
 void head_load(const sla2_tensor *t, int64_t b, int64_t h, float *dst);
 void head_store(const sla2_tensor *t, int64_t b, int64_t h, const float *src);
 
+/* Phase timing (sla2_attention_stats' *_ms): phase_ms is NULL when the call
+ * is not timed, else [SLA2_NUM_PHASES] sums. cpu_lap adds the time since
+ * *mark to phase_ms[phase] (CPU_UNTIMED: to none, as loads and stores) and
+ * moves *mark to now. */
+#define CPU_UNTIMED (-1)
+static inline double cpu_clock_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+static inline void cpu_lap(double *phase_ms, int phase, double *mark)
+{
+    if (!phase_ms)
+        return;
+    double now = cpu_clock_ms();
+    if (phase != CPU_UNTIMED)
+        phase_ms[phase] += now - *mark;
+    *mark = now;
+}
+
 /* Allocation and derivation of a head's work arrays shared by both paths. */
 int head_work_alloc(const sla2_attention_problem *p, head_work *w);
 void head_work_free(head_work *w);
-/* Loads (b, h), smooths K, routes, and quantises for the problem's mode. */
-void head_prepare(const sla2_attention_problem *p, int64_t b, int64_t h, head_work *w, float *router_scratch);
+/* Loads (b, h), smooths K, routes, and quantises for the problem's mode;
+ * adds the router's and the quantisation's time to phase_ms (may be NULL). */
+void head_prepare(const sla2_attention_problem *p, int64_t b, int64_t h, head_work *w, float *router_scratch,
+                  double *phase_ms);
 
 sla2_status cpu_attention_reference(sla2_context *ctx, const sla2_attention_problem *p,
                                     sla2_attention_result *result);

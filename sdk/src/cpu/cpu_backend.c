@@ -89,20 +89,25 @@ void head_work_free(head_work *w)
     memset(w, 0, sizeof *w);
 }
 
-void head_prepare(const sla2_attention_problem *p, int64_t b, int64_t h, head_work *w, float *router_scratch)
+void head_prepare(const sla2_attention_problem *p, int64_t b, int64_t h, head_work *w, float *router_scratch,
+                  double *phase_ms)
 {
     int64_t L = p->seq_len, D = p->head_dim;
+    double mark = phase_ms ? cpu_clock_ms() : 0.0;
     head_load(p->q, b, h, (float *)w->q);
     head_load(p->k, b, h, (float *)w->k);
     head_load(p->v, b, h, (float *)w->v);
+    cpu_lap(phase_ms, CPU_UNTIMED, &mark);
     router_smooth_keys(w->k, L, D, w->k_smooth);
     router_route_head(p, h, w->q, w->k_smooth, router_scratch, w->kept, w->mask);
+    cpu_lap(phase_ms, SLA2_PHASE_ROUTER, &mark);
     if (p->quant != SLA2_QUANT_NONE) {
         /* Q's INT8 values do not depend on the softmax scale (it is folded
          * into the dequantisation factor); K is quantised smoothed. */
         sparse_quantize_blocks(w->q, L, D, p->block_q, w->q_int8, w->q_scale);
         sparse_quantize_blocks(w->k_smooth, L, D, p->block_k, w->k_int8, w->k_scale);
         sparse_round_values(p->quant, w->v, L, D, w->v_rounded, w->v_scale);
+        cpu_lap(phase_ms, SLA2_PHASE_QUANTISE, &mark);
     }
 }
 
@@ -110,7 +115,11 @@ static sla2_status cpu_attention_forward(sla2_context *ctx, const sla2_attention
                                          sla2_attention_result *result)
 {
     result->quant_used = p->quant; /* the CPU simulates every mode */
-    return ctx->cpu_reference ? cpu_attention_reference(ctx, p, result) : cpu_attention_fast(ctx, p, result);
+    double start = cpu_clock_ms();
+    sla2_status s = ctx->cpu_reference ? cpu_attention_reference(ctx, p, result) : cpu_attention_fast(ctx, p, result);
+    if (result->time_phases)
+        result->total_ms = cpu_clock_ms() - start;
+    return s;
 }
 
 static void cpu_destroy(sla2_context *ctx)

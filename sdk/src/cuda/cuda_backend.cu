@@ -211,10 +211,10 @@ static sla2_status ensure_workspace(sla2_context *ctx, sla2_cuda_state *st, size
     return SLA2_OK;
 }
 
-static void mark(sla2_cuda_state *st, int stage)
+/* Records the event that starts stage `stage` (or ends the last) when the call is timed. */
+static cudaError_t mark(const sla2_cuda_state *st, bool timed, int stage)
 {
-    if (st->timing)
-        cudaEventRecord(st->events[stage], st->stream);
+    return timed ? cudaEventRecord(st->events[stage], st->stream) : cudaSuccess;
 }
 
 #define LAUNCH(call) SLA2_CUDA_TRY(ctx, call)
@@ -255,28 +255,30 @@ static sla2_status forward_on_device(sla2_context *ctx, const sla2_attention_pro
         return status;
     carve_workspace(p, static_cast<char *>(st->workspace), &zeroed, &scores);
     cudaStream_t s = st->stream;
+    /* sla2-bench's switch, or the caller's stats.time_phases */
+    const bool timed = st->timing || result->time_phases;
 
-    mark(st, 0);
+    LAUNCH(mark(st, timed, 0));
     LAUNCH(cudaMemsetAsync(st->workspace, 0, zeroed, s));
     LAUNCH(sla2k_launch_key_pass(p, s));
     LAUNCH(sla2k_launch_query_pool(p, s));
     LAUNCH(sla2k_launch_key_quant(p, s));
     if (p.pv != SLA2K_PV_F16)
         LAUNCH(sla2k_launch_value_quant(p, s));
-    mark(st, 1);
+    LAUNCH(mark(st, timed, 1));
     LAUNCH(sla2k_launch_router(p, s, scores, st->smem_optin_bytes));
-    mark(st, 2);
+    LAUNCH(mark(st, timed, 2));
     if (p.use_linear) {
         if ((status = sla2_cuda_phik_t_v(ctx, st, p)) != SLA2_OK)
             return status;
         LAUNCH(sla2k_launch_split_s(p, s));
     }
-    mark(st, 3);
+    LAUNCH(mark(st, timed, 3));
     LAUNCH(sla2k_launch_sparse(p, s));
-    mark(st, 4);
+    LAUNCH(mark(st, timed, 4));
     if (p.sla_v1)
         LAUNCH(sla2k_launch_v1_mix(p, s));
-    mark(st, 5);
+    LAUNCH(mark(st, timed, 5));
 
     double alpha_sum = 0.0;
     LAUNCH(cudaMemcpyAsync(&alpha_sum, p.alpha_sum, sizeof alpha_sum, cudaMemcpyDeviceToHost, s));
@@ -304,9 +306,19 @@ static sla2_status forward_on_device(sla2_context *ctx, const sla2_attention_pro
     if (status != SLA2_OK)
         return status;
 
-    if (st->timing)
+    if (timed) {
+        /* the stream was synchronised above: every event has completed */
         for (int i = 0; i < SLA2_CUDA_NUM_STAGES; ++i)
-            cudaEventElapsedTime(&st->stage_ms[i], st->events[i], st->events[i + 1]);
+            SLA2_CUDA_TRY(ctx, cudaEventElapsedTime(&st->stage_ms[i], st->events[i], st->events[i + 1]));
+        float total_ms = 0.0f;
+        SLA2_CUDA_TRY(ctx, cudaEventElapsedTime(&total_ms, st->events[0], st->events[SLA2_CUDA_NUM_STAGES]));
+        result->total_ms = total_ms;
+        result->phase_ms[SLA2_PHASE_QUANTISE] = st->stage_ms[SLA2_CUDA_STAGE_QUANTISE];
+        result->phase_ms[SLA2_PHASE_ROUTER] = st->stage_ms[SLA2_CUDA_STAGE_ROUTER];
+        result->phase_ms[SLA2_PHASE_LINEAR] = st->stage_ms[SLA2_CUDA_STAGE_LINEAR];
+        result->phase_ms[SLA2_PHASE_SPARSE] = st->stage_ms[SLA2_CUDA_STAGE_SPARSE];
+        result->phase_ms[SLA2_PHASE_MIX] = st->stage_ms[SLA2_CUDA_STAGE_MIX];
+    }
     result->quant_used = used;
     result->mean_alpha = p.alpha_kind == SLA2K_ALPHA_ONE ? 1.0 : alpha_sum / ((double)bh * p.seq_len);
     return SLA2_OK;

@@ -403,9 +403,36 @@ sla2_status cuda_download(sla2_context *ctx, void *dst, const void *src, size_t 
     return SLA2_OK;
 }
 
+/* e4m3 ("FN": bias 7, no infinities, 0x7f/0xff NaN), as sla2_e4m3_to_float. */
+__device__ float e4m3_to_float(uint8_t bits)
+{
+    const int exponent = (bits >> 3) & 15, mantissa = bits & 7;
+    float v = exponent == 0 ? ldexpf((float)mantissa, -9) : ldexpf(1.0f + (float)mantissa * 0.125f, exponent - 7);
+    if (exponent == 15 && mantissa == 7)
+        v = __int_as_float(0x7fc00000);
+    return bits & 0x80 ? -v : v;
+}
+
+/* out[r][i] = code[r][i] * scale[r] for a weight-only INT8 or FP8 block of rows */
+__global__ void dequantise_kernel(const uint8_t *codes, const float *scale, int64_t in, int64_t n, bool fp8,
+                                  float *out)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const float code = fp8 ? e4m3_to_float(codes[i]) : (float)(int8_t)codes[i];
+        out[i] = code * scale[i / in];
+    }
+}
+
+/* Output channels of a quantised weight dequantised per GEMM (64 MB of
+ * float32 scratch at most; Wan2.1-1.3B's largest linear, 8960 x 1536, fits). */
+constexpr int64_t kDequantChunkElems = int64_t(16) << 20;
+
 /* y[rows][out] = x[rows][in] W^T + b, row-major; in cuBLASLt's column-major
  * view y^T [out x rows] = W [in x out]^T x^T [in x rows], the bias along
- * y^T's rows. */
+ * y^T's rows. A weight-only INT8 / FP8 weight is dequantised, a block of
+ * output channels at a time, into stream-ordered scratch (cudaMallocAsync,
+ * as cross-attention's scores) for the same TF32 GEMM on y's columns: it
+ * saves memory, not time. */
 sla2_status cuda_linear(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y)
 {
     ENTER(ctx, st);
@@ -418,7 +445,31 @@ sla2_status cuda_linear(sla2_context *ctx, const float *x, int64_t rows, const d
     g.b = x, g.ldb = lin->in;
     g.d = y, g.ldd = lin->out;
     g.bias = lin->bias;
-    return gemm(ctx, st, g);
+    if (lin->storage == DIT_WEIGHTS_F32)
+        return gemm(ctx, st, g);
+    /* a multiple of 64 rows keeps y + o0 and bias + o0 16-byte aligned */
+    int64_t chunk = kDequantChunkElems / lin->in / 64 * 64;
+    chunk = chunk < 64 ? 64 : chunk;
+    chunk = chunk > lin->out ? lin->out : chunk;
+    float *scratch = nullptr;
+    SLA2_CUDA_TRY(ctx, cudaMallocAsync((void **)&scratch, (size_t)(chunk * lin->in) * sizeof(float), st->stream));
+    sla2_status s = SLA2_OK;
+    for (int64_t o0 = 0; o0 < lin->out && s == SLA2_OK; o0 += chunk) {
+        const int64_t count = lin->out - o0 < chunk ? lin->out - o0 : chunk, n = count * lin->in;
+        dequantise_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(
+            static_cast<const uint8_t *>(lin->codes) + o0 * lin->in, lin->scale + o0, lin->in, n,
+            lin->storage == DIT_WEIGHTS_FP8, scratch);
+        s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
+        if (s != SLA2_OK)
+            break;
+        Gemm part = g;
+        part.m = count, part.a = scratch;
+        part.d = y + o0;
+        part.bias = lin->bias ? lin->bias + o0 : nullptr;
+        s = gemm(ctx, st, part);
+    }
+    sla2_status freed = SLA2_CUDA_CHECK(ctx, cudaFreeAsync(scratch, st->stream));
+    return s != SLA2_OK ? s : freed;
 }
 
 sla2_status cuda_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,

@@ -8,10 +8,19 @@
 #include "model/config.h"
 #include "model/safetensors.h"
 
+/* Weight-only storage of a linear: float32, or INT8 / FP8 (e4m3) codes with
+ * one float scale per output channel, w[o][i] = code[o][i] * scale[o]. The
+ * backends dequantise into scratch before their float32 GEMM: the point is
+ * resident memory, not speed. */
+typedef enum dit_weight_storage { DIT_WEIGHTS_F32 = 0, DIT_WEIGHTS_INT8, DIT_WEIGHTS_FP8 } dit_weight_storage;
+
 typedef struct dit_linear {
-    float *weight; /* [out][in] (nn.Linear) */
+    float *weight; /* [out][in] (nn.Linear); NULL when quantised */
     float *bias;   /* [out] or NULL */
     int in, out;
+    dit_weight_storage storage;
+    void *codes;  /* [out][in] int8_t or e4m3 bytes when quantised */
+    float *scale; /* [out] when quantised */
 } dit_linear;
 
 typedef struct dit_attention_weights {
@@ -34,8 +43,8 @@ typedef struct dit_block_weights {
 /* Where a loaded tensor's pointer lives, and its size: lets the weights
  * move to a backend's memory and be freed there. */
 typedef struct dit_tensor_slot {
-    float **slot;
-    size_t elems;
+    void **slot; /* a float *, or a linear's codes */
+    size_t bytes;
 } dit_tensor_slot;
 
 struct dit_backend;
@@ -48,7 +57,9 @@ typedef struct dit_weights {
     float *head_modulation; /* [2][dim] */
     dit_linear head;
     float *vocab_embedding; /* [vocabulary][text_dim]: the tiny model's built-in text encoder */
-    size_t total_floats;
+    size_t total_floats;    /* parameters */
+    size_t resident_bytes;  /* what they take in the backend's memory */
+    dit_weight_storage storage; /* of the blocks' linears */
     dit_tensor_slot *slots; /* every loaded tensor */
     size_t num_slots;
     const struct dit_backend *backend; /* where the tensors live; NULL: host malloc */
@@ -59,6 +70,12 @@ typedef struct dit_weights {
  * Missing or mis-shaped tensors give SLA2_ERR_FORMAT naming the tensor. */
 sla2_status dit_weights_load(const sla2_model_config *config, const sla2_safetensors *st, dit_weights *out,
                              char *err, size_t err_size);
+/* The same with the blocks' linears (attention q/k/v/o, ffn) quantised to
+ * storage per output channel as they load, so that at most one tensor is
+ * float32 at a time; the embeddings, time projection and head stay float32
+ * (small, and where an error reaches every token). */
+sla2_status dit_weights_load_as(const sla2_model_config *config, const sla2_safetensors *st,
+                                dit_weight_storage storage, dit_weights *out, char *err, size_t err_size);
 /* Moves the weights into backend's memory (a no-op for the CPU). On failure
  * everything is freed. */
 sla2_status dit_weights_to_backend(sla2_context *ctx, const struct dit_backend *backend, dit_weights *w);
@@ -77,6 +94,13 @@ typedef void (*dit_attention_hook)(void *user, int layer, const sla2_attention_s
 /* Called before each self-attention with its Q, K, V views (observers). */
 typedef void (*dit_attention_observer)(void *user, int layer, const sla2_tensor *q, const sla2_tensor *k,
                                        const sla2_tensor *v, const sla2_attention_params *params);
+
+/* Self-attention time of forward passes, summed over the calls, as the
+ * backend measured it (sla2_attention_stats.time_phases: device time on CUDA). */
+typedef struct dit_attention_times {
+    double total_ms;
+    double phase_ms[SLA2_NUM_PHASES]; /* router, quantise, sparse, linear, mix */
+} dit_attention_times;
 
 /* Activation buffers of one forward pass, reusable across passes of the
  * same model (a generation makes 2 x steps of them). */
@@ -97,7 +121,7 @@ typedef struct dit_forward_args {
     float **alpha_blocks;  /* NULL, or [num_layers] buffers of H*Nq to fill */
     dit_workspace *workspace; /* NULL: allocated for this pass */
     const volatile int *cancel; /* checked before each block; non-zero stops the pass */
-    double attention_ms;   /* out: time spent in self-attention */
+    dit_attention_times attention_times; /* out: added to (zero it before a pass to time the pass alone) */
 } dit_forward_args;
 
 /* velocity [C][F][H][W] = DiT(x, t, context); x, context and velocity are

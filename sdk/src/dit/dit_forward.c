@@ -9,7 +9,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Activations in the backend's memory, plus host staging. */
 struct dit_workspace {
@@ -116,13 +115,6 @@ static void unpatchify(const sla2_model_config *c, const int grid[3], const floa
             }
 }
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 /* Stops the pass at the first failing operator. */
 #define TRY(call)                      \
     do {                               \
@@ -180,6 +172,7 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
     }
     sla2_attention_stats stats;
     sla2_attention_stats_default(&stats);
+    stats.time_phases = 1; /* a few clock reads (CPU) or events (CUDA) per call */
     int64_t num_q_blocks = (L + cfg.block_q - 1) / cfg.block_q, num_k_blocks = (L + cfg.block_k - 1) / cfg.block_k;
     if (args->block_masks && args->block_masks[layer]) {
         stats.block_mask = args->block_masks[layer];
@@ -191,11 +184,16 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
     }
     if (args->observer)
         args->observer(args->hook_user, layer, &q, &k, &v, &params);
-    double start = now_ms();
     sla2_status s = sla2_attention_forward(ctx, &cfg, set->dense ? NULL : &params, &q, &k, &v, &o, &stats);
-    args->attention_ms += now_ms() - start;
     if (s != SLA2_OK)
         return s;
+    dit_attention_times *t = &args->attention_times;
+    t->total_ms += stats.total_ms;
+    t->phase_ms[SLA2_PHASE_ROUTER] += stats.router_ms;
+    t->phase_ms[SLA2_PHASE_QUANTISE] += stats.quantise_ms;
+    t->phase_ms[SLA2_PHASE_SPARSE] += stats.sparse_ms;
+    t->phase_ms[SLA2_PHASE_LINEAR] += stats.linear_ms;
+    t->phase_ms[SLA2_PHASE_MIX] += stats.mix_ms;
     if (args->hook)
         args->hook(args->hook_user, layer, &stats);
     return SLA2_OK;
@@ -276,7 +274,8 @@ static sla2_status forward(sla2_context *ctx, const sla2_model_config *c, const 
     TRY(embed_time_and_text(ctx, c, w, args, ws));
     patchify(c, grid, args->x, ws->host_patches);
     TRY(be->upload(ctx, ws->patches, ws->host_patches, (size_t)(L * patch * c->in_channels) * sizeof(float)));
-    dit_linear patch_embedding = {w->patch_weight, w->patch_bias, (int)(patch * c->in_channels), c->dim};
+    dit_linear patch_embedding = {.weight = w->patch_weight, .bias = w->patch_bias,
+                                 .in = (int)(patch * c->in_channels), .out = c->dim};
     TRY(be->linear(ctx, ws->patches, L, &patch_embedding, ws->x));
     for (int layer = 0; layer < c->num_layers; layer++) {
         if (args->cancel && *args->cancel)

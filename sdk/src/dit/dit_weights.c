@@ -1,7 +1,10 @@
-/* Loading a Wan2.1 checkpoint (plus SLA2's parameters) into float32. */
+/* Loading a Wan2.1 checkpoint (plus SLA2's parameters) into float32, the
+ * blocks' linears optionally quantised (weight-only INT8 / FP8). */
 #include "dit/dit.h"
 #include "dit/dit_backend.h"
+#include "numeric.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,21 @@ typedef struct loader {
     size_t err_size;
     sla2_status status;
 } loader;
+
+/* Adds a host allocation to the slot table (it owns it from now on). */
+static int add_slot(loader *ld, void **slot, size_t bytes, const char *name)
+{
+    dit_tensor_slot *slots = realloc(ld->w->slots, (ld->w->num_slots + 1) * sizeof *slots);
+    if (!slots) {
+        snprintf(ld->err, ld->err_size, "tensor '%s': out of memory", name);
+        ld->status = SLA2_ERR_OUT_OF_MEMORY;
+        return 0;
+    }
+    ld->w->slots = slots;
+    ld->w->slots[ld->w->num_slots++] = (dit_tensor_slot){slot, bytes};
+    ld->w->resident_bytes += bytes;
+    return 1;
+}
 
 /* Reads tensor `name` of the given shape (ndim dims) into a new float
  * array. optional: a missing tensor gives NULL without error. */
@@ -47,11 +65,7 @@ static void load(loader *ld, float **slot, int optional, const char *name, int n
         return;
     }
     float *data = malloc((size_t)elems * sizeof *data);
-    dit_tensor_slot *slots = realloc(ld->w->slots, (ld->w->num_slots + 1) * sizeof *slots);
-    if (slots)
-        ld->w->slots = slots;
-    if (!data || !slots) {
-        free(data);
+    if (!data) {
         snprintf(ld->err, ld->err_size, "tensor '%s': out of memory for %lld floats", name, (long long)elems);
         ld->status = SLA2_ERR_OUT_OF_MEMORY;
         return;
@@ -62,8 +76,11 @@ static void load(loader *ld, float **slot, int optional, const char *name, int n
         ld->status = s;
         return;
     }
+    if (!add_slot(ld, (void **)slot, (size_t)elems * sizeof *data, name)) {
+        free(data);
+        return;
+    }
     ld->w->total_floats += (size_t)elems;
-    ld->w->slots[ld->w->num_slots++] = (dit_tensor_slot){slot, (size_t)elems};
     *slot = data;
 }
 
@@ -84,8 +101,61 @@ static void load_linear(loader *ld, dit_linear *lin, int in, int out, const char
     loadf(ld, &lin->bias, 0, 1, (int64_t[]){out}, "%s.bias", prefix);
 }
 
+/* Per output channel: scale = max|w| / code_max (1 for an all-zero row, so
+ * that dequantising gives its zeros), code = w / scale rounded the way the
+ * format rounds (INT8: nearest even; e4m3: nearest even, saturating). */
+static void quantise_rows(const float *w, int out, int in, dit_weight_storage storage, uint8_t *codes, float *scale)
+{
+    float code_max = storage == DIT_WEIGHTS_INT8 ? SLA2_INT8_MAX : SLA2_FP8_MAX;
+    for (int o = 0; o < out; o++) {
+        const float *row = w + (size_t)o * (size_t)in;
+        float max_abs = 0.0f;
+        for (int i = 0; i < in; i++)
+            max_abs = fmaxf(max_abs, fabsf(row[i]));
+        scale[o] = max_abs > 0.0f ? max_abs / code_max : 1.0f;
+        uint8_t *dst = codes + (size_t)o * (size_t)in;
+        for (int i = 0; i < in; i++)
+            dst[i] = storage == DIT_WEIGHTS_INT8 ? (uint8_t)sla2_round_int8(row[i] / scale[o])
+                                                 : sla2_float_to_e4m3(row[i] / scale[o]);
+    }
+}
+
+/* lin->weight's float32 gives way to codes, which take over its slot; the
+ * scales get a slot of their own. */
+static void quantise_linear(loader *ld, dit_linear *lin, dit_weight_storage storage, const char *prefix)
+{
+    if (ld->status != SLA2_OK || storage == DIT_WEIGHTS_F32)
+        return;
+    size_t elems = (size_t)lin->out * (size_t)lin->in;
+    uint8_t *codes = malloc(elems);
+    float *scale = malloc((size_t)lin->out * sizeof *scale);
+    if (!codes || !scale) {
+        free(codes), free(scale);
+        snprintf(ld->err, ld->err_size, "%s.weight: out of memory for its %zu codes", prefix, elems);
+        ld->status = SLA2_ERR_OUT_OF_MEMORY;
+        return;
+    }
+    quantise_rows(lin->weight, lin->out, lin->in, storage, codes, scale);
+    dit_tensor_slot *weight_slot = NULL;
+    for (size_t i = 0; i < ld->w->num_slots; i++)
+        if (ld->w->slots[i].slot == (void **)&lin->weight)
+            weight_slot = &ld->w->slots[i];
+    ld->w->resident_bytes -= weight_slot->bytes;
+    free(lin->weight);
+    lin->weight = NULL;
+    lin->codes = codes; /* the weight's slot now holds the codes */
+    *weight_slot = (dit_tensor_slot){&lin->codes, elems};
+    ld->w->resident_bytes += elems;
+    lin->storage = storage;
+    if (!add_slot(ld, (void **)&lin->scale, (size_t)lin->out * sizeof *scale, prefix)) {
+        free(scale);
+        return;
+    }
+    lin->scale = scale;
+}
+
 static void load_attention(loader *ld, const sla2_model_config *c, dit_attention_weights *a, int in_kv,
-                           const char *prefix)
+                           dit_weight_storage storage, const char *prefix)
 {
     char name[128];
     const char *parts[4] = {"q", "k", "v", "o"};
@@ -93,6 +163,7 @@ static void load_attention(loader *ld, const sla2_model_config *c, dit_attention
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "%s.%s", prefix, parts[i]);
         load_linear(ld, lins[i], (i == 1 || i == 2) ? in_kv : c->dim, c->dim, name);
+        quantise_linear(ld, lins[i], storage, name);
     }
     if (c->qk_norm) {
         loadf(ld, &a->norm_q, 0, 1, (int64_t[]){c->dim}, "%s.norm_q.weight", prefix);
@@ -130,11 +201,18 @@ static void load_sla2(loader *ld, const sla2_model_config *c, dit_block_weights 
 sla2_status dit_weights_load(const sla2_model_config *c, const sla2_safetensors *st, dit_weights *out, char *err,
                              size_t err_size)
 {
+    return dit_weights_load_as(c, st, DIT_WEIGHTS_F32, out, err, err_size);
+}
+
+sla2_status dit_weights_load_as(const sla2_model_config *c, const sla2_safetensors *st, dit_weight_storage storage,
+                                dit_weights *out, char *err, size_t err_size)
+{
     /* Loaded in place: the slot table points into *out and its blocks. */
     dit_weights *wp = out;
     memset(wp, 0, sizeof *wp);
 #define w (*wp)
     loader ld = {st, wp, err, err_size, SLA2_OK};
+    w.storage = storage;
     int64_t patch_out = (int64_t)c->out_channels * c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
     load(&ld, &w.patch_weight, 0, "patch_embedding.weight", 5,
                           (int64_t[]){c->dim, c->in_channels, c->patch_size[0], c->patch_size[1], c->patch_size[2]});
@@ -154,17 +232,19 @@ sla2_status dit_weights_load(const sla2_model_config *c, const sla2_safetensors 
         dit_block_weights *b = &w.blocks[i];
         loadf(&ld, &b->modulation, 0, 3, (int64_t[]){1, 6, c->dim}, "blocks.%d.modulation", i);
         snprintf(prefix, sizeof prefix, "blocks.%d.self_attn", i);
-        load_attention(&ld, c, &b->self_attn, c->dim, prefix);
+        load_attention(&ld, c, &b->self_attn, c->dim, storage, prefix);
         snprintf(prefix, sizeof prefix, "blocks.%d.cross_attn", i);
-        load_attention(&ld, c, &b->cross_attn, c->dim, prefix);
+        load_attention(&ld, c, &b->cross_attn, c->dim, storage, prefix);
         if (c->cross_attn_norm) {
             loadf(&ld, &b->norm3_weight, 0, 1, (int64_t[]){c->dim}, "blocks.%d.norm3.weight", i);
             loadf(&ld, &b->norm3_bias, 0, 1, (int64_t[]){c->dim}, "blocks.%d.norm3.bias", i);
         }
         snprintf(prefix, sizeof prefix, "blocks.%d.ffn.0", i);
         load_linear(&ld, &b->ffn0, c->dim, c->ffn_dim, prefix);
+        quantise_linear(&ld, &b->ffn0, storage, prefix);
         snprintf(prefix, sizeof prefix, "blocks.%d.ffn.2", i);
         load_linear(&ld, &b->ffn2, c->ffn_dim, c->dim, prefix);
+        quantise_linear(&ld, &b->ffn2, storage, prefix);
         load_sla2(&ld, c, b, i);
     }
     load(&ld, &w.head_modulation, 0, "head.modulation", 3, (int64_t[]){1, 2, c->dim});
@@ -185,7 +265,7 @@ void dit_weights_free(dit_weights *w, sla2_context *ctx, int num_layers)
     if (!w)
         return;
     for (size_t i = 0; i < w->num_slots; i++) {
-        if (w->backend && w->slots[i].slot != &w->vocab_embedding)
+        if (w->backend && w->slots[i].slot != (void **)&w->vocab_embedding)
             w->backend->release(ctx, *w->slots[i].slot);
         else
             free(*w->slots[i].slot);
@@ -202,11 +282,13 @@ sla2_status dit_weights_to_backend(sla2_context *ctx, const dit_backend *backend
     size_t moved = 0;
     sla2_status s = SLA2_OK;
     for (; moved < w->num_slots && s == SLA2_OK; moved++) {
-        float **slot = w->slots[moved].slot, *host = *slot;
-        if (slot == &w->vocab_embedding)
-            continue; /* the text context is built on the host */
+        void **slot = w->slots[moved].slot, *host = *slot;
+        if (slot == (void **)&w->vocab_embedding) {
+            w->resident_bytes -= w->slots[moved].bytes; /* the text context is built on the host */
+            continue;
+        }
         void *device = NULL;
-        size_t bytes = w->slots[moved].elems * sizeof(float);
+        size_t bytes = w->slots[moved].bytes;
         s = backend->alloc(ctx, bytes, &device);
         if (s == SLA2_OK && (s = backend->upload(ctx, device, host, bytes)) != SLA2_OK)
             backend->release(ctx, device);
@@ -218,7 +300,7 @@ sla2_status dit_weights_to_backend(sla2_context *ctx, const dit_backend *backend
     if (s != SLA2_OK) {
         /* slots before the failed one hold device memory, the rest host memory */
         for (size_t i = 0; i < w->num_slots; i++) {
-            if (i + 1 < moved && w->slots[i].slot != &w->vocab_embedding)
+            if (i + 1 < moved && w->slots[i].slot != (void **)&w->vocab_embedding)
                 backend->release(ctx, *w->slots[i].slot);
             else
                 free(*w->slots[i].slot);

@@ -29,6 +29,7 @@ const char *const sla2_config_sampler_names[] = {"unipc", "euler", NULL};
 const char *const sla2_config_attention_names[] = {"sla2", "dense", NULL};
 const char *const sla2_config_feature_map_names[] = {"softmax", "elu", "relu", NULL};
 const char *const sla2_config_quant_names[] = {"none", "int8", "int8_fp8", NULL};
+const char *const sla2_config_weights_names[] = {"f32", "int8", "fp8", NULL};
 static const int block_choices[] = {64, 128, 0};
 static const int block_k_choices[] = {64, 0}; /* the operator's key blocks are 64 rows */
 
@@ -295,6 +296,7 @@ static const sla2_schema_field layer_fields[] = {
     {.key = "quant", .type = SLA2_SCHEMA_ENUM, LAYER_FIELD(quant), .names = quant_names},
     {.key = "block_q", .type = SLA2_SCHEMA_INT, LAYER_FIELD(block_q), .choices = block_choices},
     {.key = "block_k", .type = SLA2_SCHEMA_INT, LAYER_FIELD(block_k), .choices = block_k_choices},
+    {.key = "dense", .type = SLA2_SCHEMA_BOOL, LAYER_FIELD(dense)},
     {0}};
 
 static const sla2_schema_field runtime_fields[] = {
@@ -310,6 +312,7 @@ static const sla2_schema_field runtime_fields[] = {
     {.key = "quant", .type = SLA2_SCHEMA_ENUM, RUNTIME_FIELD(defaults.quant), .names = quant_names},
     {.key = "block_q", .type = SLA2_SCHEMA_INT, RUNTIME_FIELD(defaults.block_q), .choices = block_choices},
     {.key = "block_k", .type = SLA2_SCHEMA_INT, RUNTIME_FIELD(defaults.block_k), .choices = block_k_choices},
+    {.key = "weights", .type = SLA2_SCHEMA_ENUM, RUNTIME_FIELD(weights), .names = sla2_config_weights_names},
     {.key = "layers", .type = SLA2_SCHEMA_CUSTOM, .load = load_layers},
     {0}};
 
@@ -456,4 +459,14 @@ sla2_layer_settings sla2_runtime_config_layer(const sla2_runtime_config *config,
             settings.block_k = entry->block_k;
     }
     return settings;
+}
+
+int sla2_runtime_config_layer_dense(const sla2_runtime_config *config, int layer)
+{
+    if (config == NULL)
+        return 0;
+    for (size_t i = 0; i < config->num_layers; i++)
+        if (config->layers[i].layer == layer && config->layers[i].dense)
+            return 1;
+    return 0;
 }

@@ -88,6 +88,15 @@ typedef enum sla2_sampler {
     SLA2_SAMPLER_EULER
 } sla2_sampler;
 
+/* How the DiT blocks' linear weights are stored once loaded (the `weights`
+ * key): float32, or weight-only INT8 / FP8 e4m3 codes with one float scale
+ * per output channel. */
+typedef enum sla2_weight_storage_kind {
+    SLA2_WEIGHT_STORAGE_F32 = 0,
+    SLA2_WEIGHT_STORAGE_INT8,
+    SLA2_WEIGHT_STORAGE_FP8
+} sla2_weight_storage_kind;
+
 typedef enum sla2_attention_kind {
     SLA2_ATTENTION_SLA2 = 0,
     SLA2_ATTENTION_DENSE
@@ -101,12 +110,13 @@ typedef struct sla2_layer_settings {
 } sla2_layer_settings;
 
 /* A per-layer override as written: unset members are 0 (topk, block_q,
- * block_k) or -1 (quant). line/column locate the entry in the file. */
+ * block_k, dense) or -1 (quant). line/column locate the entry in the file. */
 typedef struct sla2_runtime_layer {
     int layer;
     double topk;
     int quant;
     int block_q, block_k;
+    int dense;  /* `dense: true`: exact dense attention in this layer (topk etc. ignored) */
     int line, column;
 } sla2_runtime_layer;
 
@@ -121,6 +131,7 @@ typedef struct sla2_runtime_config {
     sla2_attention_kind attention; /* sla2 */
     sla2_feature_map feature_map;  /* softmax */
     sla2_layer_settings defaults;  /* topk 0.05, int8_fp8, 128 x 64 */
+    sla2_weight_storage_kind weights; /* f32; applied when the model loads (sla2_model_load_with_options) */
     sla2_runtime_layer *layers;    /* owned; sorted by layer */
     size_t num_layers;
 } sla2_runtime_config;
@@ -153,6 +164,9 @@ sla2_status sla2_runtime_config_check(const sla2_runtime_config *config,
 
 /* Layer `layer`'s settings: the defaults with its override applied. */
 sla2_layer_settings sla2_runtime_config_layer(const sla2_runtime_config *config, int layer);
+/* 1 when layer `layer`'s entry says `dense: true` (exact dense attention in
+ * that layer; `attention: dense` is the switch for every layer). */
+int sla2_runtime_config_layer_dense(const sla2_runtime_config *config, int layer);
 
 const char *sla2_sampler_name(sla2_sampler sampler);
 

@@ -9,5 +9,6 @@ extern const char *const sla2_config_sampler_names[];     /* sla2_sampler */
 extern const char *const sla2_config_attention_names[];   /* sla2_attention_kind */
 extern const char *const sla2_config_feature_map_names[]; /* sla2_feature_map */
 extern const char *const sla2_config_quant_names[];       /* sla2_quant_mode */
+extern const char *const sla2_config_weights_names[];     /* sla2_weight_storage_kind */
 
 #endif

@@ -101,6 +101,8 @@ static void render(text *t, const sla2_runtime_config *c, const char *comment)
     add(t, "quant: %s\n", enum_name(sla2_config_quant_names, (int)c->defaults.quant));
     add(t, "block_q: %d\n", c->defaults.block_q);
     add(t, "block_k: %d\n", c->defaults.block_k);
+    if (c->weights != SLA2_WEIGHT_STORAGE_F32) /* the default: files written before the key existed stay the same */
+        add(t, "weights: %s\n", enum_name(sla2_config_weights_names, (int)c->weights));
     add(t, "layers:%s\n", c->num_layers == 0 ? " []" : "");
     for (size_t i = 0; i < c->num_layers; i++) {
         const sla2_runtime_layer *l = &c->layers[i];
@@ -115,6 +117,8 @@ static void render(text *t, const sla2_runtime_config *c, const char *comment)
             add(t, ", block_q: %d", l->block_q);
         if (l->block_k != 0)
             add(t, ", block_k: %d", l->block_k);
+        if (l->dense)
+            add(t, ", dense: true");
         add(t, "}\n");
     }
 }

@@ -5,7 +5,54 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert((int)SLA2_WEIGHTS_INT8 == (int)DIT_WEIGHTS_INT8 && (int)SLA2_WEIGHTS_FP8 == (int)DIT_WEIGHTS_FP8 &&
+                   (int)SLA2_WEIGHT_STORAGE_INT8 == (int)DIT_WEIGHTS_INT8 &&
+                   (int)SLA2_WEIGHT_STORAGE_FP8 == (int)DIT_WEIGHTS_FP8,
+               "the three spellings of the weight storage agree");
+
 sla2_status sla2_model_load(sla2_context *ctx, const char *config_path, const char *weights_path, sla2_model **out)
+{
+    return sla2_model_load_with_options(ctx, config_path, weights_path, NULL, out);
+}
+
+void sla2_model_load_options_default(sla2_model_load_options *options)
+{
+    if (!options)
+        return;
+    memset(options, 0, sizeof *options);
+    options->size = sizeof *options;
+    options->weight_storage = -1;
+}
+
+/* The storage options ask for: their own, else the runtime file's. */
+static sla2_status weight_storage_of(sla2_context *ctx, const sla2_model_load_options *o, dit_weight_storage *out)
+{
+    *out = DIT_WEIGHTS_F32;
+    if (!o)
+        return SLA2_OK;
+    if (o->size != sizeof *o)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "options.size: call sla2_model_load_options_default first");
+    if (o->weight_storage < -1 || o->weight_storage > SLA2_WEIGHTS_FP8)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "options.weight_storage: %d is not a sla2_weight_storage",
+                         o->weight_storage);
+    if (o->weight_storage >= 0) {
+        *out = (dit_weight_storage)o->weight_storage;
+        return SLA2_OK;
+    }
+    if (!o->runtime_path)
+        return SLA2_OK;
+    char err[sizeof ctx->last_error];
+    sla2_runtime_config runtime;
+    sla2_status s = sla2_runtime_config_load(o->runtime_path, &runtime, err, sizeof err);
+    if (s != SLA2_OK)
+        return sla2_fail(ctx, s, "%s", err);
+    *out = (dit_weight_storage)runtime.weights;
+    sla2_runtime_config_free(&runtime);
+    return SLA2_OK;
+}
+
+sla2_status sla2_model_load_with_options(sla2_context *ctx, const char *config_path, const char *weights_path,
+                                         const sla2_model_load_options *options, sla2_model **out)
 {
     if (!ctx)
         return SLA2_ERR_NULL_ARGUMENT;
@@ -13,6 +60,10 @@ sla2_status sla2_model_load(sla2_context *ctx, const char *config_path, const ch
     if (!config_path || !weights_path || !out)
         return sla2_fail(ctx, SLA2_ERR_NULL_ARGUMENT, "%s: must not be NULL",
                          !config_path ? "config_path" : !weights_path ? "weights_path" : "out");
+    dit_weight_storage storage;
+    sla2_status storage_status = weight_storage_of(ctx, options, &storage);
+    if (storage_status != SLA2_OK)
+        return storage_status;
     const dit_backend *backend = dit_backend_for(ctx);
     if (!backend)
         return SLA2_ERR_UNSUPPORTED;
@@ -35,7 +86,7 @@ sla2_status sla2_model_load(sla2_context *ctx, const char *config_path, const ch
     sla2_safetensors *st = NULL;
     s = sla2_safetensors_open(weights_path, &st, err, sizeof err);
     if (s == SLA2_OK) {
-        s = dit_weights_load(&m->config, st, &m->weights, err, sizeof err);
+        s = dit_weights_load_as(&m->config, st, storage, &m->weights, err, sizeof err);
         sla2_safetensors_close(st); /* the weights are float32 copies now */
         if (s == SLA2_OK && (s = dit_weights_to_backend(ctx, backend, &m->weights)) != SLA2_OK)
             snprintf(err, sizeof err, "moving the weights to the %s backend: %.400s", backend->name, ctx->last_error);
@@ -86,5 +137,7 @@ sla2_status sla2_model_get_info(sla2_context *ctx, const sla2_model *model, sla2
     info->text_dim = c->text_dim;
     info->vocabulary_size = c->vocabulary_size;
     info->vocabulary = (const char *const *)c->vocabulary;
+    info->weight_storage = (int)model->weights.storage;
+    info->weight_bytes = model->weights.resident_bytes;
     return SLA2_OK;
 }

@@ -14,8 +14,9 @@ struct sla2_pipeline {
     sla2_context *ctx;
     sla2_model *model;
     sla2_runtime_config runtime;
-    pthread_mutex_t lock; /* guards layers and dense: set from other threads */
+    pthread_mutex_t lock; /* guards layers, layer_dense and dense: set from other threads */
     sla2_layer_attention *layers;
+    int *layer_dense; /* [num_layers]: 1 where the layer runs exact dense attention */
     int dense;
 };
 
@@ -45,9 +46,13 @@ sla2_status sla2_pipeline_create(sla2_context *ctx, sla2_model *model, const cha
                          ctx->backend == SLA2_BACKEND_CUDA ? "CUDA" : "CPU");
     sla2_pipeline *p = calloc(1, sizeof *p);
     int num_layers = model->config.num_layers;
-    if (p)
+    if (p) {
         p->layers = calloc((size_t)num_layers, sizeof *p->layers);
-    if (!p || !p->layers) {
+        p->layer_dense = calloc((size_t)num_layers, sizeof *p->layer_dense);
+    }
+    if (!p || !p->layers || !p->layer_dense) {
+        if (p)
+            free(p->layers), free(p->layer_dense);
         free(p);
         return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the pipeline");
     }
@@ -65,11 +70,13 @@ sla2_status sla2_pipeline_create(sla2_context *ctx, sla2_model *model, const cha
     for (int i = 0; i < num_layers && s == SLA2_OK; i++) {
         sla2_layer_settings set = sla2_runtime_config_layer(&p->runtime, i);
         p->layers[i] = (sla2_layer_attention){(float)set.topk, set.quant, set.block_q, set.block_k};
+        p->layer_dense[i] = sla2_runtime_config_layer_dense(&p->runtime, i);
         s = check_layer(ctx, i, &p->layers[i]);
     }
     if (s != SLA2_OK) {
         sla2_runtime_config_free(&p->runtime);
         free(p->layers);
+        free(p->layer_dense);
         free(p);
         return s;
     }
@@ -88,6 +95,7 @@ void sla2_pipeline_free(sla2_pipeline *pipeline)
     pthread_mutex_destroy(&pipeline->lock);
     sla2_runtime_config_free(&pipeline->runtime);
     free(pipeline->layers);
+    free(pipeline->layer_dense);
     free(pipeline);
 }
 
@@ -116,6 +124,34 @@ sla2_status sla2_pipeline_set_layer(sla2_pipeline *p, int layer, const sla2_laye
         return s;
     pthread_mutex_lock(&p->lock);
     p->layers[layer] = *settings;
+    pthread_mutex_unlock(&p->lock);
+    return SLA2_OK;
+}
+
+sla2_status sla2_pipeline_set_layer_dense(sla2_pipeline *p, int layer, int dense)
+{
+    if (!p)
+        return SLA2_ERR_NULL_ARGUMENT;
+    if (layer < 0 || layer >= p->model->config.num_layers)
+        return sla2_fail(p->ctx, SLA2_ERR_INVALID_VALUE, "layer %d: the model has layers 0..%d", layer,
+                         p->model->config.num_layers - 1);
+    pthread_mutex_lock(&p->lock);
+    p->layer_dense[layer] = dense != 0;
+    pthread_mutex_unlock(&p->lock);
+    return SLA2_OK;
+}
+
+sla2_status sla2_pipeline_get_layer_dense(sla2_pipeline *p, int layer, int *dense)
+{
+    if (!p)
+        return SLA2_ERR_NULL_ARGUMENT;
+    if (!dense)
+        return sla2_fail(p->ctx, SLA2_ERR_NULL_ARGUMENT, "dense: must not be NULL");
+    if (layer < 0 || layer >= p->model->config.num_layers)
+        return sla2_fail(p->ctx, SLA2_ERR_INVALID_VALUE, "layer %d: the model has layers 0..%d", layer,
+                         p->model->config.num_layers - 1);
+    pthread_mutex_lock(&p->lock);
+    *dense = p->layer_dense[layer];
     pthread_mutex_unlock(&p->lock);
     return SLA2_OK;
 }
@@ -197,6 +233,7 @@ static void on_layer_qkv(void *user, int layer, const sla2_tensor *q, const sla2
 typedef struct generation {
     size_t n;
     float *x, *v_cond, *v_uncond, *x0, *ctx_cond, *ctx_uncond;
+    float *x_in; /* the step's input, kept for the step callback (x is updated in place) */
     double *sigmas;
     dit_attention_settings *settings;
     step_stats stats;
@@ -209,6 +246,7 @@ typedef struct generation {
 static void generation_free(generation *g)
 {
     free(g->x), free(g->v_cond), free(g->v_uncond), free(g->x0), free(g->ctx_cond), free(g->ctx_uncond);
+    free(g->x_in);
     free(g->sigmas), free(g->settings), free(g->stats.kept), free(g->stats.q_blocks), free(g->stats.k_blocks);
     free(g->stats.mean_alpha), free(g->stats.masks), free(g->mask_storage);
     free(g->stats.alpha_blocks), free(g->alpha_storage);
@@ -241,7 +279,8 @@ static int generation_alloc(sla2_context *ctx, const sla2_model *m, int steps, i
         size_t per_layer = (size_t)c->num_heads * blocks * blocks;
         g->mask_storage = calloc(L * per_layer, 1);
         g->alpha_storage = calloc(L * (size_t)c->num_heads * blocks, sizeof(float));
-        ok = g->mask_storage != NULL && g->alpha_storage != NULL;
+        g->x_in = malloc(g->n * 4);
+        ok = g->mask_storage != NULL && g->alpha_storage != NULL && g->x_in != NULL;
         for (size_t i = 0; ok && i < L; i++) {
             g->stats.masks[i] = g->mask_storage + i * per_layer;
             g->stats.alpha_blocks[i] = g->alpha_storage + i * (size_t)c->num_heads * blocks;
@@ -288,7 +327,7 @@ static void snapshot_settings(sla2_pipeline *p, generation *g)
     pthread_mutex_lock(&p->lock);
     for (int i = 0; i < p->model->config.num_layers; i++) {
         const sla2_layer_attention *a = &p->layers[i];
-        g->settings[i].dense = p->dense;
+        g->settings[i].dense = p->dense || p->layer_dense[i];
         g->settings[i].feature_map = p->runtime.feature_map;
         g->settings[i].layer = (sla2_layer_settings){a->topk, a->quant, a->block_q, a->block_k};
     }
@@ -296,7 +335,7 @@ static void snapshot_settings(sla2_pipeline *p, generation *g)
 }
 
 static sla2_status run_step(sla2_pipeline *p, const sla2_generate_options *o, generation *g, int step,
-                            double *attention_ms)
+                            dit_attention_times *times)
 {
     const sla2_model *m = p->model;
     dit_forward_args args = {.x = g->x, .timestep = 1000.0 * g->sigmas[step], .context = g->ctx_cond,
@@ -307,15 +346,14 @@ static sla2_status run_step(sla2_pipeline *p, const sla2_generate_options *o, ge
                              .workspace = g->workspace, .cancel = o->cancel};
     g->stats.step = step + 1;
     sla2_status s = dit_forward(p->ctx, &m->config, &m->weights, &args, g->v_cond);
-    *attention_ms = args.attention_ms;
+    *times = args.attention_times;
     if (s != SLA2_OK || o->guidance == 1.0)
         return s;
     dit_forward_args uncond = args;
     uncond.context = g->ctx_uncond;
     uncond.hook = NULL, uncond.observer = NULL, uncond.block_masks = NULL, uncond.alpha_blocks = NULL;
-    uncond.attention_ms = 0;
     s = dit_forward(p->ctx, &m->config, &m->weights, &uncond, g->v_uncond);
-    *attention_ms += uncond.attention_ms;
+    *times = uncond.attention_times; /* both passes: uncond's began with cond's */
     float guidance = (float)o->guidance;
     for (size_t i = 0; i < g->n; i++)
         g->v_cond[i] = g->v_uncond[i] + guidance * (g->v_cond[i] - g->v_uncond[i]);
@@ -357,9 +395,12 @@ sla2_status sla2_pipeline_generate(sla2_pipeline *p, const sla2_generate_options
             s = sla2_fail(ctx, SLA2_ERR_CANCELLED, "generation cancelled before step %d", step + 1);
             break;
         }
-        double start = now_ms(), attention_ms = 0;
+        double start = now_ms();
+        dit_attention_times times = {0};
         snapshot_settings(p, &g);
-        s = run_step(p, &o, &g, step, &attention_ms);
+        if (g.x_in)
+            memcpy(g.x_in, g.x, g.n * sizeof *g.x);
+        s = run_step(p, &o, &g, step, &times);
         if (s != SLA2_OK)
             break;
         double sigma = g.sigmas[step];
@@ -375,12 +416,16 @@ sla2_status sla2_pipeline_generate(sla2_pipeline *p, const sla2_generate_options
                 .step = step + 1, .num_steps = o.steps, .timestep = 1000.0 * sigma, .sigma = sigma,
                 .video = step + 1 == o.steps ? g.x : g.x0, .channels = c->in_channels,
                 .frames = m->grid[0] * c->patch_size[0], .height = m->grid[1] * c->patch_size[1],
-                .width = m->grid[2] * c->patch_size[2], .step_ms = now_ms() - start, .attention_ms = attention_ms,
+                .width = m->grid[2] * c->patch_size[2], .step_ms = now_ms() - start, .attention_ms = times.total_ms,
                 .num_layers = c->num_layers, .num_heads = c->num_heads, .num_q_blocks = g.stats.q_blocks[0],
                 .num_k_blocks = g.stats.k_blocks[0], .kept_per_q_block = g.stats.kept,
                 .block_masks = (const uint8_t *const *)g.stats.masks, .mask_q_blocks = g.stats.q_blocks,
                 .mask_k_blocks = g.stats.k_blocks, .mean_alpha = g.stats.mean_alpha,
-                .alpha_blocks = (const float *const *)g.stats.alpha_blocks, .dense = g.settings[0].dense};
+                .alpha_blocks = (const float *const *)g.stats.alpha_blocks, .dense = g.settings[0].dense,
+                .x_t = g.x_in,
+                .router_ms = times.phase_ms[SLA2_PHASE_ROUTER], .quantise_ms = times.phase_ms[SLA2_PHASE_QUANTISE],
+                .sparse_ms = times.phase_ms[SLA2_PHASE_SPARSE], .linear_ms = times.phase_ms[SLA2_PHASE_LINEAR],
+                .mix_ms = times.phase_ms[SLA2_PHASE_MIX]};
             if (o.on_step(o.user, &info))
                 s = sla2_fail(ctx, SLA2_ERR_CANCELLED, "generation cancelled by the step callback at step %d",
                               step + 1);
@@ -388,6 +433,48 @@ sla2_status sla2_pipeline_generate(sla2_pipeline *p, const sla2_generate_options
     }
     if (s == SLA2_OK)
         memcpy(video, g.x, g.n * sizeof *video);
+    generation_free(&g);
+    return s;
+}
+
+sla2_status sla2_pipeline_predict(sla2_pipeline *p, const sla2_generate_options *options, int step,
+                                  const float *x_t, float *prediction, size_t elems)
+{
+    if (!p)
+        return SLA2_ERR_NULL_ARGUMENT;
+    sla2_context *ctx = p->ctx;
+    sla2_clear_error(ctx);
+    if (!options || !x_t || !prediction)
+        return sla2_fail(ctx, SLA2_ERR_NULL_ARGUMENT, "%s: must not be NULL",
+                         !options ? "options" : !x_t ? "x_t" : "prediction");
+    sla2_generate_options o;
+    sla2_status s = resolve_options(p, options, &o);
+    if (s != SLA2_OK)
+        return s;
+    if (step < 1 || step > o.steps)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "step: %d is outside 1..%d (the schedule's steps)", step,
+                         o.steps);
+    const sla2_model *m = p->model;
+    generation g;
+    if (!generation_alloc(ctx, m, o.steps, 0, &g))
+        return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for the prediction");
+    g.stats.options = &o;
+    if (elems < g.n) {
+        generation_free(&g);
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "elems: %zu is too small for the video's %zu values", elems,
+                         g.n);
+    }
+    s = o.prompt ? text_context_from_prompt(ctx, m, o.prompt, g.ctx_cond)
+                 : text_context_from_file(ctx, m, o.text_embedding_path, g.ctx_cond);
+    flow_sigmas(o.steps, o.shift, g.sigmas);
+    memcpy(g.x, x_t, g.n * sizeof *g.x);
+    if (s == SLA2_OK) {
+        dit_attention_times times = {0};
+        snapshot_settings(p, &g);
+        s = run_step(p, &o, &g, step - 1, &times);
+    }
+    if (s == SLA2_OK)
+        memcpy(prediction, g.v_cond, g.n * sizeof *prediction);
     generation_free(&g);
     return s;
 }

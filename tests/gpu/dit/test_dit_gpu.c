@@ -3,13 +3,16 @@
  *   - tests/fixtures/dit/ (a small random model with a PyTorch float64
  *     velocity: the CUDA output is compared with it too), and
  *   - configs/models/tiny-demo.yaml with random weights (4096 tokens, the
- *     per-head router and alpha of a real SLA2 checkpoint).
+ *     per-head router and alpha of a real SLA2 checkpoint),
+ *   - the fixture again with weight-only INT8 and FP8 linears (both backends
+ *     hold the same codes and scales, so the tolerances are the float32
+ *     weights' ones; no PyTorch reference: it has float weights).
  * Each case runs both backends with the same attention settings, outputs
  * poisoned with NaN beforehand, and prints rel-L2 and cosine; it fails past
  * the tolerances below or on any non-finite value. Needs a GPU: run on the
  * device (tests/gpu/dit/run_dit_gpu.sh), not by CI.
  *
- * Usage: test_dit_gpu [--quick]   (--quick: the fixture only, for the sanitizer)
+ * Usage: test_dit_gpu [--quick]   (--quick: the fixtures only, for the sanitizer)
  *
  * Tolerances (relative L2 over the whole velocity), and why:
  * - dense and SLA2 at topk 1: the GPU's linears (and cross-attention's two
@@ -44,6 +47,7 @@
 
 typedef struct model {
     const char *name;
+    dit_weight_storage storage;
     sla2_model_config config;
     sla2_safetensors *weights_file;
     dit_weights cpu, gpu; /* loaded in place: a model must not move */
@@ -131,9 +135,9 @@ static void load_weights(model *m, sla2_context *gpu_ctx, const char *weights_pa
     char err[512];
     if (sla2_safetensors_open(weights_path, &m->weights_file, err, sizeof err) != SLA2_OK)
         die(weights_path, err);
-    if (dit_weights_load(&m->config, m->weights_file, &m->cpu, err, sizeof err) != SLA2_OK ||
-        dit_weights_load(&m->config, m->weights_file, &m->gpu, err, sizeof err) != SLA2_OK)
-        die("dit_weights_load", err);
+    if (dit_weights_load_as(&m->config, m->weights_file, m->storage, &m->cpu, err, sizeof err) != SLA2_OK ||
+        dit_weights_load_as(&m->config, m->weights_file, m->storage, &m->gpu, err, sizeof err) != SLA2_OK)
+        die("dit_weights_load_as", err);
     const dit_backend *cuda = dit_backend_for(gpu_ctx);
     if (!cuda || strcmp(cuda->name, "cuda"))
         die("dit_backend_for", cuda ? cuda->name : sla2_context_last_error(gpu_ctx));
@@ -143,10 +147,12 @@ static void load_weights(model *m, sla2_context *gpu_ctx, const char *weights_pa
         die("dit_workspace_create", sla2_context_last_error(gpu_ctx));
 }
 
-static void load_fixture(model *m, sla2_context *gpu_ctx)
+static void load_fixture(model *m, sla2_context *gpu_ctx, dit_weight_storage storage)
 {
     char err[512];
-    m->name = "fixture";
+    const char *names[] = {"fixture", "fixture int8 weights", "fixture fp8 weights"};
+    m->name = names[storage];
+    m->storage = storage;
     if (sla2_model_config_load(SLA2_SOURCE_DIR "/tests/fixtures/dit/model.yaml", &m->config, err, sizeof err) !=
         SLA2_OK)
         die("fixture config", err);
@@ -156,7 +162,7 @@ static void load_fixture(model *m, sla2_context *gpu_ctx)
         die("io fixture", err);
     m->x = read_tensor(io, "x", &m->video_elems);
     m->context = read_tensor(io, "context", NULL);
-    m->velocity_torch = read_tensor(io, "velocity", NULL);
+    m->velocity_torch = storage == DIT_WEIGHTS_F32 ? read_tensor(io, "velocity", NULL) : NULL;
     float *t = read_tensor(io, "timestep", NULL);
     m->timestep = t[0];
     free(t);
@@ -285,11 +291,18 @@ int main(int argc, char **argv)
         {"sla2 topk0.5 int8_fp8", 0, 0.5f, SLA2_QUANT_INT8_FP8, 64},
     };
     static model fixture; /* static: loaded in place, never moves */
-    load_fixture(&fixture, gpu_ctx);
+    load_fixture(&fixture, gpu_ctx, DIT_WEIGHTS_F32);
     run_case(cpu_ctx, gpu_ctx, &fixture, &fixture_modes[0], 1);
     for (size_t i = 0; i < sizeof fixture_modes / sizeof fixture_modes[0]; i++)
         run_case(cpu_ctx, gpu_ctx, &fixture, &fixture_modes[i], 0);
     free_model(&fixture, gpu_ctx);
+    for (int storage = DIT_WEIGHTS_INT8; storage <= DIT_WEIGHTS_FP8; storage++) {
+        memset(&fixture, 0, sizeof fixture);
+        load_fixture(&fixture, gpu_ctx, (dit_weight_storage)storage);
+        run_case(cpu_ctx, gpu_ctx, &fixture, &fixture_modes[0], 0);
+        run_case(cpu_ctx, gpu_ctx, &fixture, &fixture_modes[3], 0);
+        free_model(&fixture, gpu_ctx);
+    }
 
     if (!quick) {
         const mode tiny_modes[] = {

@@ -25,6 +25,7 @@
 #include <vector>
 
 extern "C" {
+#include "bench.h"
 #include "sla2/sla2.h"
 }
 #include "sla2_cuda_profile.h"
@@ -123,28 +124,30 @@ static int run(sla2_context *ctx, const Shape &s, sla2_dtype dt, int block_q, sl
     return 0;
 }
 
-static void usage(void)
+static void usage(FILE *to = stderr)
 {
-    fprintf(stderr, "usage: sla2-bench attention [--shape B,H,L,D]... [--sparsity S]... [--modes none,int8,int8_fp8]\n"
-                    "                         [--alpha head|one] [--runs N] [--warmup N] [--block-q 64|128] [--dtype bf16|f16|f32]\n");
+    fprintf(to, "usage: sla2-bench attention [--shape B,H,L,D]... [--sparsity S]... [--modes none,int8,int8_fp8]\n"
+                "                            [--alpha head|one] [--runs N] [--warmup N] [--block-q 64|128]\n"
+                "                            [--dtype bf16|f16|f32]\n"
+                "Times the SLA2 operator on the GPU (see the top of apps/bench/bench_attention.cu).\n");
 }
 
-int main(int argc, char **argv)
+/* argv[0] is "attention" */
+extern "C" int bench_attention_main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "attention") != 0) {
-        usage();
-        return 2;
-    }
     std::vector<Shape> shapes;
     std::vector<float> sparsities;
     std::vector<sla2_quant_mode> modes;
     int runs = 20, warmup = 3, block_q = 128;
     bool alpha_on = true; /* --alpha one: alpha = 1, the linear branch is skipped */
     sla2_dtype dt = SLA2_DTYPE_BF16;
-    for (int i = 2; i < argc; ++i) {
+    for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : nullptr;
-        if (a == "--shape" && next) {
+        if (a == "--help" || a == "-h") {
+            usage(stdout);
+            return 0;
+        } else if (a == "--shape" && next) {
             Shape s;
             if (sscanf(next, "%lld,%lld,%lld,%lld", &s.B, &s.H, &s.L, &s.D) != 4)
                 return usage(), 2;
