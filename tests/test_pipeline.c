@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <unistd.h>
 
 #ifndef FIXTURE_DIR
 #error "FIXTURE_DIR must point at tests/fixtures"
@@ -231,6 +233,29 @@ START_TEST(bad_arguments_are_named)
     ck_assert_int_eq(sla2_model_load(f.ctx, FIXTURE_DIR "/dit/model.yaml", FIXTURE_DIR "/dit/io.safetensors", &m),
                      SLA2_ERR_FORMAT);
     ck_assert(strstr(sla2_context_last_error(f.ctx), "missing") != NULL);
+    /* a runtime file asking for another weight storage than the model was loaded with is an error,
+       not silently ignored */
+    char runtime[] = "/tmp/sla2_test_runtime_XXXXXX";
+    int fd = mkstemp(runtime);
+    ck_assert(fd >= 0);
+    const char yaml[] = "weights: int8\n";
+    ck_assert_int_eq(write(fd, yaml, sizeof yaml - 1), (ssize_t)(sizeof yaml - 1));
+    close(fd);
+    sla2_pipeline *p = NULL;
+    ck_assert_int_eq(sla2_pipeline_create(f.ctx, f.model, runtime, &p), SLA2_ERR_INVALID_VALUE);
+    ck_assert(p == NULL);
+    ck_assert_msg(strstr(sla2_context_last_error(f.ctx), "loaded as f32") != NULL, "%s", sla2_context_last_error(f.ctx));
+    unlink(runtime);
+    /* callers built before weight_storage existed pass the older size; nothing past it is written */
+    union { sla2_model_info info; unsigned char bytes[sizeof(sla2_model_info)]; } old;
+    memset(&old, 0xAB, sizeof old);
+    old.info.size = offsetof(sla2_model_info, weight_storage);
+    ck_assert_int_eq(sla2_model_get_info(f.ctx, f.model, &old.info), SLA2_OK);
+    ck_assert_int_eq(old.info.num_layers, f.info.num_layers);
+    for (size_t i = offsetof(sla2_model_info, weight_storage); i < sizeof old; i++)
+        ck_assert_int_eq(old.bytes[i], 0xAB);
+    old.info.size = 3;
+    ck_assert_int_eq(sla2_model_get_info(f.ctx, f.model, &old.info), SLA2_ERR_INVALID_VALUE);
     free(video);
     close_fixture(&f);
 }

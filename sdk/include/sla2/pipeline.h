@@ -91,7 +91,12 @@ typedef struct sla2_layer_attention {
 } sla2_layer_attention;
 
 /* Creates a pipeline with the runtime settings of runtime_path (YAML, as
- * sla2-calib writes it; NULL: the built-in defaults). */
+ * sla2-calib writes it; NULL: the built-in defaults). The file's `weights`
+ * key takes effect when the model loads (sla2_model_load_with_options); for
+ * a model loaded without load options a `weights` other than the model's is
+ * SLA2_ERR_INVALID_VALUE rather than silently ignored. Other errors:
+ * SLA2_ERR_NULL_ARGUMENT, SLA2_ERR_IO/FORMAT/INVALID_VALUE (the file, with
+ * file:line:column), SLA2_ERR_OUT_OF_MEMORY. */
 SLA2_API sla2_status sla2_pipeline_create(sla2_context *ctx, sla2_model *model, const char *runtime_path,
                                           sla2_pipeline **out);
 SLA2_API void sla2_pipeline_free(sla2_pipeline *pipeline);

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 _Static_assert((int)SLA2_WEIGHTS_INT8 == (int)DIT_WEIGHTS_INT8 && (int)SLA2_WEIGHTS_FP8 == (int)DIT_WEIGHTS_FP8 &&
@@ -25,9 +26,11 @@ void sla2_model_load_options_default(sla2_model_load_options *options)
 }
 
 /* The storage options ask for: their own, else the runtime file's. */
-static sla2_status weight_storage_of(sla2_context *ctx, const sla2_model_load_options *o, dit_weight_storage *out)
+static sla2_status weight_storage_of(sla2_context *ctx, const sla2_model_load_options *o, dit_weight_storage *out,
+                                     int *chosen)
 {
     *out = DIT_WEIGHTS_F32;
+    *chosen = 0;
     if (!o)
         return SLA2_OK;
     if (o->size != sizeof *o)
@@ -37,10 +40,12 @@ static sla2_status weight_storage_of(sla2_context *ctx, const sla2_model_load_op
                          o->weight_storage);
     if (o->weight_storage >= 0) {
         *out = (dit_weight_storage)o->weight_storage;
+        *chosen = 1;
         return SLA2_OK;
     }
     if (!o->runtime_path)
         return SLA2_OK;
+    *chosen = 1;
     char err[sizeof ctx->last_error];
     sla2_runtime_config runtime;
     sla2_status s = sla2_runtime_config_load(o->runtime_path, &runtime, err, sizeof err);
@@ -61,7 +66,8 @@ sla2_status sla2_model_load_with_options(sla2_context *ctx, const char *config_p
         return sla2_fail(ctx, SLA2_ERR_NULL_ARGUMENT, "%s: must not be NULL",
                          !config_path ? "config_path" : !weights_path ? "weights_path" : "out");
     dit_weight_storage storage;
-    sla2_status storage_status = weight_storage_of(ctx, options, &storage);
+    int storage_chosen;
+    sla2_status storage_status = weight_storage_of(ctx, options, &storage, &storage_chosen);
     if (storage_status != SLA2_OK)
         return storage_status;
     const dit_backend *backend = dit_backend_for(ctx);
@@ -97,6 +103,7 @@ sla2_status sla2_model_load_with_options(sla2_context *ctx, const char *config_p
         return sla2_fail(ctx, s, "%s: %s", weights_path, err);
     }
     m->ctx = ctx;
+    m->storage_chosen = storage_chosen;
     m->tokens = sla2_model_config_tokens(&m->config, m->grid);
     *out = m;
     return SLA2_OK;
@@ -117,11 +124,13 @@ sla2_status sla2_model_get_info(sla2_context *ctx, const sla2_model *model, sla2
         return SLA2_ERR_NULL_ARGUMENT;
     if (!model || !info)
         return sla2_fail(ctx, SLA2_ERR_NULL_ARGUMENT, "%s: must not be NULL", !model ? "model" : "info");
-    if (info->size != sizeof *info)
+    /* callers built with the header before weight_storage existed pass the older, smaller size */
+    size_t size = info->size;
+    if (size != sizeof *info && size != offsetof(sla2_model_info, weight_storage))
         return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "info.size: set it to sizeof(sla2_model_info)");
     const sla2_model_config *c = &model->config;
-    memset(info, 0, sizeof *info);
-    info->size = sizeof *info;
+    memset(info, 0, size);
+    info->size = size;
     info->name = c->name;
     info->num_layers = c->num_layers;
     info->num_heads = c->num_heads;
@@ -137,7 +146,9 @@ sla2_status sla2_model_get_info(sla2_context *ctx, const sla2_model *model, sla2
     info->text_dim = c->text_dim;
     info->vocabulary_size = c->vocabulary_size;
     info->vocabulary = (const char *const *)c->vocabulary;
-    info->weight_storage = (int)model->weights.storage;
-    info->weight_bytes = model->weights.resident_bytes;
+    if (size == sizeof *info) {
+        info->weight_storage = (int)model->weights.storage;
+        info->weight_bytes = model->weights.resident_bytes;
+    }
     return SLA2_OK;
 }

@@ -10,6 +10,7 @@ struct sla2_model {
     sla2_context *ctx; /* borrowed: the weights live in its backend */
     sla2_model_config config;
     dit_weights weights;
+    int storage_chosen; /* 1: the load options chose the storage (their own or a runtime file's) */
     int grid[3];
     int64_t tokens;
 };

@@ -1,11 +1,13 @@
 /* sla2_pipeline: flow-matching sampling with classifier-free guidance over
  * the DiT, with per-layer attention settings that may change between steps. */
+#include "model/config_names.h"
 #include "pipeline/model.h"
 #include "pipeline/sampler.h"
 #include "pipeline/text_context.h"
 
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -62,6 +64,14 @@ sla2_status sla2_pipeline_create(sla2_context *ctx, sla2_model *model, const cha
         s = sla2_runtime_config_load(runtime_path, &p->runtime, err, sizeof err);
         if (s == SLA2_OK)
             s = sla2_runtime_config_check(&p->runtime, &model->config, err, sizeof err);
+        /* the storage is chosen when the model loads: unless the load options chose it, a different
+           one here would be silently ignored */
+        if (s == SLA2_OK && !model->storage_chosen && (int)p->runtime.weights != (int)model->weights.storage) {
+            s = SLA2_ERR_INVALID_VALUE;
+            snprintf(err, sizeof err, "%s: weights: %s, but the model's weights were loaded as %s (the storage "
+                     "is chosen at load time: pass this file to sla2_model_load_with_options)", runtime_path,
+                     sla2_config_weights_names[p->runtime.weights], sla2_config_weights_names[model->weights.storage]);
+        }
         if (s != SLA2_OK)
             sla2_fail(ctx, s, "%s", err);
     } else {
