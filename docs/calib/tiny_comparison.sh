@@ -11,8 +11,9 @@
 # Environment: SLA2_CALIB_BACKEND cpu|cuda|auto (default auto: CUDA when a GPU
 # is usable), SLA2_CALIB_COMPARE the held-out prompt file (default
 # docs/calib/prompts-compare.txt), SLA2_CALIB_OUT the folder for the outputs (default docs/calib):
-# tiny-demo-calib-<budget>.txt (starting with the checkpoint's sha256), .png,
-# and tiny-demo-calibrated-<budget>.yaml.
+# tiny-demo-<sha>-calib-<budget>.txt (starting with the checkpoint's sha256;
+# <sha> its first 8 digits, so runs on another checkpoint keep their own
+# files), .png, and tiny-demo-<sha>-calibrated-<budget>.yaml.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -33,6 +34,7 @@ case $budget in
   cos:*) flag="--min-cosine ${budget#cos:}" name=cos${budget#cos:} ;;
   *) flag="--max-rel-l2 $budget" name=$budget ;;
 esac
+sha=$(sha256sum models/tiny-demo.safetensors | cut -c1-8)
 start=$(date +%s)
 {
   echo "checkpoint: $(sha256sum models/tiny-demo.safetensors)"
@@ -40,7 +42,7 @@ start=$(date +%s)
   "$calib" --model models/tiny-demo.yaml --weights models/tiny-demo.safetensors --backend "$backend" \
       --prompts $d/prompts-calib.txt --seeds 0 --steps "$steps" --sample-steps 4 \
       --sampler euler --guidance 4 --shift 5 $flag --quiet \
-      --out "$out/tiny-demo-calibrated-$name.yaml" --plot "$out/tiny-demo-calib-$name.png" \
+      --out "$out/tiny-demo-$sha-calibrated-$name.yaml" --plot "$out/tiny-demo-$sha-calib-$name.png" \
       --compare --compare-prompts "$compare" --compare-seeds "$seeds" || [ $? = 3 ]
   echo "wall: $(( $(date +%s) - start )) s"
-} 2>&1 | tee "$out/tiny-demo-calib-$name.txt"
+} 2>&1 | tee "$out/tiny-demo-$sha-calib-$name.txt"
