@@ -109,13 +109,22 @@ void sla2_pipeline_free(sla2_pipeline *pipeline)
     free(pipeline);
 }
 
+/* 1 when the model has this layer; else the context's message says so. */
+static int layer_exists(sla2_pipeline *p, int layer)
+{
+    if (layer >= 0 && layer < p->model->config.num_layers)
+        return 1;
+    sla2_fail(p->ctx, SLA2_ERR_INVALID_VALUE, "layer %d: the model has layers 0..%d", layer,
+              p->model->config.num_layers - 1);
+    return 0;
+}
+
 sla2_status sla2_pipeline_get_layer(sla2_pipeline *p, int layer, sla2_layer_attention *out)
 {
     if (!p || !out)
         return SLA2_ERR_NULL_ARGUMENT;
-    if (layer < 0 || layer >= p->model->config.num_layers)
-        return sla2_fail(p->ctx, SLA2_ERR_INVALID_VALUE, "layer %d: the model has layers 0..%d", layer,
-                         p->model->config.num_layers - 1);
+    if (!layer_exists(p, layer))
+        return SLA2_ERR_INVALID_VALUE;
     pthread_mutex_lock(&p->lock);
     *out = p->layers[layer];
     pthread_mutex_unlock(&p->lock);
@@ -126,9 +135,8 @@ sla2_status sla2_pipeline_set_layer(sla2_pipeline *p, int layer, const sla2_laye
 {
     if (!p || !settings)
         return SLA2_ERR_NULL_ARGUMENT;
-    if (layer < 0 || layer >= p->model->config.num_layers)
-        return sla2_fail(p->ctx, SLA2_ERR_INVALID_VALUE, "layer %d: the model has layers 0..%d", layer,
-                         p->model->config.num_layers - 1);
+    if (!layer_exists(p, layer))
+        return SLA2_ERR_INVALID_VALUE;
     sla2_status s = check_layer(p->ctx, layer, settings);
     if (s != SLA2_OK)
         return s;
@@ -142,9 +150,8 @@ sla2_status sla2_pipeline_set_layer_dense(sla2_pipeline *p, int layer, int dense
 {
     if (!p)
         return SLA2_ERR_NULL_ARGUMENT;
-    if (layer < 0 || layer >= p->model->config.num_layers)
-        return sla2_fail(p->ctx, SLA2_ERR_INVALID_VALUE, "layer %d: the model has layers 0..%d", layer,
-                         p->model->config.num_layers - 1);
+    if (!layer_exists(p, layer))
+        return SLA2_ERR_INVALID_VALUE;
     pthread_mutex_lock(&p->lock);
     p->layer_dense[layer] = dense != 0;
     pthread_mutex_unlock(&p->lock);
@@ -157,9 +164,8 @@ sla2_status sla2_pipeline_get_layer_dense(sla2_pipeline *p, int layer, int *dens
         return SLA2_ERR_NULL_ARGUMENT;
     if (!dense)
         return sla2_fail(p->ctx, SLA2_ERR_NULL_ARGUMENT, "dense: must not be NULL");
-    if (layer < 0 || layer >= p->model->config.num_layers)
-        return sla2_fail(p->ctx, SLA2_ERR_INVALID_VALUE, "layer %d: the model has layers 0..%d", layer,
-                         p->model->config.num_layers - 1);
+    if (!layer_exists(p, layer))
+        return SLA2_ERR_INVALID_VALUE;
     pthread_mutex_lock(&p->lock);
     *dense = p->layer_dense[layer];
     pthread_mutex_unlock(&p->lock);
