@@ -29,6 +29,9 @@ static const fast_case cases[] = {
     {1, 2, 1000, 64, 64, 0.2f, SLA2_QUANT_INT8, SLA2_FEATURE_ELU, 0, 1},
     {1, 1, 513, 128, 128, 0.3f, SLA2_QUANT_INT8_FP8, SLA2_FEATURE_SOFTMAX, 3, 0},
     {3, 1, 129, 64, 64, 1.0f, SLA2_QUANT_INT8_FP8, SLA2_FEATURE_RELU, 2, 0},
+    /* Mode NONE takes one GEMM over all kept keys: dense (contiguous), partial last block. */
+    {1, 2, 1000, 128, 128, 1.0f, SLA2_QUANT_NONE, SLA2_FEATURE_SOFTMAX, 1, 2},
+    {2, 1, 1000, 64, 64, 0.3f, SLA2_QUANT_NONE, SLA2_FEATURE_ELU, 2, 1},
 };
 
 static void run_case(const fast_case *c, float *out_ref, float *out_fast)

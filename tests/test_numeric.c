@@ -1,4 +1,6 @@
-/* INT8, e4m3, f16 and bf16 rounding against hand-computed values. */
+/* INT8, e4m3, f16 and bf16 rounding against hand-computed values; the CPU
+ * softmax's exp against libm. */
+#include "cpu/exp_fast.h"
 #include "numeric.h"
 #include "test_util.h"
 
@@ -118,6 +120,26 @@ START_TEST(f16_round_trips_every_finite_code)
 }
 END_TEST
 
+START_TEST(exp_nonpositive_within_3_ulp_of_expf)
+{
+    double worst = 0.0;
+    for (float x = -87.0f; x <= 0.0f; x += 1.37e-4f) {
+        float want = expf(x), got = sla2_exp_nonpositive(x);
+        double ulp = nextafterf(want, INFINITY) - want;
+        double err = fabs((double)got - want) / ulp;
+        worst = err > worst ? err : worst;
+    }
+    ck_assert_msg(worst <= 3.0, "worst error %.2f ulp", worst);
+    ck_assert_float_eq(sla2_exp_nonpositive(0.0f), 1.0f);
+    /* Below the clamp, -inf and NaN: the value at -87, tiny and positive. */
+    float floor_value = sla2_exp_nonpositive(-87.0f);
+    ck_assert(floor_value > 0.0f && floor_value < 1e-37f);
+    ck_assert_float_eq(sla2_exp_nonpositive(-1e30f), floor_value);
+    ck_assert_float_eq(sla2_exp_nonpositive(-INFINITY), floor_value);
+    ck_assert_float_eq(sla2_exp_nonpositive(NAN), floor_value);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("numeric");
@@ -130,6 +152,7 @@ int main(void)
     tcase_add_test(tc, e4m3_round_trips_every_code);
     tcase_add_test(tc, f16_and_bf16_round_hand_values);
     tcase_add_test(tc, f16_round_trips_every_finite_code);
+    tcase_add_test(tc, exp_nonpositive_within_3_ulp_of_expf);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

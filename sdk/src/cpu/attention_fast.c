@@ -2,6 +2,7 @@
  * steps on OpenBLAS and the (batch, head) pairs spread over OpenMP threads.
  * Tested against the reference (tests/test_cpu_fast.c). */
 #include "cpu_attention.h"
+#include "exp_fast.h"
 #include "numeric.h"
 
 #include <cblas.h>
@@ -17,6 +18,7 @@ typedef struct fast_scratch {
     head_work w;
     float *router, *out_sparse, *out_linear, *out;
     float *scores, *block_out, *acc, *row_max, *row_sum; /* one query block */
+    float *kept_scores, *kept_k, *kept_v; /* mode NONE: [bq][kept keys], [kept keys][D] x 2 */
     float *phi_q, *phi_k;
     float *kv_blocks, *ksum_blocks;      /* [Nk][D][D], [Nk][D] */
     float *kv_comp, *ksum_comp, *den;    /* [D][D], [D], [bq] */
@@ -28,6 +30,7 @@ static void scratch_free(fast_scratch *s)
     head_work_free(&s->w);
     free(s->router), free(s->out_sparse), free(s->out_linear), free(s->out);
     free(s->scores), free(s->block_out), free(s->acc), free(s->row_max), free(s->row_sum);
+    free(s->kept_scores), free(s->kept_k), free(s->kept_v);
     free(s->phi_q), free(s->phi_k), free(s->kv_blocks), free(s->ksum_blocks);
     free(s->kv_comp), free(s->ksum_comp), free(s->den), free(s->kv_total), free(s->ksum_total);
     memset(s, 0, sizeof *s);
@@ -57,11 +60,17 @@ static int scratch_alloc(const sla2_attention_problem *p, fast_scratch *s)
     s->kv_comp = malloc(D * D * sizeof(float));
     s->ksum_comp = malloc(D * sizeof(float));
     s->den = malloc(bq * sizeof(float));
+    int exact = p->quant == SLA2_QUANT_NONE;
+    size_t kept_keys = (size_t)p->kept_per_q_block * bk;
+    s->kept_scores = exact ? malloc(bq * kept_keys * sizeof(float)) : NULL;
+    s->kept_k = exact ? malloc(kept_keys * D * sizeof(float)) : NULL;
+    s->kept_v = exact ? malloc(kept_keys * D * sizeof(float)) : NULL;
     s->kv_total = malloc(D * D * sizeof(double));
     s->ksum_total = malloc(D * sizeof(double));
     int ok = s->router && s->out_sparse && s->out_linear && s->out && s->scores && s->block_out && s->acc &&
              s->row_max && s->row_sum && s->phi_q && s->phi_k && s->kv_blocks && s->ksum_blocks && s->kv_comp &&
-             s->ksum_comp && s->den && s->kv_total && s->ksum_total;
+             s->ksum_comp && s->den && s->kv_total && s->ksum_total &&
+             (!exact || (s->kept_scores && s->kept_k && s->kept_v));
     if (!ok)
         scratch_free(s);
     return ok;
@@ -160,6 +169,54 @@ static void sparse_query_block(const sla2_attention_problem *p, fast_scratch *s,
             out[r * D + d] = s->acc[r * D + d] / s->row_sum[r];
 }
 
+/* Mode NONE: nothing is rounded per block, so the kept blocks' keys side by
+ * side give every score of the query block in one GEMM, then one softmax and
+ * one GEMM for P.V. Large GEMMs instead of a small pair per kept block: the
+ * dense mode (64 blocks) runs several times faster. Equal to the online
+ * softmax up to float rounding. */
+static void exact_query_block(const sla2_attention_problem *p, fast_scratch *s, int64_t i)
+{
+    const head_work *w = &s->w;
+    int64_t L = p->seq_len, D = p->head_dim, bk = p->block_k, kept = p->kept_per_q_block;
+    int64_t first_row = i * p->block_q, rows = L - first_row < p->block_q ? L - first_row : p->block_q;
+    const int32_t *list = w->kept + i * kept;
+    int contiguous = 1;
+    for (int64_t n = 1; n < kept; n++)
+        contiguous &= list[n] == list[0] + n;
+    /* Kept keys: L is the end of the last block, which may be partial. */
+    int64_t cols = 0;
+    const float *keys = w->k + (int64_t)list[0] * bk * D, *values = w->v + (int64_t)list[0] * bk * D;
+    for (int64_t n = 0; n < kept; n++) {
+        int64_t first = (int64_t)list[n] * bk, count = L - first < bk ? L - first : bk;
+        if (!contiguous) {
+            memcpy(s->kept_k + cols * D, w->k + first * D, (size_t)(count * D) * sizeof(float));
+            memcpy(s->kept_v + cols * D, w->v + first * D, (size_t)(count * D) * sizeof(float));
+        }
+        cols += count;
+    }
+    if (!contiguous)
+        keys = s->kept_k, values = s->kept_v;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)D, p->softmax_scale,
+                w->q + first_row * D, (int)D, keys, (int)D, 0.0f, s->kept_scores, (int)cols);
+    for (int64_t r = 0; r < rows; r++) {
+        float *srow = s->kept_scores + r * cols, row_max = -INFINITY, sum = 0.0f;
+        /* omp simd: lets the reductions run in vectors (a fixed order per build). */
+#pragma omp simd reduction(max : row_max)
+        for (int64_t c = 0; c < cols; c++)
+            row_max = srow[c] > row_max ? srow[c] : row_max;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t c = 0; c < cols; c++)
+            sum += (srow[c] = sla2_exp_nonpositive(srow[c] - row_max));
+        s->row_sum[r] = sum;
+    }
+    float *out = s->out_sparse + first_row * D;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)D, (int)cols, 1.0f, s->kept_scores,
+                (int)cols, values, (int)D, 0.0f, out, (int)D);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t d = 0; d < D; d++)
+            out[r * D + d] /= s->row_sum[r];
+}
+
 /* Per-key-block sums S_j = phi(K_j)^T V_j and z_j, and their totals. */
 static void linear_block_sums(const sla2_attention_problem *p, fast_scratch *s)
 {
@@ -227,7 +284,10 @@ static double fast_head(const sla2_attention_problem *p, fast_scratch *s, int64_
     linear_block_sums(p, s);
     cpu_lap(phase_ms, SLA2_PHASE_LINEAR, &mark);
     for (int64_t i = 0; i < p->num_q_blocks; i++) {
-        sparse_query_block(p, s, i);
+        if (p->quant == SLA2_QUANT_NONE)
+            exact_query_block(p, s, i);
+        else
+            sparse_query_block(p, s, i);
         cpu_lap(phase_ms, SLA2_PHASE_SPARSE, &mark);
         linear_query_block(p, s, i);
         cpu_lap(phase_ms, SLA2_PHASE_LINEAR, &mark);
