@@ -39,13 +39,16 @@ typedef struct calib_options {
     int *sample_at;         /* --sample-at a,b,c: explicit steps (1-based); NULL: spread */
     int num_sample_at;
     calib_metric metric;
-    double budget;          /* max rel-L2, or min cosine */
+    double budget;          /* max rel-L2, or min cosine (not used with kept_share) */
+    double kept_share;      /* --kept-share S in (0, 1]: minimise the summed worst error at a mean kept
+                             * share of key blocks <= S; 0: the budget method */
     float *topks;           /* ascending, unique */
     int num_topks;
     sla2_quant_mode modes[CALIB_MAX_MODES]; /* cheapest first */
     int num_modes;
     int per_head;
-    int full_sweep;         /* every candidate on every sample (exact worst everywhere; slower) */
+    int full_sweep;         /* every candidate on every sample (exact worst everywhere; slower);
+                             * implied by kept_share */
     sla2_backend backend;
     int block_q;
     double guidance, shift; /* < 0: the SDK's defaults (5, 5) */

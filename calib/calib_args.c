@@ -19,7 +19,8 @@ static void usage(FILE *to)
         "the DiT's prediction within an error budget (that layer at the candidate, every other\n"
         "layer exact, against all exact, at sampled steps of dense runs), and writes them as a\n"
         "runtime YAML that sla2-gen reads (--runtime). Layers that nothing keeps within budget\n"
-        "stay exact (dense: true).\n"
+        "stay exact (dense: true). Or, with --kept-share S, the per-layer topk values with the\n"
+        "least summed error that keep on average at most S of the key blocks.\n"
         "\n"
         "Inputs\n"
         "  --model FILE              model architecture (YAML)\n"
@@ -35,6 +36,13 @@ static void usage(FILE *to)
         "Budget and candidates\n"
         "  --max-rel-l2 E            worst relative L2 error of the prediction allowed (default 0.05)\n"
         "  --min-cosine C            or: worst cosine similarity to the exact prediction, in [-1, 1]\n"
+        "  --kept-share S            instead of a budget: choose per-layer topk values that minimise the\n"
+        "                            sum over layers of each layer's worst error, keeping on average at\n"
+        "                            most S of the key blocks (0 < S <= 1; a fraction such as 6/64 is\n"
+        "                            read exactly). Measures every topk on every sample (as --full-sweep)\n"
+        "                            in the cheapest mode of --modes only (int8_fp8 by default), so a\n"
+        "                            uniform topk at the same share and mode compares like for like.\n"
+        "                            --max-rel-l2 / --min-cosine then pick the metric; their value is unused\n"
         "  --topk-candidates LIST    topk values tried (default 0.02,0.03,0.05,0.1,0.15,0.2,0.3,0.5)\n"
         "  --modes LIST              quantisation modes tried, of none,int8,int8_fp8 (default all three)\n"
         "  --full-sweep              measure every candidate (topk x mode) on every sample, not just up\n"
@@ -49,14 +57,17 @@ static void usage(FILE *to)
         "  --out FILE.yaml           the runtime YAML (default out/calib.yaml), written atomically\n"
         "  --plot FILE.png           error against topk per layer, the chosen points marked\n"
         "  --compare                 then generate dense, calibrated and uniform-topk videos at equal\n"
-        "                            kept share, and print their error against dense and prompt adherence\n"
+        "                            kept share (rounded up to whole blocks where it is not whole), and\n"
+        "                            print their error against dense, prompt adherence and the paired\n"
+        "                            difference calibrated - uniform\n"
         "  --compare-prompts FILE    prompts for --compare (default: the calibration prompts)\n"
         "  --compare-seeds A,B,...   seeds for --compare (default: the calibration seeds)\n"
         "  --quiet                   no progress bar\n"
         "  --help                    this text\n"
         "\n"
-        "Exit status: 0 written; 1 a file or the model failed (nothing written); 2 bad flags;\n"
-        "3 written, but some layers met the budget with no candidate and stay dense.\n");
+        "Exit status: 0 written; 1 a file or the model failed (nothing written); 2 bad flags (also\n"
+        "a --kept-share below the sparsest candidate's share: nothing written); 3 written, but some\n"
+        "layers met the budget with no candidate and stay dense.\n");
 }
 
 static int fail(const char *fmt, ...)
@@ -88,6 +99,25 @@ static int parse_int(const char *flag, const char *text, long min, long max, lon
     long v = strtol(text, &end, 10);
     if (end == text || *end || errno || v < min || v > max)
         return fail("%s: expected an integer in [%ld, %ld], got '%s'", flag, min, max, text);
+    *out = v;
+    return 1;
+}
+
+/* --kept-share: a number in (0, 1], or a fraction A/B (6/64) so that a
+ * whole number of key blocks reads exactly. */
+static int parse_share(const char *flag, const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end != text && *end == '/' && !errno) {
+        const char *den_text = end + 1;
+        double den = strtod(den_text, &end);
+        v = end != den_text && den > 0 ? v / den : NAN;
+    }
+    if (end == text || *end || errno || !(v > 0 && v <= 1))
+        return fail("%s: expected a share of key blocks in (0, 1] (a number or a fraction such as 6/64), got '%s'",
+                    flag, text);
     *out = v;
     return 1;
 }
@@ -295,7 +325,7 @@ int calib_parse_args(int argc, char **argv, calib_options *o)
         static const char *const known[] = {"--model", "--weights", "--prompts", "--prompt", "--text-embedding",
             "--seeds", "--steps", "--sample-steps", "--sample-at", "--guidance", "--shift", "--sampler",
             "--max-rel-l2", "--min-cosine", "--topk-candidates", "--modes", "--block-q", "--backend", "--out",
-            "--plot", "--compare-prompts", "--compare-seeds", NULL};
+            "--plot", "--compare-prompts", "--compare-seeds", "--kept-share", NULL};
         int is_known = 0;
         for (int k = 0; known[k]; k++)
             is_known |= !strcmp(f, known[k]);
@@ -363,6 +393,8 @@ int calib_parse_args(int argc, char **argv, calib_options *o)
             if (!parse_double(f, v, cosine ? -1.0 : 0.0, cosine ? 1.0 : 1e300, &d)) return 0;
             o->metric = cosine ? CALIB_METRIC_COSINE : CALIB_METRIC_REL_L2;
             o->budget = d;
+        } else if (!strcmp(f, "--kept-share")) {
+            if (!parse_share(f, v, &o->kept_share)) return 0;
         } else if (!strcmp(f, "--topk-candidates")) {
             free(o->topks), o->topks = NULL, o->num_topks = 0;
             growable g = {(void **)&o->topks, &o->num_topks, sizeof *o->topks};
@@ -414,6 +446,13 @@ int calib_parse_args(int argc, char **argv, calib_options *o)
         o->num_modes = 3;
     }
     sort_modes(o);
+    if (o->kept_share > 0) {
+        /* One mode, the cheapest: the comparison with a uniform topk is then at
+         * equal kept share and equal quantisation. The allocation needs every
+         * layer's whole curve. */
+        o->num_modes = 1;
+        o->full_sweep = 1;
+    }
     if (o->sample_at) {
         qsort(o->sample_at, (size_t)o->num_sample_at, sizeof *o->sample_at, cmp_int);
         for (int i = 0; i < o->num_sample_at; i++) {

@@ -1,6 +1,7 @@
 /* sla2-calib: per-layer sparsity and quantisation chosen under an error
- * budget, written as the runtime YAML that sla2-gen reads. Built against
- * the public API only. README.md (this folder) says how and why. */
+ * budget (or for the least summed error at a kept share), written as the
+ * runtime YAML that sla2-gen reads. Built against the public API only.
+ * README.md (this folder) says how and why. */
 #include "calib.h"
 #include "calib_compare.h"
 #include "calib_measure.h"
@@ -142,6 +143,19 @@ int main(int argc, char **argv)
         fprintf(stderr, CALIB_TOOL ": out of memory\n");
         goto done;
     }
+    if (opt.kept_share > 0 && calib_kept_share_blocks(&table, opt.kept_share) < calib_min_total_blocks(&table)) {
+        /* known from the candidates and the sequence alone: say so before any work */
+        fprintf(stderr, CALIB_TOOL ": --kept-share %g allows %lld key blocks over %d layers (of %lld each), but "
+                        "the sparsest candidate, topk %g, keeps %lld per layer (share %g): give --kept-share >= %g%s; "
+                        "nothing written\n",
+                opt.kept_share, (long long)calib_kept_share_blocks(&table, opt.kept_share), info.num_layers,
+                (long long)table.num_k_blocks, (double)table.topks[0], (long long)table.kept[0],
+                (double)table.kept[0] / (double)table.num_k_blocks,
+                (double)table.kept[0] / (double)table.num_k_blocks,
+                table.kept[0] > 1 ? " or a sparser --topk-candidates" : "");
+        rc = 2;
+        goto done;
+    }
     int steps[1000];
     int num_sampled = calib_sample_steps(&opt, steps, 1000);
     printf("model: %s (%d layers, %d heads, %lld tokens), %s\n", info.name, info.num_layers, info.num_heads,
@@ -154,7 +168,17 @@ int main(int argc, char **argv)
     calib_run_report report;
     if (!calib_measure(&opt, ctx, model, &info, &table, &report))
         goto done;
-    int dense_layers = calib_select(&table, calib_badness_budget(&opt), 0, choices);
+    int dense_layers = 0;
+    if (opt.kept_share > 0) {
+        if (!calib_select_kept_share(&table, calib_kept_share_blocks(&table, opt.kept_share), choices)) {
+            /* the share fits the sparsest candidates, so only failed measurements (NaN) get here */
+            fprintf(stderr, CALIB_TOOL ": --kept-share %g: no allocation of measured candidates fits (every "
+                            "candidate that fits produced NaN in some layer); nothing written\n", opt.kept_share);
+            goto done;
+        }
+    } else {
+        dense_layers = calib_select(&table, calib_badness_budget(&opt), 0, choices);
+    }
     calib_print_table(stdout, &opt, &table, choices, &info);
     printf("time: %.1f s = %ld dense sampler steps and %ld dense reference predictions %.1f s + %ld candidate "
            "predictions %.1f s\n",

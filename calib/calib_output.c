@@ -17,9 +17,17 @@ void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t,
                        const sla2_model_info *info)
 {
     const char *metric = calib_metric_name(opt->metric);
-    fprintf(to, "budget: %s %s %g of the DiT's prediction with one layer at its setting and every other layer "
-                "exact, against all exact (worst sample)\n", metric, opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=",
-            opt->budget);
+    if (opt->kept_share > 0)
+        fprintf(to, "kept share: at most %g of the key blocks on average (%lld of %lld over %d layers), %s, per-layer "
+                    "topk minimising the sum over layers of the worst %s%s of the DiT's prediction with one layer at "
+                    "its setting and every other layer exact, against all exact\n",
+                opt->kept_share, (long long)calib_kept_share_blocks(t, opt->kept_share),
+                (long long)(t->num_k_blocks * t->num_layers), t->num_layers, mode_name(t->modes[0]),
+                opt->metric == CALIB_METRIC_COSINE ? "1 - " : "", metric);
+    else
+        fprintf(to, "budget: %s %s %g of the DiT's prediction with one layer at its setting and every other layer "
+                    "exact, against all exact (worst sample)\n", metric,
+                opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=", opt->budget);
     int steps[1000];
     int total = opt->num_inputs * opt->num_seeds * calib_sample_steps(opt, steps, 1000);
     fprintf(to, "%5s  %6s  %-8s  %12s  %12s  %10s  %9s\n", "layer", "topk", "mode", "worst", "mean", "kept FLOPs",
@@ -36,9 +44,20 @@ void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t,
                 calib_badness_to_metric(opt->metric, c->worst), calib_badness_to_metric(opt->metric, c->mean),
                 100.0 * c->kept_share, n, total);
     }
-    fprintf(to, "whole model: %.1f%% of self-attention FLOPs kept (%d layers, %lld tokens, %lld key blocks)\n",
+    int64_t kept_total = 0;
+    for (int l = 0; l < t->num_layers; l++)
+        kept_total += calib_choice_blocks(t, &choices[l]);
+    fprintf(to, "whole model: %.1f%% of self-attention FLOPs kept (%d layers, %lld tokens, %lld key blocks; "
+                "mean %.4g kept per layer)\n",
             100.0 * calib_model_kept_share(choices, t->num_layers), t->num_layers, (long long)info->tokens,
-            (long long)t->num_k_blocks);
+            (long long)t->num_k_blocks, (double)kept_total / t->num_layers);
+    if (opt->kept_share > 0) {
+        double sum = 0;
+        for (int l = 0; l < t->num_layers; l++)
+            sum += choices[l].worst;
+        fprintf(to, "sum over layers of the worst %s%s: %.4g\n", opt->metric == CALIB_METRIC_COSINE ? "1 - " : "",
+                metric, sum);
+    }
     fprintf(to, "worst %s by topk (best mode measured at each; * chosen%s):\n%5s", calib_metric_name(opt->metric),
             opt->full_sweep ? "" : "; -: not measured; >: stopped at a sample that missed the budget, the true "
             "worst may be worse", "layer");
@@ -83,9 +102,16 @@ static void write_header(FILE *f, const calib_options *opt, const calib_table *t
     put_comment_text(f, opt->model);
     fprintf(f, ", ");
     put_comment_text(f, opt->weights);
-    fprintf(f, ")\n# budget: worst-case %s %s %g of the DiT's conditional prediction with one layer at its "
-               "setting and every other layer exact, against all exact\n",
-            calib_metric_name(opt->metric), opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=", opt->budget);
+    if (opt->kept_share > 0)
+        fprintf(f, ")\n# method: kept share %g: mean kept key blocks per layer <= %g x %lld; per-layer topk (mode "
+                   "%s in every layer) minimising the sum over layers of the worst-case %s%s of the DiT's conditional "
+                   "prediction with one layer at its setting and every other layer exact, against all exact\n",
+                opt->kept_share, opt->kept_share, (long long)t->num_k_blocks, mode_name(t->modes[0]),
+                opt->metric == CALIB_METRIC_COSINE ? "1 - " : "", calib_metric_name(opt->metric));
+    else
+        fprintf(f, ")\n# budget: worst-case %s %s %g of the DiT's conditional prediction with one layer at its "
+                   "setting and every other layer exact, against all exact\n",
+                calib_metric_name(opt->metric), opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=", opt->budget);
     fprintf(f, "# %s:", opt->inputs[0].prompt ? "prompts" : "text embeddings");
     for (int i = 0; i < opt->num_inputs; i++) {
         fprintf(f, "%s \"", i ? "," : "");

@@ -244,7 +244,7 @@ static void draw_layers(canvas *c, const axes *a, const calib_table *t, const ca
     }
 }
 
-static void draw_legend(canvas *c, int x, int y, const calib_table *t, const calib_choice *choices)
+static void draw_legend(canvas *c, int x, int y, const calib_table *t, const calib_choice *choices, int full_sweep)
 {
     text(c, x, y, 2, BLACK, "CHOSEN (RING):");
     for (int l = 0; l < t->num_layers; l++) {
@@ -259,6 +259,8 @@ static void draw_legend(canvas *c, int x, int y, const calib_table *t, const cal
                      sla2_quant_mode_name(choices[l].quant));
         text(c, x + 24, row, 2, BLACK, label);
     }
+    if (full_sweep) /* every candidate measured on every sample: nothing is drawn hollow */
+        return;
     int row = y + 24 + t->num_layers * 20 + 12;
     fill_rect(c, x + 6, row + 2, 7, 7, BLACK);
     fill_rect(c, x + 8, row + 4, 3, 3, WHITE);
@@ -269,7 +271,7 @@ static void draw_legend(canvas *c, int x, int y, const calib_table *t, const cal
 int calib_plot(const char *path, const calib_options *opt, const calib_table *t, const calib_choice *choices,
                const char *model_name)
 {
-    double budget = calib_badness_budget(opt);
+    double budget = opt->kept_share > 0 ? 0 : calib_badness_budget(opt); /* 0: no budget line */
     int legend_w = 290;
     axes a = {.left = 110, .top = 70, .width = 620, .height = 400};
     canvas c = {.width = a.left + a.width + 30 + legend_w, .height = a.top + a.height + 70};
@@ -297,10 +299,15 @@ int calib_plot(const char *path, const calib_options *opt, const calib_table *t,
         snprintf(label, sizeof label, "BUDGET %g", opt->budget);
         text(&c, a.left + a.width - text_width(2, label) - 4, y - 20, 2, BUDGET, label);
     }
+    if (opt->kept_share > 0) {
+        char label[64];
+        snprintf(label, sizeof label, "MEAN KEPT SHARE <= %g, LEAST SUM", opt->kept_share);
+        text(&c, a.left + a.width - text_width(2, label) - 4, a.top + 6, 2, BUDGET, label);
+    }
     int steps[1000];
     int total = opt->num_inputs * opt->num_seeds * calib_sample_steps(opt, steps, 1000);
     draw_layers(&c, &a, t, choices, opt->per_head, total, budget);
-    draw_legend(&c, a.left + a.width + 30, a.top, t, choices);
+    draw_legend(&c, a.left + a.width + 30, a.top, t, choices, opt->full_sweep);
     char err[512];
     sla2_status s = sla2_image_write_png(path, c.rgb, c.height, c.width, err, sizeof err);
     free(c.rgb);

@@ -139,3 +139,70 @@ double calib_model_kept_share(const calib_choice *choices, int num_layers)
         s += choices[l].kept_share;
     return num_layers > 0 ? s / num_layers : 0;
 }
+
+int64_t calib_kept_share_blocks(const calib_table *t, double share)
+{
+    return (int64_t)floor(share * (double)t->num_k_blocks * t->num_layers + 1e-9);
+}
+
+int64_t calib_min_total_blocks(const calib_table *t)
+{
+    return t->num_topks > 0 ? t->kept[0] * t->num_layers : 0;
+}
+
+int64_t calib_choice_blocks(const calib_table *t, const calib_choice *c)
+{
+    return c->topk_index < 0 ? t->num_k_blocks : t->kept[c->topk_index];
+}
+
+/* One cell of the allocation: the least summed badness of layers l.. with
+ * at most b blocks, the blocks that uses, and layer l's topk index there
+ * (-1: nothing fits). */
+typedef struct allocation {
+    double cost;
+    int64_t blocks;
+    int topk_index;
+} allocation;
+
+int calib_select_kept_share(const calib_table *t, int64_t max_total_blocks, calib_choice *choices)
+{
+    if (max_total_blocks < 0 || t->num_layers < 1 || t->num_topks < 1)
+        return 0;
+    size_t width = (size_t)max_total_blocks + 1, layers = (size_t)t->num_layers;
+    /* row l: layers l.. ; row num_layers: no layer left, cost 0 whatever the budget */
+    allocation *cell = malloc((layers + 1) * width * sizeof *cell);
+    if (!cell)
+        return 0;
+    for (size_t b = 0; b < width; b++)
+        cell[layers * width + b] = (allocation){0, 0, -1};
+    for (int l = t->num_layers - 1; l >= 0; l--)
+        for (size_t b = 0; b < width; b++) {
+            allocation best = {INFINITY, 0, -1};
+            for (int ti = 0; ti < t->num_topks; ti++) {
+                int64_t k = t->kept[ti];
+                double w = candidate_worst(t, l, ti, 0, 0);
+                if ((size_t)k > b || !isfinite(w))
+                    continue;
+                const allocation *rest = &cell[(size_t)(l + 1) * width + b - (size_t)k];
+                if (!isfinite(rest->cost))
+                    continue;
+                double cost = w + rest->cost;
+                int64_t blocks = k + rest->blocks;
+                if (cost < best.cost || (cost == best.cost && blocks < best.blocks))
+                    best = (allocation){cost, blocks, ti};
+            }
+            cell[(size_t)l * width + b] = best;
+        }
+    int fits = cell[max_total_blocks].topk_index >= 0;
+    int64_t b = max_total_blocks;
+    for (int l = 0; fits && l < t->num_layers; l++) {
+        int ti = cell[(size_t)l * width + (size_t)b].topk_index;
+        size_t i = calib_table_index(t, l, ti, 0);
+        choices[l] = (calib_choice){.topk_index = ti, .mode_index = 0, .topk = t->topks[ti], .quant = t->modes[0],
+                                    .worst = t->worst[i], .mean = t->sum[i] / t->count[i],
+                                    .kept_share = (double)t->kept[ti] / (double)t->num_k_blocks};
+        b -= t->kept[ti];
+    }
+    free(cell);
+    return fits;
+}

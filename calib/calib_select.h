@@ -48,6 +48,23 @@ calib_choice calib_select_head(const calib_table *t, int layer, int head, double
 /* The candidate's worst badness over modes at topk index ti: the curve the
  * plot draws (what topk selection sees). */
 double calib_best_worst(const calib_table *t, int layer, int ti, int per_head);
+/* The kept-share rule (--kept-share): per layer a topk, in the table's first
+ * (cheapest) mode, that together minimise the sum over layers of each
+ * layer's worst badness, subject to the total kept key blocks (t->kept, the
+ * operator's count) being at most max_total_blocks. Exact, by dynamic
+ * programming over layers x total blocks. Ties: the fewest total blocks,
+ * then the sparser topk in the earlier layer. A candidate never measured or
+ * with NaN is never chosen. Returns 1, or 0 when no allocation fits
+ * (choices untouched). */
+int calib_select_kept_share(const calib_table *t, int64_t max_total_blocks, calib_choice *choices);
+/* The total kept blocks that --kept-share S allows: floor(S x key blocks x
+ * layers), less a rounding hair, so 6/64 of 64 blocks is 6 per layer. */
+int64_t calib_kept_share_blocks(const calib_table *t, double share);
+/* The least total the sparsest candidates keep (every layer at topks[0]). */
+int64_t calib_min_total_blocks(const calib_table *t);
+/* Key blocks a choice keeps per query block (all of them when dense). */
+int64_t calib_choice_blocks(const calib_table *t, const calib_choice *c);
+
 /* Mean kept share over layers (layers have equal attention cost). */
 double calib_model_kept_share(const calib_choice *choices, int num_layers);
 

@@ -4,6 +4,7 @@
 # test_calib_tiny: the tiny demo model, skipped (exit 77) until
 # models/tiny-demo.yaml and .safetensors exist; its 2-minute limit is the
 # issue's requirement, enforced by CTest rather than by timing code.
+# test_calib_tiny_kept_share: a small --kept-share run of the tiny model.
 get_filename_component(SLA2_CALIB_ROOT ${CMAKE_CURRENT_LIST_DIR}/../.. ABSOLUTE)
 if(SLA2_BUILD_APPS)  # sla2-calib and sla2-gen (which the test runs) are tools
   if(NOT TARGET PkgConfig::CHECK)
@@ -25,6 +26,11 @@ if(SLA2_BUILD_APPS)  # sla2-calib and sla2-gen (which the test runs) are tools
   # RUN_SERIAL: the 2-minute bound is for the whole machine, not for half of it
   set_tests_properties(test_calib_tiny PROPERTIES ENVIRONMENT "CK_DEFAULT_TIMEOUT=600" TIMEOUT 120 RUN_SERIAL TRUE
                        SKIP_RETURN_CODE 77)
+  # --kept-share end to end on the tiny model: about 10 DiT forwards, well
+  # under its 60 s on the 2-core machine
+  add_test(NAME test_calib_tiny_kept_share COMMAND test_calib tiny-kept-share)
+  set_tests_properties(test_calib_tiny_kept_share PROPERTIES ENVIRONMENT "CK_DEFAULT_TIMEOUT=600" TIMEOUT 60
+                       RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
 endif()
 # The public pipeline API that sla2-calib relies on (sla2_pipeline_predict,
 # the per-layer dense switch, the step's x_t), through <sla2/...> only.

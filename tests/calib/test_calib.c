@@ -2,8 +2,10 @@
  * itself (run as a subprocess) on the small DiT fixture: a YAML the pipeline
  * loads, budget 0 (every layer dense), a budget nothing can miss (the
  * sparsest candidate everywhere), the plot, and every bad flag or file.
- * `test_calib tiny` runs the calibration of the tiny demo model instead
- * (exit 77, CTest's "skipped", while models/tiny-demo.* are absent). */
+ * `test_calib tiny` runs the calibration of the tiny demo model instead,
+ * `test_calib tiny-kept-share` a small --kept-share one (exit 77, CTest's
+ * "skipped", while models/tiny-demo.* are absent). Also the kept-share rule
+ * on hand-made tables and --kept-share on the fixture. */
 #include "calib_select.h"
 
 #include <sla2/pipeline.h>
@@ -156,6 +158,143 @@ START_TEST(kept_blocks_agree_with_the_operator)
             ck_assert_int_eq(t.kept[k], sla2_attention_kept_blocks(lengths[i], 64, topks[k]));
         calib_table_free(&t);
     }
+}
+END_TEST
+
+/* ---- The kept-share rule ---------------------------------------------------- */
+
+/* Two layers (or more), one mode, topk 0.05/0.1/0.2 keeping 3/6/13 of 64
+ * key blocks; worst[l][ti] as given (one sample each). */
+static void table_layers(calib_table *t, int layers, const double worst[][3])
+{
+    ck_assert(calib_table_init(t, layers, 1, TOPKS, 3, MODES, 1, 4096, 64));
+    for (int l = 0; l < layers; l++)
+        for (int ti = 0; ti < 3; ti++)
+            calib_table_add(t, l, ti, 0, worst[l][ti], NULL);
+}
+
+static void poison(calib_choice *c, int n)
+{
+    for (int i = 0; i < n; i++)
+        c[i] = (calib_choice){.topk_index = 99, .worst = NAN};
+}
+
+START_TEST(kept_share_gives_blocks_where_they_buy_the_most)
+{
+    /* layer 0 gains 0.45 from 3 to 13 blocks, layer 1 only 0.02: at 16 of
+     * 128 blocks, (13, 3) sums to 0.11, every other fit is worse
+     * ((6, 6) 0.15, (3, 13) 0.54) */
+    const double worst[2][3] = {{0.5, 0.1, 0.05}, {0.06, 0.05, 0.04}};
+    calib_table t;
+    table_layers(&t, 2, worst);
+    ck_assert_int_eq(calib_kept_share_blocks(&t, 0.125), 16);
+    calib_choice c[2];
+    poison(c, 2);
+    ck_assert_int_eq(calib_select_kept_share(&t, 16, c), 1);
+    ck_assert_int_eq(c[0].topk_index, 2);
+    ck_assert_int_eq(c[1].topk_index, 0);
+    ck_assert_float_eq(c[0].topk, 0.2f);
+    ck_assert_int_eq(c[1].quant, SLA2_QUANT_INT8_FP8);
+    ck_assert_double_eq_tol(c[0].worst, 0.05, 1e-15);
+    ck_assert_double_eq_tol(c[1].kept_share, 3.0 / 64.0, 1e-15);
+    ck_assert_int_eq(calib_choice_blocks(&t, &c[0]) + calib_choice_blocks(&t, &c[1]), 16);
+    /* a little less (15 blocks): (13, 3) no longer fits; (6, 6) at 0.15 is the best left */
+    ck_assert_int_eq(calib_select_kept_share(&t, 15, c), 1);
+    ck_assert_int_eq(c[0].topk_index, 1);
+    ck_assert_int_eq(c[1].topk_index, 1);
+    calib_table_free(&t);
+}
+END_TEST
+
+START_TEST(kept_share_ties_take_fewer_blocks_then_the_sparser_earlier_layer)
+{
+    /* identical layers, 19 blocks: (6, 13) and (13, 6) both sum to 0.15 with
+     * 19 blocks; the earlier layer takes the sparser */
+    const double same[2][3] = {{0.2, 0.1, 0.05}, {0.2, 0.1, 0.05}};
+    calib_table t;
+    table_layers(&t, 2, same);
+    calib_choice c[2];
+    ck_assert_int_eq(calib_select_kept_share(&t, 19, c), 1);
+    ck_assert_int_eq(c[0].topk_index, 1);
+    ck_assert_int_eq(c[1].topk_index, 2);
+    calib_table_free(&t);
+    /* 13 blocks buy nothing over 6 in either layer: the fewest blocks with the least sum */
+    const double flat[2][3] = {{0.2, 0.1, 0.1}, {0.3, 0.1, 0.1}};
+    table_layers(&t, 2, flat);
+    ck_assert_int_eq(calib_select_kept_share(&t, 128, c), 1);
+    ck_assert_int_eq(c[0].topk_index, 1);
+    ck_assert_int_eq(c[1].topk_index, 1);
+    calib_table_free(&t);
+}
+END_TEST
+
+START_TEST(kept_share_one_takes_the_densest_candidates)
+{
+    const double worst[3][3] = {{0.5, 0.1, 0.05}, {0.06, 0.05, 0.04}, {0.3, 0.2, 0.1}};
+    calib_table t;
+    table_layers(&t, 3, worst);
+    ck_assert_int_eq(calib_kept_share_blocks(&t, 1.0), 192);
+    calib_choice c[3];
+    ck_assert_int_eq(calib_select_kept_share(&t, calib_kept_share_blocks(&t, 1.0), c), 1);
+    for (int l = 0; l < 3; l++)
+        ck_assert_int_eq(c[l].topk_index, 2);
+    calib_table_free(&t);
+}
+END_TEST
+
+START_TEST(kept_share_below_the_sparsest_fits_nothing)
+{
+    const double worst[2][3] = {{0.5, 0.1, 0.05}, {0.06, 0.05, 0.04}};
+    calib_table t;
+    table_layers(&t, 2, worst);
+    ck_assert_int_eq(calib_min_total_blocks(&t), 6);
+    /* 5/128 of the blocks: less than 3 per layer */
+    ck_assert_int_eq(calib_kept_share_blocks(&t, 5.0 / 128.0), 5);
+    calib_choice c[2];
+    poison(c, 2);
+    ck_assert_int_eq(calib_select_kept_share(&t, 5, c), 0);
+    ck_assert_int_eq(c[0].topk_index, 99); /* untouched on failure */
+    ck_assert_int_eq(c[1].topk_index, 99);
+    ck_assert_int_eq(calib_select_kept_share(&t, 6, c), 1); /* exactly the sparsest: fits */
+    ck_assert_int_eq(c[0].topk_index, 0);
+    ck_assert_int_eq(c[1].topk_index, 0);
+    calib_table_free(&t);
+}
+END_TEST
+
+START_TEST(kept_share_never_takes_nan_or_unmeasured)
+{
+    /* layer 0's densest gave NaN, layer 1's was never measured: 0.1 is
+     * their best, and a share only their densest could meet fits nothing */
+    calib_table t;
+    ck_assert(calib_table_init(&t, 2, 1, TOPKS, 3, MODES, 1, 4096, 64));
+    calib_table_add(&t, 0, 0, 0, 0.3, NULL), calib_table_add(&t, 0, 1, 0, 0.2, NULL);
+    calib_table_add(&t, 0, 2, 0, NAN, NULL);
+    calib_table_add(&t, 1, 0, 0, 0.3, NULL), calib_table_add(&t, 1, 1, 0, 0.2, NULL);
+    calib_choice c[2];
+    ck_assert_int_eq(calib_select_kept_share(&t, 128, c), 1);
+    ck_assert_int_eq(c[0].topk_index, 1);
+    ck_assert_int_eq(c[1].topk_index, 1);
+    calib_table_free(&t);
+    ck_assert(calib_table_init(&t, 1, 1, TOPKS, 3, MODES, 1, 4096, 64));
+    calib_table_add(&t, 0, 0, 0, NAN, NULL), calib_table_add(&t, 0, 1, 0, NAN, NULL);
+    calib_table_add(&t, 0, 2, 0, 0.1, NULL);
+    ck_assert_int_eq(calib_select_kept_share(&t, 12, c), 0);
+    calib_table_free(&t);
+}
+END_TEST
+
+/* A fraction reads exactly: S x blocks x layers lands on a whole number
+ * without falling a hair short. */
+START_TEST(kept_share_blocks_round_down_exactly)
+{
+    calib_table t;
+    ck_assert(calib_table_init(&t, 30, 1, TOPKS, 3, MODES, 1, 32760, 64)); /* 512 key blocks */
+    ck_assert_int_eq(t.num_k_blocks, 512);
+    ck_assert_int_eq(calib_kept_share_blocks(&t, 1.0 / 3.0), 5120);
+    ck_assert_int_eq(calib_kept_share_blocks(&t, 0.1), 1536); /* 1536.0: floor of the product */
+    ck_assert_int_eq(calib_kept_share_blocks(&t, 0.09999), 1535);
+    calib_table_free(&t);
 }
 END_TEST
 
@@ -449,6 +588,56 @@ START_TEST(compare_reports_every_variant)
 }
 END_TEST
 
+/* --kept-share on the fixture: the budget's value is not used (budget 0
+ * would leave every layer dense), one mode (the cheapest given), and
+ * --compare's uniform baseline at exactly the calibrated share, in that mode. */
+START_TEST(kept_share_writes_a_loadable_yaml_and_compares)
+{
+    make_workdir();
+    run_result r = calibrate_fixture("--kept-share 1/2 --max-rel-l2 0 --compare");
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    const char *expect[] = {"kept share: at most 0.5 of the key blocks on average (2 of 4 over 2 layers), int8_fp8",
+                            "whole model: 50.0%", "sum over layers of the worst rel-L2:",
+                            /* every topk on every sample, but one mode, and the fixture's topks all
+                             * keep 1 block (measured once): 2 layers x 8 samples */
+                            "+ 16 candidate predictions",
+                            "calibrated mean kept share 50.00% (1 of 2 key blocks), uniform topk 0.5 (1 of 2 key "
+                            "blocks, 50.00%), equal",
+                            "uniform int8_fp8", "uniform none", "paired calibrated - uniform int8_fp8 over 4 video(s)"};
+    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++)
+        ck_assert_msg(strstr(r.out, expect[i]), "expected '%s' in: %s", expect[i], r.out);
+    char path[512];
+    snprintf(path, sizeof path, "%s/calib.yaml", work);
+    char *yaml = read_text(path);
+    ck_assert_ptr_nonnull(yaml);
+    ck_assert_msg(strstr(yaml, "# method: kept share 0.5: mean kept key blocks per layer <= 0.5 x 2"), "%s", yaml);
+    ck_assert(strstr(yaml, "modes: int8_fp8\n"));
+    free(yaml);
+    sla2_layer_attention layers[8];
+    int dense[8];
+    int n = load_layers_dense(FIXTURE "/model.yaml", FIXTURE "/weights.safetensors", path, layers, dense, 8);
+    ck_assert_int_eq(n, 2);
+    for (int l = 0; l < n; l++) {
+        ck_assert_int_eq(dense[l], 0);
+        ck_assert_float_eq(layers[l].topk, 0.02f); /* every topk keeps 1 block: the smallest of the tie */
+        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8_FP8);
+    }
+    run_free(&r);
+    /* the cosine metric, and the cheapest of the modes given */
+    r = calibrate_fixture("--kept-share 1 --min-cosine 0.99 --modes none,int8 --topk-candidates 0.25,0.5 --compare");
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    ck_assert_msg(strstr(r.out, "int8, per-layer topk minimising the sum over layers of the worst 1 - cosine") &&
+                  strstr(r.out, "paired calibrated - uniform int8 over"), "%s", r.out);
+    n = load_fixture_layers(path, layers);
+    for (int l = 0; l < n; l++) {
+        ck_assert_float_eq(layers[l].topk, 0.25f);
+        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8);
+    }
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
 /* Runs with args, expects status and a message containing `needle` on
  * stderr, and that --out (pre-filled with "keep") is left untouched. */
 static void expect_fail(int status, const char *needle, const char *fmt, ...)
@@ -495,6 +684,18 @@ START_TEST(bad_flags_say_what_is_wrong)
     expect_fail(2, "--backend: expected cpu, cuda or auto", FIXTURE_MODEL " " EMB " --backend tpu");
     expect_fail(2, "--per-head: errors are measured at the DiT's output", FIXTURE_MODEL " " EMB " --per-head");
     expect_fail(2, "--steps: needs a value", FIXTURE_MODEL " " EMB " --steps");
+    const char *bad_shares[] = {"0", "-0.5", "1.5", "abc", "0.1x", "1/0", "6/", "0/64", "65/64", "nan", "inf", ""};
+    for (size_t i = 0; i < sizeof bad_shares / sizeof *bad_shares; i++)
+        expect_fail(2, "--kept-share: expected a share of key blocks in (0, 1]",
+                    FIXTURE_MODEL " " EMB " --kept-share '%s'", bad_shares[i]);
+    expect_fail(2, "--kept-share: needs a value", FIXTURE_MODEL " " EMB " --kept-share");
+    expect_fail(2, "--per-head: errors are measured at the DiT's output",
+                FIXTURE_MODEL " " EMB " --kept-share 0.5 --per-head");
+    /* the fixture's 72 tokens are 2 key blocks and every topk keeps 1: below
+     * half, nothing fits; said before any calibration work */
+    expect_fail(2, "--kept-share 0.3 allows 1 key blocks over 2 layers (of 2 each), but the sparsest candidate, "
+                   "topk 0.02, keeps 1 per layer (share 0.5): give --kept-share >= 0.5",
+                FIXTURE_MODEL " " EMB " --kept-share 0.3");
     remove_workdir();
 }
 END_TEST
@@ -554,7 +755,7 @@ START_TEST(help_lists_every_flag)
     ck_assert_int_eq(r.status, 0);
     const char *flags[] = {"--model", "--weights", "--prompts", "--text-embedding", "--seeds", "--steps",
                            "--sample-steps", "--max-rel-l2", "--min-cosine", "--topk-candidates", "--modes",
-                           "--per-head", "--backend", "--out", "--plot", "--compare"};
+                           "--per-head", "--backend", "--out", "--plot", "--compare", "--kept-share"};
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
         ck_assert_msg(strstr(r.out, flags[i]), "--help lacks %s", flags[i]);
     run_free(&r);
@@ -594,6 +795,38 @@ START_TEST(tiny_model_calibration)
 }
 END_TEST
 
+/* --kept-share end to end on the tiny model, kept small (CTest gives it
+ * 60 s): 1 prompt, 1 seed, 2 steps, 1 sampled step, guidance 1, 2 topk
+ * candidates (3 and 6 of 64 key blocks) in int8_fp8: 1 dense step, 1
+ * reference and 4 layers x 2 candidates, about 10 DiT forwards. 9/128 of
+ * the blocks is 18 over the 4 layers. */
+START_TEST(tiny_model_kept_share)
+{
+    make_workdir();
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%s/calib.yaml", work);
+    run_result r = run_calib("--model " TINY_YAML " --weights " TINY_WEIGHTS " --prompt 'red circle moving right' "
+                             "--steps 2 --sample-steps 1 --guidance 1 --topk-candidates 0.05,0.1 --kept-share 9/128 "
+                             "--quiet --out '%s'", yaml);
+    printf("%s", r.out);
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    ck_assert_msg(strstr(r.out, "(18 of 256 over 4 layers), int8_fp8") && strstr(r.out, "+ 8 candidate predictions"),
+                  "%s", r.out);
+    sla2_layer_attention layers[64];
+    int n = load_layers(TINY_YAML, TINY_WEIGHTS, yaml, layers, 64);
+    ck_assert_int_eq(n, 4);
+    int64_t total = 0;
+    for (int l = 0; l < n; l++) {
+        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8_FP8);
+        total += sla2_attention_kept_blocks(4096, 64, layers[l].topk);
+    }
+    ck_assert_int_le(total, 18);
+    ck_assert_int_ge(total, 12);
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
 static Suite *calib_suite(void)
 {
     Suite *s = suite_create("calib");
@@ -604,6 +837,12 @@ static Suite *calib_suite(void)
     tcase_add_test(rule, select_never_takes_nan_or_unmeasured);
     tcase_add_test(rule, select_per_head_needs_every_head);
     tcase_add_test(rule, kept_blocks_agree_with_the_operator);
+    tcase_add_test(rule, kept_share_gives_blocks_where_they_buy_the_most);
+    tcase_add_test(rule, kept_share_ties_take_fewer_blocks_then_the_sparser_earlier_layer);
+    tcase_add_test(rule, kept_share_one_takes_the_densest_candidates);
+    tcase_add_test(rule, kept_share_below_the_sparsest_fits_nothing);
+    tcase_add_test(rule, kept_share_never_takes_nan_or_unmeasured);
+    tcase_add_test(rule, kept_share_blocks_round_down_exactly);
     suite_add_tcase(s, rule);
     TCase *tool = tcase_create("tool");
     tcase_set_timeout(tool, 300);
@@ -612,6 +851,7 @@ static Suite *calib_suite(void)
     tcase_add_test(tool, easy_budget_takes_the_sparsest_candidate);
     tcase_add_test(tool, plot_is_a_png);
     tcase_add_test(tool, compare_reports_every_variant);
+    tcase_add_test(tool, kept_share_writes_a_loadable_yaml_and_compares);
     tcase_add_test(tool, bad_flags_say_what_is_wrong);
     tcase_add_test(tool, bad_files_say_what_is_wrong);
     tcase_add_test(tool, help_lists_every_flag);
@@ -629,14 +869,25 @@ static Suite *tiny_suite(void)
     return s;
 }
 
+static Suite *tiny_kept_share_suite(void)
+{
+    Suite *s = suite_create("calib-tiny-kept-share");
+    TCase *tc = tcase_create("tiny-kept-share");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, tiny_model_kept_share);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
 int main(int argc, char **argv)
 {
     int tiny = argc > 1 && !strcmp(argv[1], "tiny");
-    if (tiny && (access(TINY_YAML, R_OK) != 0 || access(TINY_WEIGHTS, R_OK) != 0)) {
+    int tiny_kept_share = argc > 1 && !strcmp(argv[1], "tiny-kept-share");
+    if ((tiny || tiny_kept_share) && (access(TINY_YAML, R_OK) != 0 || access(TINY_WEIGHTS, R_OK) != 0)) {
         printf("SKIPPED: the tiny demo model (%s, %s) is not there yet\n", TINY_YAML, TINY_WEIGHTS);
         return 77;
     }
-    SRunner *sr = srunner_create(tiny ? tiny_suite() : calib_suite());
+    SRunner *sr = srunner_create(tiny ? tiny_suite() : tiny_kept_share ? tiny_kept_share_suite() : calib_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
