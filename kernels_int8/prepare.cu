@@ -1,6 +1,7 @@
 /* Passes over K, V and Q before the sparse kernel:
  *   key pass   (per key block): sum of K rows (smoothing mean and router
- *              pooling), |V| max per channel, phi(K) and V in fp16, z = sum phi(K);
+ *              pooling), |V| max per channel, phi(K) and V in fp16,
+ *              z = sum phi(K) (per block and in total);
  *   query pool (per query block): mean of Q rows for the router;
  *   key quant  (per key block, after the key pass): INT8 smoothed K with
  *              one scale per block, or raw K split in two fp16 (mode NONE).
@@ -120,6 +121,8 @@ __global__ void __launch_bounds__(kThreads) key_pass_kernel(const sla2k_problem 
         atomic_max_nonneg(&p.v_absmax[(size_t)bh * D + d], v_max);
         if (need_phi)
             atomicAdd(&p.phi_k_sum[(size_t)bh * D + d], z_total);
+        if (p.phi_k_block_sum)
+            p.phi_k_block_sum[((size_t)bh * p.num_k_blocks + j) * D + d] = z_total;
     }
     if (threadIdx.x == 0 && need_phi) {
         float m = 0.0f;

@@ -59,6 +59,8 @@ struct sla2k_problem {
     float *k_proj;          /* [BH, Nk, D] */
     float *v_absmax;        /* [BH, D] */
     float *phi_k_sum;       /* [BH, D] z_total */
+    float *phi_k_block_sum; /* [BH, Nk, D] z of each key block (kept-sum path) */
+    float *z_rem;           /* [BH, Nq, D] z_total minus the kept blocks' z (kept-sum path) */
     float *phi_k_max;       /* [BH] */
     __half *phi_k;          /* [BH, Lpad, D] fp16 phi(K), padded rows 0 */
     __half *v16;            /* [BH, Lpad, D] fp16 V, padded rows 0 */
@@ -75,6 +77,13 @@ struct sla2k_problem {
     float *o_sparse, *o_linear; /* [BH, L, D] fp32, SLA v1 only */
 };
 
+/* The sparse kernel's kept-sum path (SLA2 with block_q >= head_dim): it sums
+ * S_kept = sum phi(K_j)^T V_j over the kept blocks and needs z_rem. */
+static inline __host__ __device__ bool sla2k_kept_sum(const sla2k_problem &p)
+{
+    return p.use_linear && p.subtract_kept && p.block_q >= p.head_dim;
+}
+
 /* Stage launchers; each returns the launch's cudaError_t. */
 cudaError_t sla2k_launch_key_pass(const sla2k_problem &p, cudaStream_t stream);
 cudaError_t sla2k_launch_query_pool(const sla2k_problem &p, cudaStream_t stream);
@@ -83,6 +92,7 @@ cudaError_t sla2k_launch_value_quant(const sla2k_problem &p, cudaStream_t stream
 /* scores: [BH, Nq, Nk] floats of workspace; max_smem: the device's opt-in limit. */
 cudaError_t sla2k_launch_router(const sla2k_problem &p, cudaStream_t stream, float *scores, size_t max_smem);
 cudaError_t sla2k_launch_split_s(const sla2k_problem &p, cudaStream_t stream);
+cudaError_t sla2k_launch_z_rem(const sla2k_problem &p, cudaStream_t stream);
 cudaError_t sla2k_launch_v1_mix(const sla2k_problem &p, cudaStream_t stream);
 
 /* Shared memory the sparse kernel needs with `stages` buffers, in bytes. */

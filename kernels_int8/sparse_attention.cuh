@@ -1,11 +1,16 @@
 /* The block-sparse SLA2 kernel: one CTA per (query block, batch*head), one
- * warp per 16 query rows. For each kept key block, in ascending order:
+ * warp per 16 query rows. For each kept key block j, in ascending order:
  *   S = Q.K^T (INT8 mma with per-block scales, or FP16 mma in mode NONE),
  *   online softmax, O += P.V (FP8 e4m3 mma on sm_89+, or FP16 mma),
- *   and, for the linear branch, the kept blocks' share phi(Q).phi(K)^T.V
- *   that is subtracted from phi(Q).S_total in the epilogue.
- * The prologue quantises Q, computes phi(Q) and alpha; the epilogue mixes
- * O = alpha O_s + (1 - alpha) O_l and writes the output in its dtype. */
+ *   and, for SLA2's linear branch, S_kept += phi(K_j)^T V_j (D x D fp32,
+ *   spread over the CTA's warps: one D x 64 x D GEMM per block).
+ * The prologue quantises Q, computes phi(Q) and alpha; the epilogue forms
+ * S_total - S_kept and z_total - z_kept, computes
+ * O_l = phi(Q).(S_total - S_kept) / phi(Q).(z_total - z_kept), mixes
+ * O = alpha O_s + (1 - alpha) O_l and writes the output in its dtype.
+ * block_q 64 with D 128 (4 warps cannot hold S_kept in registers) keeps the
+ * per-row correction phi(Q).phi(K_j)^T.V_j, subtracted from phi(Q).S_total:
+ * there its FLOPs equal S_kept's (2 x 64 x 64 x 128 = 128 x 64 x 128). */
 #pragma once
 
 #include "kernels_fp8/fp8_common.cuh"
@@ -37,7 +42,9 @@ struct SparseSmem {
         v8_row_bytes = SLA2K_BLOCK_K + 16;
         q_bytes = parts * block_q * q_row_bytes;
         phiq_bytes = linear ? block_q * h_row_bytes : 0;
-        rows_bytes = 2 * block_q * 4 + 64 * 4;
+        /* alpha, phi(q).z, reductions; the last D floats are unused (removing
+         * them changes ptxas's allocation: re-check spills when you do) */
+        rows_bytes = 2 * block_q * 4 + 64 * 4 + (linear ? D * 4 : 0);
         k_bytes = parts * SLA2K_BLOCK_K * k_row_bytes;
         v_bytes = pv == SLA2K_PV_FP8 ? D * v8_row_bytes : SLA2K_BLOCK_K * h_row_bytes;
         phik_bytes = linear ? SLA2K_BLOCK_K * h_row_bytes : 0;
@@ -64,6 +71,9 @@ struct SparseSmem {
             off_vlin = off_phik + phik_bytes;
             stage_bytes = k_bytes + v_bytes > phik_bytes + vlin_bytes ? k_bytes + v_bytes : phik_bytes + vlin_bytes;
         }
+        /* The epilogue puts 64 columns of S at a time, as fp16 hi/lo, in
+         * [e][d] rows (2 x 64 x h_row_bytes) into the stage space: with the
+         * linear branch a stage holds at least the phi(K) and V16 tiles. */
         this->stages = stages;
         total = off_stage + stages * stage_bytes;
     }
@@ -94,6 +104,15 @@ __device__ __forceinline__ void load_b_pair(uint32_t (&b)[4], const char *base, 
 {
     int row = (lane & 7) + (lane >> 4) * 8;
     ldmatrix_x4(b, base + row * row_bytes + byte_col + ((lane >> 3) & 1) * 16);
+}
+
+/* A fragments (rows m0..m0+15, k0..k0+15) of the transpose of a [k][m]
+ * fp16 tile (phi(K) read as phi(K)^T), via .trans. */
+__device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const char *base, int row_bytes, int lane, int k0,
+                                             int m0)
+{
+    int row = k0 + (lane & 7) + (lane >> 4) * 8;
+    ldmatrix_x4_trans(a, base + row * row_bytes + (m0 + ((lane >> 3) & 1) * 8) * 2);
 }
 
 /* B fragments of two 8-col tiles of a [k][n] fp16 tile (V), via .trans. */
@@ -141,6 +160,28 @@ __device__ __forceinline__ void gemm_pv_f16(float (&out)[D / 8][4], const float 
             load_b_pair_trans(b, v_base, row_bytes, lane, c * 16, dp * 16);
             mma_f16_16816(out[2 * dp], a, b[0], b[1]);
             mma_f16_16816(out[2 * dp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* acc(16 x 8 n_tiles) += phi(K)^T(rows d0.., 64 keys) . V(64 keys, columns
+ * from e_tile0 * 8); phi(K) and V stored [key][d]. */
+template <int D>
+__device__ __forceinline__ void gemm_kept_sum(float (&acc)[D / 8][4], const char *phik_base, const char *v_base,
+                                              int row_bytes, int lane, int d0, int e_tile0, int n_tiles)
+{
+#pragma unroll
+    for (int ks = 0; ks < SLA2K_BLOCK_K / 16; ++ks) {
+        uint32_t a[4];
+        load_a_trans(a, phik_base, row_bytes, lane, ks * 16, d0);
+#pragma unroll
+        for (int np = 0; np < D / 16; ++np) {
+            if (2 * np < n_tiles) {
+                uint32_t b[4];
+                load_b_pair_trans(b, v_base, row_bytes, lane, ks * 16, (e_tile0 + 2 * np) * 8);
+                mma_f16_16816(acc[2 * np], a, b[0], b[1]);
+                mma_f16_16816(acc[2 * np + 1], a, b[2], b[3]);
+            }
         }
     }
 }
@@ -195,11 +236,11 @@ __device__ __forceinline__ void gemm_pv_fp8_as_f16(float (&out)[D / 8][4], const
 __device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* Prologue: Q block -> operand tile(s), phi(Q) (fp16), alpha and phi(q).z
- * per row. Leaves scale_q in cta_red[32] and the largest phi(q) row sum in
+ * per row (z: the block's z_rem with kept_sum, else z_total). Leaves scale_q in cta_red[32] and the largest phi(q) row sum in
  * cta_red[33]. */
 template <int D, int QK>
 __device__ void sparse_prologue(const sla2k_problem &p, char *smem, const SparseSmem &L, int bh, int row0,
-                                int nrows, bool need_phi, float *cta_red)
+                                int nrows, bool need_phi, bool kept_sum, float *cta_red)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int b = bh / p.heads, h = bh % p.heads;
@@ -242,7 +283,10 @@ __device__ void sparse_prologue(const sla2k_problem &p, char *smem, const Sparse
     float z[D / 32], w_alpha[D / 32];
 #pragma unroll
     for (int c = 0; c < D / 32; ++c) {
-        z[c] = need_phi ? p.phi_k_sum[(size_t)bh * D + lane + 32 * c] : 0.0f;
+        const int d = lane + 32 * c;
+        z[c] = !need_phi  ? 0.0f
+               : kept_sum ? p.z_rem[((size_t)bh * p.num_q_blocks + row0 / p.block_q) * D + d]
+                          : p.phi_k_sum[(size_t)bh * D + d];
         w_alpha[c] = p.alpha_kind == SLA2K_ALPHA_PER_ROW ? p.alpha_w[(size_t)h * D + lane + 32 * c] : 0.0f;
     }
     float head_alpha = 1.0f;
@@ -367,7 +411,8 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
     float *row_qz = row_alpha + p.block_q;
     float *cta_red = row_qz + p.block_q;
 
-    sparse_prologue<D, QK>(p, smem, L, bh, row0, nrows, linear, cta_red);
+    const bool kept_sum = sla2k_kept_sum(p);
+    sparse_prologue<D, QK>(p, smem, L, bh, row0, nrows, linear, kept_sum, cta_red);
     const float scale_q = cta_red[32];
     const float a_scale = pow2_scale_for(cta_red[33] * (linear ? p.phi_k_max[bh] : 0.0f), 14);
     const float a_unscale = 1.0f / a_scale;
@@ -376,14 +421,20 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
     const char *sq_lo = smem + L.off_q + (p.block_q + warp * 16) * L.q_row_bytes;
     const char *sphiq = smem + L.off_phiq + warp * 16 * L.h_row_bytes;
 
-    float o[D / 8][4], lin[D / 8][4];
+    /* corr: S_kept (kept_sum; this warp's 16 rows d0.. x n_tiles 8-column
+     * tiles from e_tile0) or the warp's rows of phi(Q).phi(K)^T.V. */
+    float o[D / 8][4], corr[D / 8][4];
 #pragma unroll
     for (int n = 0; n < D / 8; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-            o[n][e] = lin[n][e] = 0.0f;
+            o[n][e] = corr[n][e] = 0.0f;
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f}, lin_sum[2] = {0.0f, 0.0f};
     const bool subtract = linear && p.subtract_kept;
+    const int num_warps = p.block_q / 16;
+    const int n_tiles = D == 128 || num_warps * 16 == D ? D / 8 : D / 16;
+    const int d0 = (warp % (D / 16)) * 16;
+    const int e_tile0 = D == 128 ? 0 : (warp / (D / 16)) * n_tiles;
 
     const int *kept = p.kept_blocks + ((size_t)bh * p.num_q_blocks + qblock) * p.kept;
     const size_t head_rows = (size_t)bh * p.padded_len;
@@ -528,8 +579,10 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
             cp_async_wait<0>();
             __syncthreads();
         }
-        if (subtract) {
-            /* A = phi(Q).phi(K_j)^T; lin += A.V_j; lin_sum += rowsum(A). */
+        if (kept_sum) {
+            gemm_kept_sum<D>(corr, sphik, svlin, L.h_row_bytes, lane, d0, e_tile0, n_tiles);
+        } else if (subtract) {
+            /* A = phi(Q).phi(K_j)^T; corr += A.V_j; lin_sum += rowsum(A). */
 #pragma unroll
             for (int n = 0; n < 8; ++n)
                 s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
@@ -539,11 +592,35 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
                 lin_sum[0] += s[n][0] + s[n][1];
                 lin_sum[1] += s[n][2] + s[n][3];
             }
-            gemm_pv_f16<D>(lin, s, a_scale, svlin, L.h_row_bytes, lane);
+            gemm_pv_f16<D>(corr, s, a_scale, svlin, L.h_row_bytes, lane);
         }
     }
 
     /* Epilogue. */
+    /* kept_sum: corr becomes S_rem = S_total - S_kept, scaled by s_unscale. */
+    float s_unscale = linear ? p.s_scale[bh] : 1.0f, s_rem_scale = 1.0f;
+    if (kept_sum) {
+        const float *s_total = p.s_total + (size_t)bh * D * D; /* [e][d] */
+        float mx = 0.0f;
+#pragma unroll
+        for (int nn = 0; nn < D / 8; ++nn)
+            if (nn < n_tiles)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int d = d0 + g + (e >> 1) * 8, col = (e_tile0 + nn) * 8 + 2 * t + (e & 1);
+                    corr[nn][e] = s_total[(size_t)col * D + d] - corr[nn][e];
+                    mx = fmaxf(mx, fabsf(corr[nn][e]));
+                }
+        mx = warp_max(mx);
+        if (lane == 0)
+            cta_red[warp] = mx;
+        __syncthreads();
+        mx = 0.0f;
+        for (int w = 0; w < num_warps; ++w)
+            mx = fmaxf(mx, cta_red[w]);
+        s_rem_scale = pow2_scale_for(mx, 14);
+        s_unscale = 1.0f / s_rem_scale;
+    }
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 1);
@@ -558,79 +635,86 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
     for (int half = 0; half < 2; ++half) {
         alpha[half] = row_alpha[r_local[half]];
         if (linear)
-            den[half] = row_qz[r_local[half]] - (subtract ? lin_sum[half] : 0.0f) + 1e-6f;
+            den[half] = row_qz[r_local[half]] - (subtract && !kept_sum ? lin_sum[half] : 0.0f) + 1e-6f;
     }
-    const float s_scale = linear ? p.s_scale[bh] : 1.0f;
-    const __half *s_hi = linear ? p.s_hi + (size_t)bh * D * D : nullptr;
-    const __half *s_lo = linear ? p.s_lo + (size_t)bh * D * D : nullptr;
-    /* S_total's two fp16 halves go to the (now free) stage buffers where they fit. */
-    const bool s_in_smem = linear && L.stages * L.stage_bytes >= 2 * D * L.h_row_bytes;
-    const char *ss_hi = smem + L.off_stage, *ss_lo = smem + L.off_stage + D * L.h_row_bytes;
-    if (s_in_smem) {
-        __syncthreads();
-        copy_tile_async<D, 2 * D>(smem + L.off_stage, L.h_row_bytes, s_hi);
-        copy_tile_async<D, 2 * D>(smem + L.off_stage + D * L.h_row_bytes, L.h_row_bytes, s_lo);
-        cp_async_commit();
-        cp_async_wait<0>();
-        __syncthreads();
-    }
+    /* phi(Q).S, 64 columns e at a time: S (S_rem, or S_total's halves) as
+     * fp16 hi/lo in [e][d] rows in the freed stage buffers. */
+    char *ss_hi = smem + L.off_stage, *ss_lo = smem + L.off_stage + 64 * L.h_row_bytes;
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-        float num[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int c = 0; c < D / 64; ++c) {
         if (linear) {
-            /* phi(Q).S_total for columns n*8..n*8+7. */
+            __syncthreads(); /* the stage buffers (or the previous chunk) are read */
+            if (kept_sum) {
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks) {
-                uint32_t a[4];
-                load_a(a, sphiq, L.h_row_bytes, lane, ks * 32);
-                uint32_t bh0, bh1, bl0, bl1;
-                if (s_in_smem) {
-                    const int off = (n * 8 + g) * L.h_row_bytes + (ks * 16 + 2 * t) * 2;
-                    bh0 = *reinterpret_cast<const uint32_t *>(ss_hi + off);
-                    bh1 = *reinterpret_cast<const uint32_t *>(ss_hi + off + 16);
-                    bl0 = *reinterpret_cast<const uint32_t *>(ss_lo + off);
-                    bl1 = *reinterpret_cast<const uint32_t *>(ss_lo + off + 16);
-                } else {
-                    const __half *hi = s_hi + (size_t)(n * 8 + g) * D + ks * 16 + 2 * t;
-                    const __half *lo = s_lo + (size_t)(n * 8 + g) * D + ks * 16 + 2 * t;
-                    bh0 = *reinterpret_cast<const uint32_t *>(hi);
-                    bh1 = *reinterpret_cast<const uint32_t *>(hi + 8);
-                    bl0 = *reinterpret_cast<const uint32_t *>(lo);
-                    bl1 = *reinterpret_cast<const uint32_t *>(lo + 8);
-                }
-                mma_f16_16816(num, a, bh0, bh1);
-                mma_f16_16816(num, a, bl0, bl1);
+                for (int nn = 0; nn < D / 8; ++nn)
+                    if (nn < n_tiles && (e_tile0 + nn) / 8 == c)
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int d = d0 + g + (e >> 1) * 8, col = (e_tile0 + nn) * 8 + 2 * t + (e & 1);
+                            const float x = corr[nn][e] * s_rem_scale;
+                            const __half hi = __float2half_rn(x);
+                            const int off = (col - 64 * c) * L.h_row_bytes + d * 2;
+                            *reinterpret_cast<__half *>(ss_hi + off) = hi;
+                            *reinterpret_cast<__half *>(ss_lo + off) = __float2half_rn(x - __half2float(hi));
+                        }
+            } else {
+                copy_tile_async<64, 2 * D>(ss_hi, L.h_row_bytes, p.s_hi + (size_t)bh * D * D + (size_t)c * 64 * D);
+                copy_tile_async<64, 2 * D>(ss_lo, L.h_row_bytes, p.s_lo + (size_t)bh * D * D + (size_t)c * 64 * D);
+                cp_async_commit();
+                cp_async_wait<0>();
             }
+            __syncthreads();
         }
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int half = e >> 1;
-            const int r = r_local[half];
-            if (r >= nrows)
-                continue;
-            const int d = n * 8 + 2 * t + (e & 1);
-            float os = o[n][e];
-            if (PV != SLA2K_PV_F16)
-                os = os * (p.v_absmax[(size_t)bh * D + d] / SLA2K_FP8_MAX / SLA2K_FP8_MAX);
-            os = os / l_run[half];
-            float ol = 0.0f;
+        for (int np = 0; np < 4; ++np) {
+            float num[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
             if (linear) {
-                float nm = num[e] * s_scale;
-                if (subtract)
-                    nm -= lin[n][e] * a_unscale;
-                ol = nm / den[half];
+#pragma unroll
+                for (int ks = 0; ks < D / 16; ++ks) {
+                    uint32_t a[4], b_hi[4], b_lo[4];
+                    load_a(a, sphiq, L.h_row_bytes, lane, ks * 32);
+                    load_b_pair(b_hi, ss_hi + np * 16 * L.h_row_bytes, L.h_row_bytes, lane, ks * 32);
+                    load_b_pair(b_lo, ss_lo + np * 16 * L.h_row_bytes, L.h_row_bytes, lane, ks * 32);
+                    mma_f16_16816(num[0], a, b_hi[0], b_hi[1]);
+                    mma_f16_16816(num[0], a, b_lo[0], b_lo[1]);
+                    mma_f16_16816(num[1], a, b_hi[2], b_hi[3]);
+                    mma_f16_16816(num[1], a, b_lo[2], b_lo[3]);
+                }
             }
-            const int64_t row = row0 + r;
-            if (p.sla_v1) {
-                const size_t idx = ((size_t)bh * p.seq_len + row) * D + d;
-                p.o_sparse[idx] = os;
-                p.o_linear[idx] = ol;
-            } else {
-                const float out = linear ? alpha[half] * os + (1.0f - alpha[half]) * ol : alpha[half] * os;
-                store_out(p.out,
-                           (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h + row * p.out_stride_l +
-                               (int64_t)d * p.out_stride_d,
-                           p.out_dtype, out);
+#pragma unroll
+            for (int q = 0; q < 2; ++q) {
+                const int n = c * 8 + np * 2 + q;
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int half = e >> 1;
+                    const int r = r_local[half];
+                    if (r >= nrows)
+                        continue;
+                    const int d = n * 8 + 2 * t + (e & 1);
+                    float os = o[n][e];
+                    if (PV != SLA2K_PV_F16)
+                        os = os * (p.v_absmax[(size_t)bh * D + d] / SLA2K_FP8_MAX / SLA2K_FP8_MAX);
+                    os = os / l_run[half];
+                    float ol = 0.0f;
+                    if (linear) {
+                        float nm = num[q][e] * s_unscale;
+                        if (subtract && !kept_sum)
+                            nm -= corr[n][e] * a_unscale;
+                        ol = nm / den[half];
+                    }
+                    const int64_t row = row0 + r;
+                    if (p.sla_v1) {
+                        const size_t idx = ((size_t)bh * p.seq_len + row) * D + d;
+                        p.o_sparse[idx] = os;
+                        p.o_linear[idx] = ol;
+                    } else {
+                        const float out = linear ? alpha[half] * os + (1.0f - alpha[half]) * ol : alpha[half] * os;
+                        store_out(p.out,
+                                  (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h + row * p.out_stride_l +
+                                      (int64_t)d * p.out_stride_d,
+                                  p.out_dtype, out);
+                    }
+                }
             }
         }
     }

@@ -90,6 +90,8 @@ size_t carve_workspace(sla2k_problem &p, char *base, size_t *zeroed_bytes, float
     p.kept_blocks = c.take<int>(bh * nq * p.kept);
     p.v16 = (p.pv == SLA2K_PV_F16 || p.use_linear) ? c.take<__half>(rows * D) : nullptr;
     p.phi_k = p.use_linear ? c.take<__half>(rows * D) : nullptr;
+    p.phi_k_block_sum = sla2k_kept_sum(p) ? c.take<float>(bh * nk * D) : nullptr;
+    p.z_rem = sla2k_kept_sum(p) ? c.take<float>(bh * nq * D) : nullptr;
     p.k8 = p.qk == SLA2K_QK_INT8 ? c.take<int8_t>(rows * D) : nullptr;
     p.k_scale = c.take<float>(bh * nk);
     p.v8t = p.pv == SLA2K_PV_FP8 ? c.take<uint8_t>(rows * D) : nullptr;
@@ -272,6 +274,8 @@ static sla2_status forward_on_device(sla2_context *ctx, const sla2_attention_pro
         if ((status = sla2_cuda_phik_t_v(ctx, st, p)) != SLA2_OK)
             return status;
         LAUNCH(sla2k_launch_split_s(p, s));
+        if (sla2k_kept_sum(p))
+            LAUNCH(sla2k_launch_z_rem(p, s));
     }
     LAUNCH(mark(st, timed, 3));
     LAUNCH(sla2k_launch_sparse(p, s));

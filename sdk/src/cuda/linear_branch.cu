@@ -1,7 +1,8 @@
 /* The linear branch's dense parts: S_total = phi(K)^T V per (batch, head)
  * through cuBLASLt (fp16 inputs, fp32 accumulation and output), its split
- * into two fp16 halves for the sparse kernel's epilogue, and SLA v1's
- * output projection O = O_s + W O_l + b. */
+ * into two fp16 halves for the sparse kernel's epilogue, z_total minus the
+ * kept blocks' z per query block, and SLA v1's output projection
+ * O = O_s + W O_l + b. */
 #include "cuda_backend.h"
 
 #include "kernels_int8/device_common.cuh"
@@ -36,6 +37,26 @@ __global__ void __launch_bounds__(256) split_s_kernel(const sla2k_problem p)
         p.s_scale[bh] = 1.0f / f;
 }
 
+/* z_rem[bh][i][d] = z_total[d] - sum over query block i's kept key blocks j
+ * of z_j[d]: the denominator's complement for the sparse kernel's kept-sum
+ * path. One thread per channel. */
+__global__ void z_rem_kernel(const sla2k_problem p)
+{
+    const int i = blockIdx.x, bh = blockIdx.y, D = p.head_dim, d = threadIdx.x;
+    const int *kept = p.kept_blocks + ((size_t)bh * p.num_q_blocks + i) * p.kept;
+    const float *zb = p.phi_k_block_sum + (size_t)bh * p.num_k_blocks * D + d;
+    float z4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    int it = 0;
+    for (; it + 4 <= p.kept; it += 4)
+#pragma unroll
+        for (int u = 0; u < 4; ++u)
+            z4[u] += zb[(size_t)kept[it + u] * D];
+    for (; it < p.kept; ++it)
+        z4[0] += zb[(size_t)kept[it] * D];
+    p.z_rem[((size_t)bh * p.num_q_blocks + i) * D + d] =
+        p.phi_k_sum[(size_t)bh * D + d] - ((z4[0] + z4[1]) + (z4[2] + z4[3]));
+}
+
 /* SLA v1: out[r][e] = O_s[r][e] + sum_d W[e][d] O_l[r][d] + b[e]. */
 constexpr int kMixRows = 16;
 __global__ void __launch_bounds__(128) v1_mix_kernel(const sla2k_problem p)
@@ -67,6 +88,12 @@ __global__ void __launch_bounds__(128) v1_mix_kernel(const sla2k_problem p)
 cudaError_t sla2k_launch_split_s(const sla2k_problem &p, cudaStream_t stream)
 {
     split_s_kernel<<<p.batch * p.heads, 256, 0, stream>>>(p);
+    return cudaGetLastError();
+}
+
+cudaError_t sla2k_launch_z_rem(const sla2k_problem &p, cudaStream_t stream)
+{
+    z_rem_kernel<<<dim3(p.num_q_blocks, p.batch * p.heads), p.head_dim, 0, stream>>>(p);
     return cudaGetLastError();
 }
 
