@@ -156,15 +156,18 @@ START_TEST(loader_names_missing_and_misshaped_tensors)
 }
 END_TEST
 
-/* Weight-only INT8 / FP8 storage of the blocks' linears against float32
- * weights. Per element, dequantising is within half a step of the weight
- * (INT8: scale / 2; e4m3: 2^-4 relative above its normal range's bottom,
- * 2^-10 scale below). The forward's error is measured against the f32
+/* Weight-only INT8 / FP8 and BF16 storage of the blocks' linears against
+ * float32 weights. Per element, dequantising is within half a step of the
+ * weight (INT8: scale / 2; e4m3: 2^-4 relative above its normal range's
+ * bottom, 2^-10 scale below; bf16: 2^-8 relative, its 8 significant bits
+ * rounded to nearest). The forward's error is measured against the f32
  * forward (not the PyTorch fixture): INT8's rounding is ~0.4% of a row's
- * RMS per weight, e4m3's ~2.5%; through 2 blocks the measured output
- * errors are 2.4e-3 (int8) and 1.5e-2 (fp8), so the bounds are 1e-2 and
- * 5e-2: loose enough for float noise, tight enough that a wrong scale or
- * a transposed dequantisation (rel L2 of 1 and more) fails. */
+ * RMS per weight, e4m3's ~2.5%, bf16's ~0.1% (2^-8 / sqrt(3) relative);
+ * through 2 blocks the measured output errors are 2.4e-3 (int8), 1.5e-2
+ * (fp8) and 1.1e-3 (bf16), so the bounds are 1e-2, 5e-2 and 5e-3: loose
+ * enough for float noise, tight enough that a wrong scale, a transposed
+ * dequantisation (rel L2 of 1 and more) or bf16 truncated to fewer bits
+ * (int8-like 4e-3 per weight and more) fails. */
 START_TEST(weight_only_storage_is_close_to_f32)
 {
     fixture f;
@@ -172,30 +175,41 @@ START_TEST(weight_only_storage_is_close_to_f32)
     float *ref = malloc(f.video_elems * sizeof *ref), *out = malloc(f.video_elems * sizeof *out);
     run_forward(&f, 1, 1.0f, SLA2_QUANT_NONE, ref);
     const sla2_model_config *c = &f.config;
-    /* each quantised linear: out x in floats become out x in bytes plus out scales */
-    size_t saved = 0, linears[4][2] = {{c->dim, c->dim}, {c->dim, c->dim}, {c->ffn_dim, c->dim}, {c->dim, c->ffn_dim}};
-    for (int i = 0; i < 4; i++)
-        saved += (size_t)c->num_layers * (i < 2 ? 4 : 1) * (3 * linears[i][0] * linears[i][1] - 4 * linears[i][0]);
+    /* each quantised linear: out x in floats become out x in bytes plus out scales; with bf16, out x in
+       2-byte codes and no scales */
+    size_t linear_weights = 0, linear_rows = 0;
+    size_t linears[4][2] = {{c->dim, c->dim}, {c->dim, c->dim}, {c->ffn_dim, c->dim}, {c->dim, c->ffn_dim}};
+    for (int i = 0; i < 4; i++) {
+        linear_weights += (size_t)c->num_layers * (i < 2 ? 4 : 1) * linears[i][0] * linears[i][1];
+        linear_rows += (size_t)c->num_layers * (i < 2 ? 4 : 1) * linears[i][0];
+    }
     const size_t f32_bytes = f.weights.resident_bytes;
     ck_assert_uint_eq(f32_bytes, f.weights.total_floats * sizeof(float));
     const dit_linear *f32_ffn = &f.weights.blocks[0].ffn0;
-    const double bound[3] = {0, 1e-2, 5e-2};
-    for (int storage = DIT_WEIGHTS_INT8; storage <= DIT_WEIGHTS_FP8; storage++) {
+    const char *const names[4] = {"f32", "int8", "fp8", "bf16"};
+    const double bound[4] = {0, 1e-2, 5e-2, 5e-3};
+    for (int storage = DIT_WEIGHTS_INT8; storage <= DIT_WEIGHTS_BF16; storage++) {
         char err[512];
         dit_weights quantised;
         ck_assert_msg(dit_weights_load_as(c, f.weights_file, (dit_weight_storage)storage, &quantised, err,
                                           sizeof err) == SLA2_OK, "%s", err);
+        const int bf16 = storage == DIT_WEIGHTS_BF16;
+        const size_t saved = bf16 ? 2 * linear_weights : 3 * linear_weights - 4 * linear_rows;
         ck_assert_uint_eq(quantised.resident_bytes, f32_bytes - saved);
         const dit_linear *q = &quantised.blocks[0].ffn0;
         ck_assert(q->weight == NULL && q->codes != NULL && q->storage == (dit_weight_storage)storage);
+        ck_assert(bf16 ? q->scale == NULL : q->scale != NULL);
         float *rows = malloc((size_t)q->out * (size_t)q->in * sizeof *rows);
         op_dequantise_rows(q, 0, q->out, rows);
         for (int o = 0; o < q->out; o++)
             for (int i = 0; i < q->in; i++) {
                 float w = f32_ffn->weight[o * q->in + i], d = rows[o * q->in + i];
                 float tol = storage == DIT_WEIGHTS_INT8 ? 0.5f * q->scale[o] * 1.0001f
-                                                       : fmaxf(fabsf(w) * 0.0625f, q->scale[o] * 0x1p-10f) * 1.0001f;
+                            : bf16               ? fabsf(w) * 0x1p-8f
+                                                 : fmaxf(fabsf(w) * 0.0625f, q->scale[o] * 0x1p-10f) * 1.0001f;
                 ck_assert_msg(fabsf(w - d) <= tol, "ffn.0[%d][%d]: %g dequantised to %g", o, i, w, d);
+                if (bf16) /* round to nearest even, as the safetensors reader's inverse */
+                    ck_assert_uint_eq(((const uint16_t *)q->codes)[o * q->in + i], sla2_float_to_bf16(w));
             }
         free(rows);
         dit_weights keep = f.weights;
@@ -204,11 +218,88 @@ START_TEST(weight_only_storage_is_close_to_f32)
         f.weights = keep;
         double rel = rel_l2(out, ref, f.video_elems);
         printf("DiT forward with %s weights vs f32 weights: rel L2 %.3e; weights %zu -> %zu bytes\n",
-               storage == DIT_WEIGHTS_INT8 ? "int8" : "fp8", rel, f32_bytes, quantised.resident_bytes);
+               names[storage], rel, f32_bytes, quantised.resident_bytes);
         ck_assert_msg(rel < bound[storage], "rel L2 %.3g", rel);
         dit_weights_free(&quantised, NULL, c->num_layers);
     }
     free(ref), free(out);
+    fixture_free(&f);
+}
+END_TEST
+
+/* BF16 storage of a bf16 checkpoint (Wan's own format) keeps its bits: the
+ * reader widens them exactly and rounding back to nearest even is the
+ * identity, signed zero, subnormals and the largest finite value included.
+ * Through the model API (a runtime file's `weights: bf16`) the linears take
+ * half their float32 bytes and the info says so. */
+START_TEST(bf16_storage_keeps_bf16_checkpoints_and_halves_the_linears)
+{
+    fixture f;
+    fixture_load(&f);
+    char path[256], err[512];
+    snprintf(path, sizeof path, "/tmp/sla2_test_dit_bf16_%d.safetensors", (int)getpid());
+    size_t n = sla2_safetensors_count(f.weights_file);
+    sla2_st_write_tensor *tensors = calloc(n, sizeof *tensors);
+    const dit_linear *ffn = &f.weights.blocks[0].ffn0;
+    size_t elems = (size_t)ffn->out * (size_t)ffn->in;
+    uint16_t *bits = malloc(elems * sizeof *bits);
+    for (size_t i = 0; i < elems; i++)
+        bits[i] = sla2_float_to_bf16(ffn->weight[i] * 3.7f);
+    const uint16_t special[] = {0x8000, 0x0001, 0x807f, 0x7f7f, 0xff7f, 0x0080};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        bits[i * 97] = special[i];
+    for (size_t i = 0; i < n; i++) {
+        const sla2_st_tensor *t = sla2_safetensors_at(f.weights_file, i);
+        tensors[i] = (sla2_st_write_tensor){t->name, t->dtype, t->ndim, t->shape, t->data};
+        if (!strcmp(t->name, "blocks.0.ffn.0.weight"))
+            tensors[i].dtype = SLA2_ST_BF16, tensors[i].data = bits;
+    }
+    ck_assert_msg(sla2_safetensors_write(path, tensors, n, NULL, NULL, 0, err, sizeof err) == SLA2_OK, "%s", err);
+    sla2_safetensors *st = NULL;
+    ck_assert_int_eq(sla2_safetensors_open(path, &st, err, sizeof err), SLA2_OK);
+    dit_weights w;
+    ck_assert_msg(dit_weights_load_as(&f.config, st, DIT_WEIGHTS_BF16, &w, err, sizeof err) == SLA2_OK, "%s", err);
+    const dit_linear *q = &w.blocks[0].ffn0;
+    ck_assert(q->storage == DIT_WEIGHTS_BF16 && q->codes != NULL);
+    for (size_t i = 0; i < elems; i++)
+        ck_assert_msg(((const uint16_t *)q->codes)[i] == bits[i], "[%zu]: 0x%04x loaded as 0x%04x", i, bits[i],
+                      ((const uint16_t *)q->codes)[i]);
+    dit_weights_free(&w, NULL, f.config.num_layers);
+    sla2_safetensors_close(st);
+    remove(path);
+    free(bits), free(tensors);
+
+    sla2_context *ctx = test_cpu_context(0);
+    sla2_model *f32_model = NULL, *bf16_model = NULL;
+    ck_assert_status(sla2_model_load(ctx, FIXTURE_DIR "/dit/model.yaml", FIXTURE_DIR "/dit/weights.safetensors",
+                                     &f32_model), SLA2_OK);
+    snprintf(path, sizeof path, "/tmp/sla2_test_dit_bf16_%d.yaml", (int)getpid());
+    FILE *file = fopen(path, "w");
+    fputs("weights: bf16\n", file);
+    fclose(file);
+    sla2_model_load_options o;
+    sla2_model_load_options_default(&o);
+    o.runtime_path = path;
+    ck_assert_status(sla2_model_load_with_options(ctx, FIXTURE_DIR "/dit/model.yaml",
+                                                  FIXTURE_DIR "/dit/weights.safetensors", &o, &bf16_model), SLA2_OK);
+    sla2_model_info f32_info = {.size = sizeof f32_info}, bf16_info = {.size = sizeof bf16_info};
+    ck_assert_status(sla2_model_get_info(ctx, f32_model, &f32_info), SLA2_OK);
+    ck_assert_status(sla2_model_get_info(ctx, bf16_model, &bf16_info), SLA2_OK);
+    ck_assert_int_eq(f32_info.weight_storage, SLA2_WEIGHTS_F32);
+    ck_assert_int_eq(bf16_info.weight_storage, SLA2_WEIGHTS_BF16);
+    const sla2_model_config *c = &f.config;
+    size_t linear_weights = (size_t)c->num_layers * (8 * (size_t)c->dim * c->dim + 2 * (size_t)c->dim * c->ffn_dim);
+    ck_assert_uint_eq(f32_info.weight_bytes - bf16_info.weight_bytes, linear_weights * 2); /* 4 -> 2 bytes each */
+    printf("weights: bf16 storage %zu bytes, f32 %zu (the linears' %zu halved)\n", bf16_info.weight_bytes,
+           f32_info.weight_bytes, linear_weights * 4);
+    /* the pipeline takes the same file for a model loaded from it */
+    sla2_pipeline *p = NULL;
+    ck_assert_status(sla2_pipeline_create(ctx, bf16_model, path, &p), SLA2_OK);
+    sla2_pipeline_free(p);
+    sla2_model_free(bf16_model);
+    sla2_model_free(f32_model);
+    remove(path);
+    sla2_context_free(ctx);
     fixture_free(&f);
 }
 END_TEST
@@ -238,7 +329,7 @@ START_TEST(model_load_options_errors)
     ck_assert_status(sla2_model_load_with_options(ctx, FIXTURE_DIR "/dit/model.yaml",
                                                   FIXTURE_DIR "/dit/weights.safetensors", &o, &model),
                      SLA2_ERR_INVALID_VALUE);
-    ck_assert_msg(strstr(sla2_context_last_error(ctx), ":2:10: weights: expected one of f32, int8, fp8; got int4"),
+    ck_assert_msg(strstr(sla2_context_last_error(ctx), ":2:10: weights: expected one of f32, int8, fp8, bf16; got int4"),
                   "%s", sla2_context_last_error(ctx));
     file = fopen(path, "w");
     fputs("weights: fp8\n", file);
@@ -263,6 +354,7 @@ int main(void)
     tcase_add_test(tc, dense_forward_matches_pytorch_reference);
     tcase_add_test(tc, loader_names_missing_and_misshaped_tensors);
     tcase_add_test(tc, weight_only_storage_is_close_to_f32);
+    tcase_add_test(tc, bf16_storage_keeps_bf16_checkpoints_and_halves_the_linears);
     tcase_add_test(tc, model_load_options_errors);
     suite_add_tcase(suite, tc);
     return run_suite(suite);

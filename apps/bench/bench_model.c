@@ -3,18 +3,18 @@
  * tokens), random weights, dense attention against SLA2, with a
  * per-operator time breakdown and the weights' resident memory.
  *
- *   sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8] [--runs N]
+ *   sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8|bf16] [--runs N]
  *                    [--topk F] [--quant none|int8|int8_fp8] [--block-q 64|128] [--no-dense]
  *
  * The weights are written as a random BF16 safetensors file to /tmp (the
  * SDK's writer), loaded through the real loader (the blocks' linears
- * quantised there for --weights-storage int8|fp8) and moved to the GPU
+ * quantised there for --weights-storage int8|fp8, rounded to bf16 for bf16) and moved to the GPU
  * through the CUDA operator table, then the file is removed. Each mode runs
  * one warm-up forward, then --runs timed forwards (wall clock of
  * dit_forward: host patchify, upload, the blocks, download), and reports
  * the median; then one more forward with CUDA events around every operator,
  * summed per class:
- *   gemm        linears (cuBLASLt, TF32)
+ *   gemm        linears (cuBLASLt: TF32; bf16 with --weights-storage bf16, incl. rounding the inputs)
  *   norms       LayerNorm and the Q/K RMSNorm
  *   rope        3-D RoPE on Q and K
  *   attention   self-attention (the SLA2 operator, or its dense setting)
@@ -209,7 +209,7 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static const char *const storage_names[] = {"f32", "int8", "fp8"};
+static const char *const storage_names[] = {"f32", "int8", "fp8", "bf16"};
 
 typedef struct options {
     const char *config_path;
@@ -224,18 +224,28 @@ typedef struct options {
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8]\n"
+    fprintf(to, "usage: sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8|bf16]\n"
                 "                        [--runs N] [--topk F] [--quant none|int8|int8_fp8] [--block-q 64|128]\n"
                 "                        [--no-dense]\n"
                 "  --config   model architecture (default configs/models/wan2.1-t2v-1.3b.yaml)\n"
                 "  --backend  where the DiT runs (default cuda; cpu: no per-operator breakdown)\n"
-                "  --weights-storage  the blocks' linear weights as float32 (default), or weight-only\n"
-                "             INT8 / FP8 e4m3 with a scale per output channel, dequantised before each GEMM\n"
+                "  --weights-storage  the blocks' linear weights as float32 (default); weight-only INT8 /\n"
+                "             FP8 e4m3 with a scale per output channel, dequantised before each GEMM; or\n"
+                "             bfloat16, run as bf16 GEMMs on activations rounded to bf16 (CUDA)\n"
                 "  --runs     timed forwards per mode, median reported (default 5)\n"
                 "  --topk     SLA2's kept fraction of key blocks (default 0.03: 97%% sparsity)\n"
                 "  --quant    SLA2's quantisation (default int8_fp8)\n"
                 "  --block-q  SLA2's query block (default 128; block_k is 64)\n"
                 "  --no-dense skip the dense-attention forward\n");
+}
+
+/* The dit_weight_storage named name, or -1. */
+static int storage_of(const char *name)
+{
+    for (int i = 0; i < (int)(sizeof storage_names / sizeof storage_names[0]); i++)
+        if (!strcmp(name, storage_names[i]))
+            return i;
+    return -1;
 }
 
 /* 1: parsed; 0: bad input (said on stderr); -1: --help was printed */
@@ -262,10 +272,8 @@ static int parse(int argc, char **argv, options *o)
             o->config_path = val;
         else if (!strcmp(a, "--backend") && (!strcmp(val, "cuda") || !strcmp(val, "cpu")))
             o->backend = !strcmp(val, "cpu") ? SLA2_BACKEND_CPU : SLA2_BACKEND_CUDA;
-        else if (!strcmp(a, "--weights-storage") &&
-                 (!strcmp(val, "f32") || !strcmp(val, "int8") || !strcmp(val, "fp8")))
-            o->storage = !strcmp(val, "f32") ? DIT_WEIGHTS_F32 : !strcmp(val, "int8") ? DIT_WEIGHTS_INT8
-                                                                                      : DIT_WEIGHTS_FP8;
+        else if (!strcmp(a, "--weights-storage") && storage_of(val) >= 0)
+            o->storage = (dit_weight_storage)storage_of(val);
         else if (!strcmp(a, "--runs") && (o->runs = (int)strtol(val, &end, 10)) > 0 && !*end)
             ;
         else if (!strcmp(a, "--topk") && (o->topk = strtof(val, &end)) > 0.0f && o->topk <= 1.0f && !*end)

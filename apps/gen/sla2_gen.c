@@ -45,10 +45,11 @@ static void usage(FILE *to)
         "  --topk T                share of key blocks kept in every layer, (0, 1]\n"
         "  --quant none|int8|int8_fp8  quantisation of every layer's sparse branch\n"
         "  --backend cpu|cuda|auto where the DiT runs (default auto: CUDA when a GPU is usable, else CPU)\n"
-        "  --weights-storage f32|int8|fp8  how the blocks' linear weights are held: float32, or weight-only\n"
-        "                          INT8 / FP8 e4m3 with a scale per output channel (a quarter of the\n"
-        "                          memory, dequantised before each GEMM: not faster) (default: the\n"
-        "                          runtime's `weights`, f32)\n"
+        "  --weights-storage f32|int8|fp8|bf16  how the blocks' linear weights are held: float32;\n"
+        "                          weight-only INT8 / FP8 e4m3 with a scale per output channel (a quarter\n"
+        "                          of the memory, dequantised before each GEMM: not faster); or bfloat16\n"
+        "                          (half the memory; bf16 GEMMs on CUDA) (default: the runtime's\n"
+        "                          `weights`, f32)\n"
         "  --out FILE.y4m          the video as Y4M (default out/video.y4m)\n"
         "  --png FILE.png          a strip of 8 frames side by side as PNG\n"
         "  --frames-dir DIR        every frame as DIR/frame_NNN.png\n"
@@ -141,7 +142,8 @@ static int parse_args(int argc, char **argv, gen_args *a)
             if (!strcmp(v, "f32")) a->weight_storage = SLA2_WEIGHTS_F32;
             else if (!strcmp(v, "int8")) a->weight_storage = SLA2_WEIGHTS_INT8;
             else if (!strcmp(v, "fp8")) a->weight_storage = SLA2_WEIGHTS_FP8;
-            else return die("--weights-storage: expected f32, int8 or fp8, got '%s'", v);
+            else if (!strcmp(v, "bf16")) a->weight_storage = SLA2_WEIGHTS_BF16;
+            else return die("--weights-storage: expected f32, int8, fp8 or bf16, got '%s'", v);
         } else if (!strcmp(f, "--backend")) {
             if (!strcmp(v, "cpu")) a->backend = SLA2_BACKEND_CPU;
             else if (!strcmp(v, "cuda")) a->backend = SLA2_BACKEND_CUDA;
@@ -293,7 +295,7 @@ int main(int argc, char **argv)
     gen.prompt = a.prompt, gen.text_embedding_path = a.text_embedding;
     gen.seed = a.seed, gen.steps = a.steps, gen.guidance = a.guidance, gen.shift = a.shift, gen.sampler = a.sampler;
     gen.on_step = on_step, gen.user = &a;
-    static const char *const storage_names[] = {"f32", "int8", "fp8"};
+    static const char *const storage_names[] = {"f32", "int8", "fp8", "bf16"};
     printf("model: %s (%d layers, %lld tokens), %s; weights %s, %.1f MB resident\n", info.name, info.num_layers,
            (long long)info.tokens, sla2_context_device_name(ctx), storage_names[info.weight_storage],
            (double)info.weight_bytes / 1e6);

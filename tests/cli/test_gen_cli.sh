@@ -22,6 +22,11 @@ expect_fail() { # expected-substring, then the arguments
 "$gen" "${model[@]}" "${emb[@]}" --steps 2 --guidance 1 --quiet --out "$work/v.y4m" --png "$work/strip.png" >/dev/null \
   || { echo "FAIL: generation"; failures=$((failures + 1)); }
 head -c 9 "$work/v.y4m" | grep -q YUV4MPEG2 || { echo "FAIL: no Y4M header"; failures=$((failures + 1)); }
+"$gen" "${model[@]}" "${emb[@]}" --steps 1 --guidance 1 --quiet --weights-storage bf16 --out "$work/b.y4m" |
+  grep -q "weights bf16" || { echo "FAIL: --weights-storage bf16"; failures=$((failures + 1)); }
+printf 'weights: bf16\n' >"$work/bf16.yaml"
+"$gen" "${model[@]}" "${emb[@]}" --steps 1 --guidance 1 --quiet --runtime "$work/bf16.yaml" --out "$work/b.y4m" |
+  grep -q "weights bf16" || { echo "FAIL: runtime weights: bf16"; failures=$((failures + 1)); }
 [ "$(head -c 8 "$work/strip.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || { echo "FAIL: no PNG"; failures=$((failures + 1)); }
 "$gen" --help | grep -q -- "--text-embedding" || { echo "FAIL: --help"; failures=$((failures + 1)); }
 
@@ -33,7 +38,7 @@ expect_fail "--quant: expected none, int8 or int8_fp8" "${model[@]}" "${emb[@]}"
 expect_fail "--sampler: expected unipc or euler" "${model[@]}" "${emb[@]}" --sampler ddim
 expect_fail "--attention: expected dense or sla2" "${model[@]}" "${emb[@]}" --attention sparse
 expect_fail "--backend: expected cpu, cuda or auto" "${model[@]}" "${emb[@]}" --backend tpu
-expect_fail "--weights-storage: expected f32, int8 or fp8" "${model[@]}" "${emb[@]}" --weights-storage int4
+expect_fail "--weights-storage: expected f32, int8, fp8 or bf16" "${model[@]}" "${emb[@]}" --weights-storage int4
 printf 'weights: fp4\n' >"$work/bad-weights.yaml"
 expect_fail "bad-weights.yaml:1:" "${model[@]}" "${emb[@]}" --runtime "$work/bad-weights.yaml"
 expect_fail "--seed: needs a value" "${model[@]}" "${emb[@]}" --seed

@@ -266,8 +266,8 @@ static const runtime_case runtime_cases[] = {
     {"", "block_q: 64", "steps: 4", SLA2_ERR_FORMAT, "9:1", "steps: duplicate key (first at line 3)"},
     {"", "block_q: 64", "attention: sparse", SLA2_ERR_INVALID_VALUE, "9:12", "attention: expected one of sla2, dense; got sparse"},
     {"", "block_q: 64", "feature_map: tanh", SLA2_ERR_INVALID_VALUE, "9:14", "feature_map: expected one of softmax, elu, relu; got tanh"},
-    {"", "block_q: 64", "weights: int4", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8; got int4"},
-    {"", "block_q: 64", "weights: 8", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8; got 8"},
+    {"", "block_q: 64", "weights: int4", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8, bf16; got int4"},
+    {"", "block_q: 64", "weights: 8", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8, bf16; got 8"},
 };
 
 START_TEST(test_malformed_runtime)
@@ -441,6 +441,10 @@ START_TEST(test_runtime_layers_resolve)
     ck_assert_int_eq(rt.attention, SLA2_ATTENTION_DENSE);
     ck_assert_int_eq(rt.feature_map, SLA2_FEATURE_ELU);
     ck_assert_int_eq(rt.weights, SLA2_WEIGHT_STORAGE_FP8);
+    sla2_runtime_config bf16;
+    ck_assert_msg(sla2_runtime_config_parse("weights: bf16\n", 14, NULL, &bf16, err, sizeof err) == SLA2_OK, "%s", err);
+    ck_assert_int_eq(bf16.weights, SLA2_WEIGHT_STORAGE_BF16);
+    sla2_runtime_config_free(&bf16);
     sla2_layer_settings s = sla2_runtime_config_layer(&rt, 2);
     ck_assert(s.topk == 0.25 && s.quant == SLA2_QUANT_INT8 && s.block_q == 64 && s.block_k == 64);
     s = sla2_runtime_config_layer(&rt, 0);

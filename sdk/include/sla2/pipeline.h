@@ -34,14 +34,22 @@ SLA2_API sla2_status sla2_model_load(sla2_context *ctx, const char *config_path,
 SLA2_API void sla2_model_free(sla2_model *model);
 
 /* How the DiT blocks' linear weights (attention q/k/v/o, ffn) are stored
- * once loaded: float32, or weight-only INT8 / FP8 (e4m3) with one float
- * scale per output channel (a quarter of the memory). They are dequantised
- * into scratch before the same float32 GEMMs: memory shrinks, speed does
- * not improve. The embeddings, time projection and head stay float32. */
+ * once loaded. The embeddings, time projection and head stay float32.
+ * - F32: as loaded (a bf16 checkpoint widened exactly).
+ * - INT8 / FP8 (e4m3): weight-only codes with one float scale per output
+ *   channel (a quarter of the memory), dequantised into scratch before the
+ *   same float32 GEMMs: memory shrinks, speed does not improve.
+ * - BF16: bfloat16, rounded to nearest even (a bf16 checkpoint, Wan's own
+ *   format, loads bit-exactly), half the memory. On CUDA these linears run
+ *   as bf16 GEMMs (float32 accumulation and output) with the activations
+ *   rounded to bf16 before each one; the CPU widens the weights to float32
+ *   and keeps float32 activations, so the two backends differ by that
+ *   activation rounding (2^-9 relative per element). */
 typedef enum sla2_weight_storage {
     SLA2_WEIGHTS_F32 = 0,
     SLA2_WEIGHTS_INT8,
-    SLA2_WEIGHTS_FP8
+    SLA2_WEIGHTS_FP8,
+    SLA2_WEIGHTS_BF16
 } sla2_weight_storage;
 
 typedef struct sla2_model_load_options {

@@ -7,15 +7,21 @@
  * Precision: the GEMMs use CUBLAS_COMPUTE_32F_FAST_TF32 (float32 in and out,
  * tensor cores with 10-bit mantissa inputs and float32 accumulation): about
  * 1e-3 relative error per product against float32, which tests/gpu/dit
- * bounds for the whole forward. Norms accumulate in float32; RoPE angles
- * and their sines and cosines are computed in float64 on the device, as the
- * CPU does. */
+ * bounds for the whole forward. With BF16 weight storage the blocks'
+ * linears are true bf16 GEMMs instead (bf16 weights and activations,
+ * CUBLAS_COMPUTE_32F, float32 output and bias): the activations are
+ * rounded to bf16 (8-bit mantissa, 2^-9 relative) right before each GEMM,
+ * which the CPU backend does not do (it widens the bf16 weights and keeps
+ * float32 activations), so the two differ by that rounding. Norms
+ * accumulate in float32; RoPE angles and their sines and cosines are
+ * computed in float64 on the device, as the CPU does. */
 #include "cuda_backend.h"
 
 extern "C" {
 #include "dit/dit_backend.h"
 }
 
+#include <cuda_bf16.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -69,13 +75,16 @@ unsigned grid_for(int64_t n)
 /* ---- GEMMs ---------------------------------------------------------------- */
 
 /* D[m][n] (column-major, batched) = alpha op(A) op(B) (+ bias[m]), the
- * cuBLASLt view; row-major callers swap roles (see dit_linear below). */
+ * cuBLASLt view; row-major callers swap roles (see dit_linear below). A and
+ * B are float32 (a TF32 GEMM) or both bf16 (ab_type CUDA_R_16BF: a bf16
+ * GEMM with float32 accumulation); D and the bias are float32. */
 struct Gemm {
     cublasOperation_t trans_a = CUBLAS_OP_N, trans_b = CUBLAS_OP_N;
+    cudaDataType_t ab_type = CUDA_R_32F;
     int64_t m = 0, n = 0, k = 0;
-    const float *a = nullptr;
+    const void *a = nullptr;
     int64_t lda = 0, stride_a = 0;
-    const float *b = nullptr;
+    const void *b = nullptr;
     int64_t ldb = 0, stride_b = 0;
     float *d = nullptr;
     int64_t ldd = 0, stride_d = 0;
@@ -104,10 +113,10 @@ struct LtCall {
     }
 };
 
-sla2_status make_layout(sla2_context *ctx, cublasLtMatrixLayout_t *out, int64_t rows, int64_t cols, int64_t ld,
-                        int batch, int64_t stride)
+sla2_status make_layout(sla2_context *ctx, cublasLtMatrixLayout_t *out, cudaDataType_t type, int64_t rows,
+                        int64_t cols, int64_t ld, int batch, int64_t stride)
 {
-    LT_TRY(ctx, cublasLtMatrixLayoutCreate(out, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld));
+    LT_TRY(ctx, cublasLtMatrixLayoutCreate(out, type, (uint64_t)rows, (uint64_t)cols, ld));
     if (batch > 1) {
         int32_t count = batch;
         LT_TRY(ctx, cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
@@ -118,20 +127,21 @@ sla2_status make_layout(sla2_context *ctx, cublasLtMatrixLayout_t *out, int64_t 
 }
 
 /* The fallback where cuBLASLt offers no algorithm for a shape: one thread
- * per output, float32 throughout. */
+ * per output, float32 arithmetic on A and B's elements (T: float or bf16). */
+template <typename T>
 __global__ void gemm_fallback_kernel(Gemm g)
 {
     const int64_t total = g.m * g.n;
     const int bat = blockIdx.y;
-    const float *a = g.a + bat * g.stride_a, *b = g.b + bat * g.stride_b;
+    const T *a = static_cast<const T *>(g.a) + bat * g.stride_a, *b = static_cast<const T *>(g.b) + bat * g.stride_b;
     float *d = g.d + bat * g.stride_d;
     for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
          idx += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i = idx % g.m, j = idx / g.m;
         float acc = 0.0f;
         for (int64_t p = 0; p < g.k; ++p) {
-            const float av = g.trans_a == CUBLAS_OP_N ? a[i + p * g.lda] : a[p + i * g.lda];
-            const float bv = g.trans_b == CUBLAS_OP_N ? b[p + j * g.ldb] : b[j + p * g.ldb];
+            const float av = (float)(g.trans_a == CUBLAS_OP_N ? a[i + p * g.lda] : a[p + i * g.lda]);
+            const float bv = (float)(g.trans_b == CUBLAS_OP_N ? b[p + j * g.ldb] : b[j + p * g.ldb]);
             acc = fmaf(av, bv, acc);
         }
         d[i + j * g.ldd] = g.alpha * acc + (g.bias ? g.bias[i] : 0.0f);
@@ -140,13 +150,13 @@ __global__ void gemm_fallback_kernel(Gemm g)
 
 /* The largest power of two up to 256 that divides the address of every
  * matrix of a batch: cuBLASLt assumes 256-byte alignment unless told. */
-uint32_t alignment_of(const float *p, int64_t batch_stride_elems, int batch)
+uint32_t alignment_of(const void *p, size_t elem_bytes, int64_t batch_stride_elems, int batch)
 {
     uintptr_t bits = reinterpret_cast<uintptr_t>(p);
     if (batch > 1)
-        bits |= (uintptr_t)(batch_stride_elems * (int64_t)sizeof(float));
+        bits |= (uintptr_t)(batch_stride_elems * (int64_t)elem_bytes);
     uint32_t align = 256;
-    while (align > 4 && (bits & (align - 1)))
+    while (align > elem_bytes && (bits & (align - 1)))
         align >>= 1;
     return align;
 }
@@ -154,7 +164,9 @@ uint32_t alignment_of(const float *p, int64_t batch_stride_elems, int batch)
 sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
 {
     LtCall c;
-    LT_TRY(ctx, cublasLtMatmulDescCreate(&c.op, CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_32F));
+    const bool bf16 = g.ab_type == CUDA_R_16BF;
+    const size_t ab_bytes = bf16 ? 2 : 4;
+    LT_TRY(ctx, cublasLtMatmulDescCreate(&c.op, bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_32F));
     LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_TRANSA, &g.trans_a, sizeof g.trans_a));
     LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_TRANSB, &g.trans_b, sizeof g.trans_b));
     if (g.bias) {
@@ -163,18 +175,19 @@ sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
         LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias));
     }
     const bool ta = g.trans_a != CUBLAS_OP_N, tb = g.trans_b != CUBLAS_OP_N;
-    sla2_status s = make_layout(ctx, &c.a, ta ? g.k : g.m, ta ? g.m : g.k, g.lda, g.batch, g.stride_a);
+    sla2_status s = make_layout(ctx, &c.a, g.ab_type, ta ? g.k : g.m, ta ? g.m : g.k, g.lda, g.batch, g.stride_a);
     if (s == SLA2_OK)
-        s = make_layout(ctx, &c.b, tb ? g.n : g.k, tb ? g.k : g.n, g.ldb, g.batch, g.stride_b);
+        s = make_layout(ctx, &c.b, g.ab_type, tb ? g.n : g.k, tb ? g.k : g.n, g.ldb, g.batch, g.stride_b);
     if (s == SLA2_OK)
-        s = make_layout(ctx, &c.d, g.m, g.n, g.ldd, g.batch, g.stride_d);
+        s = make_layout(ctx, &c.d, CUDA_R_32F, g.m, g.n, g.ldd, g.batch, g.stride_d);
     if (s != SLA2_OK)
         return s;
     LT_TRY(ctx, cublasLtMatmulPreferenceCreate(&c.pref));
     LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                      &st->lt_workspace_bytes, sizeof st->lt_workspace_bytes));
-    const uint32_t align_a = alignment_of(g.a, g.stride_a, g.batch), align_b = alignment_of(g.b, g.stride_b, g.batch),
-                   align_d = alignment_of(g.d, g.stride_d, g.batch);
+    const uint32_t align_a = alignment_of(g.a, ab_bytes, g.stride_a, g.batch),
+                   align_b = alignment_of(g.b, ab_bytes, g.stride_b, g.batch),
+                   align_d = alignment_of(g.d, sizeof(float), g.stride_d, g.batch);
     LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
                                                      sizeof align_a));
     LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
@@ -196,7 +209,10 @@ sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
     if (hs != CUBLAS_STATUS_SUCCESS && hs != CUBLAS_STATUS_NOT_SUPPORTED)
         return SLA2_CUBLAS_CHECK(ctx, hs);
     dim3 grid(grid_for(g.m * g.n), (unsigned)g.batch);
-    gemm_fallback_kernel<<<grid, kThreads, 0, st->stream>>>(g);
+    if (bf16)
+        gemm_fallback_kernel<__nv_bfloat16><<<grid, kThreads, 0, st->stream>>>(g);
+    else
+        gemm_fallback_kernel<float><<<grid, kThreads, 0, st->stream>>>(g);
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -427,12 +443,64 @@ __global__ void dequantise_kernel(const uint8_t *codes, const float *scale, int6
  * float32 scratch at most; Wan2.1-1.3B's largest linear, 8960 x 1536, fits). */
 constexpr int64_t kDequantChunkElems = int64_t(16) << 20;
 
+/* out[i] = bf16(x[i]), round to nearest even; four at a time over the first
+ * `quads` x 4 elements (x 16-byte aligned), one at a time after them. */
+__global__ void round_to_bf16_kernel(const float *x, int64_t n, int64_t quads, __nv_bfloat16 *out)
+{
+    GRID_STRIDE(i, quads)
+    {
+        const float4 v = reinterpret_cast<const float4 *>(x)[i];
+        __nv_bfloat162 *pair = reinterpret_cast<__nv_bfloat162 *>(out) + 2 * i;
+        pair[0] = __floats2bfloat162_rn(v.x, v.y);
+        pair[1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+    GRID_STRIDE(i, n - 4 * quads) out[4 * quads + i] = __float2bfloat16_rn(x[4 * quads + i]);
+}
+
+/* Activation rows rounded to bf16 per GEMM (128 MB of scratch at most: at
+ * Wan2.1-1.3B's 32760 tokens every linear but ffn.2, whose input is 8960
+ * wide, takes all its rows at once). */
+constexpr int64_t kBf16ChunkElems = int64_t(64) << 20;
+
+/* g (cuda_linear's row-major linear) with a BF16 weight: a chunk of x's
+ * rows at a time is rounded to bf16 into stream-ordered scratch, then one
+ * bf16 GEMM writes those rows of y. */
+sla2_status bf16_linear(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g, const float *x, int64_t rows,
+                        int64_t in)
+{
+    /* near-equal chunks of a multiple of 64 rows, so that each chunk of x and y is as aligned as x and y */
+    const int64_t max_rows = kBf16ChunkElems / in > 64 ? kBf16ChunkElems / in : 64;
+    const int64_t chunks = (rows + max_rows - 1) / max_rows;
+    int64_t chunk = ((rows + chunks - 1) / chunks + 63) / 64 * 64;
+    chunk = chunk > rows ? rows : chunk;
+    __nv_bfloat16 *scratch = nullptr;
+    SLA2_CUDA_TRY(ctx, cudaMallocAsync((void **)&scratch, (size_t)(chunk * in) * sizeof *scratch, st->stream));
+    sla2_status s = SLA2_OK;
+    for (int64_t r0 = 0; r0 < rows && s == SLA2_OK; r0 += chunk) {
+        const int64_t count = rows - r0 < chunk ? rows - r0 : chunk, n = count * in;
+        const float *src = x + r0 * in;
+        const int64_t quads = reinterpret_cast<uintptr_t>(src) % 16 ? 0 : n / 4;
+        round_to_bf16_kernel<<<grid_for(quads > 0 ? quads : n), kThreads, 0, st->stream>>>(src, n, quads, scratch);
+        s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
+        if (s != SLA2_OK)
+            break;
+        Gemm part = g;
+        part.ab_type = CUDA_R_16BF;
+        part.n = count, part.b = scratch;
+        part.d = g.d + r0 * g.ldd;
+        s = gemm(ctx, st, part);
+    }
+    sla2_status freed = SLA2_CUDA_CHECK(ctx, cudaFreeAsync(scratch, st->stream));
+    return s != SLA2_OK ? s : freed;
+}
+
 /* y[rows][out] = x[rows][in] W^T + b, row-major; in cuBLASLt's column-major
  * view y^T [out x rows] = W [in x out]^T x^T [in x rows], the bias along
  * y^T's rows. A weight-only INT8 / FP8 weight is dequantised, a block of
  * output channels at a time, into stream-ordered scratch (cudaMallocAsync,
  * as cross-attention's scores) for the same TF32 GEMM on y's columns: it
- * saves memory, not time. */
+ * saves memory, not time. A BF16 weight runs as a bf16 GEMM on activations
+ * rounded to bf16 (bf16_linear): half the memory, and faster. */
 sla2_status cuda_linear(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y)
 {
     ENTER(ctx, st);
@@ -447,6 +515,10 @@ sla2_status cuda_linear(sla2_context *ctx, const float *x, int64_t rows, const d
     g.bias = lin->bias;
     if (lin->storage == DIT_WEIGHTS_F32)
         return gemm(ctx, st, g);
+    if (lin->storage == DIT_WEIGHTS_BF16) {
+        g.a = lin->codes;
+        return bf16_linear(ctx, st, g, x, rows, lin->in);
+    }
     /* a multiple of 64 rows keeps y + o0 and bias + o0 16-byte aligned */
     int64_t chunk = kDequantChunkElems / lin->in / 64 * 64;
     chunk = chunk < 64 ? 64 : chunk;

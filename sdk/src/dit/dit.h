@@ -8,19 +8,33 @@
 #include "model/config.h"
 #include "model/safetensors.h"
 
-/* Weight-only storage of a linear: float32, or INT8 / FP8 (e4m3) codes with
- * one float scale per output channel, w[o][i] = code[o][i] * scale[o]. The
- * backends dequantise into scratch before their float32 GEMM: the point is
- * resident memory, not speed. */
-typedef enum dit_weight_storage { DIT_WEIGHTS_F32 = 0, DIT_WEIGHTS_INT8, DIT_WEIGHTS_FP8 } dit_weight_storage;
+/* Storage of a linear's weight: float32; INT8 / FP8 (e4m3) codes with one
+ * float scale per output channel, w[o][i] = code[o][i] * scale[o], which the
+ * backends dequantise into scratch before their float32 GEMM (the point is
+ * resident memory, not speed); or bfloat16 codes, w[o][i] = bf16(code[o][i]),
+ * which the CPU widens to float32 per GEMM and CUDA feeds to a bf16 GEMM
+ * with the activations rounded to bf16 (half the memory, and the speed of
+ * bf16 tensor cores). */
+typedef enum dit_weight_storage {
+    DIT_WEIGHTS_F32 = 0,
+    DIT_WEIGHTS_INT8,
+    DIT_WEIGHTS_FP8,
+    DIT_WEIGHTS_BF16
+} dit_weight_storage;
+
+/* Bytes of one code of a non-float32 storage. */
+static inline size_t dit_code_bytes(dit_weight_storage storage)
+{
+    return storage == DIT_WEIGHTS_BF16 ? 2 : 1;
+}
 
 typedef struct dit_linear {
-    float *weight; /* [out][in] (nn.Linear); NULL when quantised */
+    float *weight; /* [out][in] (nn.Linear); NULL when stored as codes */
     float *bias;   /* [out] or NULL */
     int in, out;
     dit_weight_storage storage;
-    void *codes;  /* [out][in] int8_t or e4m3 bytes when quantised */
-    float *scale; /* [out] when quantised */
+    void *codes;  /* [out][in] int8_t, e4m3 bytes or bf16 (uint16_t) when not float32 */
+    float *scale; /* [out] for INT8 / FP8; NULL for BF16 */
 } dit_linear;
 
 typedef struct dit_attention_weights {
@@ -70,10 +84,11 @@ typedef struct dit_weights {
  * Missing or mis-shaped tensors give SLA2_ERR_FORMAT naming the tensor. */
 sla2_status dit_weights_load(const sla2_model_config *config, const sla2_safetensors *st, dit_weights *out,
                              char *err, size_t err_size);
-/* The same with the blocks' linears (attention q/k/v/o, ffn) quantised to
- * storage per output channel as they load, so that at most one tensor is
- * float32 at a time; the embeddings, time projection and head stay float32
- * (small, and where an error reaches every token). */
+/* The same with the blocks' linears (attention q/k/v/o, ffn) converted to
+ * storage as they load (INT8 / FP8 per output channel, BF16 rounded to
+ * nearest even), so that at most one tensor is float32 at a time; the
+ * embeddings, time projection and head stay float32 (small, and where an
+ * error reaches every token). */
 sla2_status dit_weights_load_as(const sla2_model_config *config, const sla2_safetensors *st,
                                 dit_weight_storage storage, dit_weights *out, char *err, size_t err_size);
 /* Moves the weights into backend's memory (a no-op for the CPU). On failure

@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Output channels dequantised per GEMM: 256 x in floats (5 MB at in = 5120)
- * keeps the scratch small and the GEMM wide enough for OpenBLAS. */
+/* Output channels dequantised (or widened from bf16) per GEMM: 256 x in
+ * floats (5 MB at in = 5120) keeps the scratch small and the GEMM wide
+ * enough for OpenBLAS. The activations stay float32: with BF16 storage the
+ * CPU differs from the CUDA backend, which rounds them to bf16 too. */
 enum { DEQUANT_ROWS = 256 };
 
 size_t op_linear_scratch_elems(const dit_linear *lin)
@@ -19,6 +21,12 @@ size_t op_linear_scratch_elems(const dit_linear *lin)
 
 void op_dequantise_rows(const dit_linear *lin, int o0, int count, float *out)
 {
+    if (lin->storage == DIT_WEIGHTS_BF16) {
+        const uint16_t *codes = (const uint16_t *)lin->codes + (size_t)o0 * (size_t)lin->in;
+        for (size_t i = 0; i < (size_t)count * (size_t)lin->in; i++)
+            out[i] = sla2_bf16_to_float(codes[i]);
+        return;
+    }
     float code_value[256]; /* what each code byte stands for */
     for (int c = 0; c < 256; c++)
         code_value[c] = lin->storage == DIT_WEIGHTS_INT8 ? (float)(int8_t)c : sla2_e4m3_to_float((uint8_t)c);

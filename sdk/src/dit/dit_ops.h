@@ -5,12 +5,12 @@
 
 #include "dit/dit.h"
 
-/* y = x W^T + b. A quantised weight is dequantised a block of output
- * channels at a time into scratch (held by the caller, at least
- * op_linear_scratch_elems(lin) floats) for the same GEMM. */
+/* y = x W^T + b. A quantised or bf16 weight is widened to float32 a block
+ * of output channels at a time into scratch (held by the caller, at least
+ * op_linear_scratch_elems(lin) floats) for the same float32 GEMM. */
 void op_linear(const float *x, int64_t rows, const dit_linear *lin, float *y, float *scratch);
 size_t op_linear_scratch_elems(const dit_linear *lin);
-/* rows [o0, o0 + count) of a quantised weight as float32 */
+/* rows [o0, o0 + count) of a quantised or bf16 weight as float32 */
 void op_dequantise_rows(const dit_linear *lin, int o0, int count, float *out);
 void op_layer_norm(const float *x, int64_t rows, int64_t dim, double eps, const float *weight, const float *bias,
                    float *y);

@@ -1,5 +1,5 @@
 /* Loading a Wan2.1 checkpoint (plus SLA2's parameters) into float32, the
- * blocks' linears optionally quantised (weight-only INT8 / FP8). */
+ * blocks' linears optionally stored as weight-only INT8 / FP8 or as BF16. */
 #include "dit/dit.h"
 #include "dit/dit_backend.h"
 #include "numeric.h"
@@ -120,22 +120,31 @@ static void quantise_rows(const float *w, int out, int in, dit_weight_storage st
     }
 }
 
-/* lin->weight's float32 gives way to codes, which take over its slot; the
- * scales get a slot of their own. */
+/* lin->weight's float32 gives way to codes (dit_code_bytes each), which take
+ * over its slot; INT8 / FP8 scales get a slot of their own. BF16 has none:
+ * its codes are the weights rounded to nearest even, exact for a weight
+ * read from a bf16 checkpoint. */
 static void quantise_linear(loader *ld, dit_linear *lin, dit_weight_storage storage, const char *prefix)
 {
     if (ld->status != SLA2_OK || storage == DIT_WEIGHTS_F32)
         return;
-    size_t elems = (size_t)lin->out * (size_t)lin->in;
-    uint8_t *codes = malloc(elems);
-    float *scale = malloc((size_t)lin->out * sizeof *scale);
-    if (!codes || !scale) {
+    const int has_scale = storage != DIT_WEIGHTS_BF16;
+    size_t elems = (size_t)lin->out * (size_t)lin->in, code_bytes = elems * dit_code_bytes(storage);
+    void *codes = malloc(code_bytes);
+    float *scale = has_scale ? malloc((size_t)lin->out * sizeof *scale) : NULL;
+    if (!codes || (has_scale && !scale)) {
         free(codes), free(scale);
         snprintf(ld->err, ld->err_size, "%s.weight: out of memory for its %zu codes", prefix, elems);
         ld->status = SLA2_ERR_OUT_OF_MEMORY;
         return;
     }
-    quantise_rows(lin->weight, lin->out, lin->in, storage, codes, scale);
+    if (has_scale) {
+        quantise_rows(lin->weight, lin->out, lin->in, storage, codes, scale);
+    } else {
+        uint16_t *bf16 = codes;
+        for (size_t i = 0; i < elems; i++)
+            bf16[i] = sla2_float_to_bf16(lin->weight[i]);
+    }
     dit_tensor_slot *weight_slot = NULL;
     for (size_t i = 0; i < ld->w->num_slots; i++)
         if (ld->w->slots[i].slot == (void **)&lin->weight)
@@ -144,9 +153,11 @@ static void quantise_linear(loader *ld, dit_linear *lin, dit_weight_storage stor
     free(lin->weight);
     lin->weight = NULL;
     lin->codes = codes; /* the weight's slot now holds the codes */
-    *weight_slot = (dit_tensor_slot){&lin->codes, elems};
-    ld->w->resident_bytes += elems;
+    *weight_slot = (dit_tensor_slot){&lin->codes, code_bytes};
+    ld->w->resident_bytes += code_bytes;
     lin->storage = storage;
+    if (!has_scale)
+        return;
     if (!add_slot(ld, (void **)&lin->scale, (size_t)lin->out * sizeof *scale, prefix)) {
         free(scale);
         return;

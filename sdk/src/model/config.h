@@ -89,12 +89,13 @@ typedef enum sla2_sampler {
 } sla2_sampler;
 
 /* How the DiT blocks' linear weights are stored once loaded (the `weights`
- * key): float32, or weight-only INT8 / FP8 e4m3 codes with one float scale
- * per output channel. */
+ * key): float32, weight-only INT8 / FP8 e4m3 codes with one float scale
+ * per output channel, or bfloat16 (sla2_weight_storage in pipeline.h). */
 typedef enum sla2_weight_storage_kind {
     SLA2_WEIGHT_STORAGE_F32 = 0,
     SLA2_WEIGHT_STORAGE_INT8,
-    SLA2_WEIGHT_STORAGE_FP8
+    SLA2_WEIGHT_STORAGE_FP8,
+    SLA2_WEIGHT_STORAGE_BF16
 } sla2_weight_storage_kind;
 
 typedef enum sla2_attention_kind {

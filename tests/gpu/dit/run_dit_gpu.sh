@@ -2,10 +2,11 @@
 # The DiT's CUDA operators on a machine with a GPU:
 #   1. builds test_dit_gpu and sla2-bench (architectures: $SLA2_CUDA_ARCHS, default 90),
 #   2. runs test_dit_gpu (CUDA forward against the CPU forward and the PyTorch fixture,
-#      float32 and weight-only INT8 / FP8 linears),
+#      float32, weight-only INT8 / FP8 and BF16 linears),
 #   3. runs its quick case list under compute-sanitizer memcheck,
 #   4. runs `sla2-bench model` (Wan2.1-1.3B at 480p, dense against SLA2 at topk 0.03) with
-#      f32 weights, then SLA2 alone with int8 and fp8 weights (memory and time per mode).
+#      f32 weights, then SLA2 alone with int8, fp8 and bf16 weights (memory and time per mode;
+#      bf16 runs real bf16 GEMMs: compare its gemm column with f32's).
 # SLA2_GPU_STEPS picks steps (default "build test memcheck bench"; the build is reused when
 # skipped). Extra arguments go to every `sla2-bench model`. Logs go to $SLA2_GPU_LOG_DIR
 # (default build-dit-gpu/logs); a summary ends the output.
@@ -82,7 +83,7 @@ if [ $status_build != FAIL ] && [ -n "$TEST" ] && want memcheck; then
 fi
 if [ $status_build != FAIL ] && [ -n "$BENCH" ] && want bench; then
   status_bench=ok
-  for storage in f32 int8 fp8; do
+  for storage in f32 int8 fp8 bf16; do
     step "sla2-bench model --weights-storage $storage"
     dense=(); [ $storage = f32 ] || dense=(--no-dense)
     timeout 220 "$BENCH" model --runs "$BENCH_RUNS" --weights-storage $storage "${dense[@]}" "$@" 2>&1 |

@@ -6,7 +6,11 @@
  *     per-head router and alpha of a real SLA2 checkpoint),
  *   - the fixture again with weight-only INT8 and FP8 linears (both backends
  *     hold the same codes and scales, so the tolerances are the float32
- *     weights' ones; no PyTorch reference: it has float weights).
+ *     weights' ones; no PyTorch reference: it has float weights), and with
+ *     BF16 linears (see the tolerances),
+ *   - one BF16 linear alone, large enough that the CUDA backend rounds its
+ *     activations in two chunks, against a float64 CPU dot product of the
+ *     same bf16 values.
  * Each case runs both backends with the same attention settings, outputs
  * poisoned with NaN beforehand, and prints rel-L2 and cosine; it fails past
  * the tolerances below or on any non-finite value. Needs a GPU: run on the
@@ -25,9 +29,19 @@
  *   perturbation of Q and K (the TF32 above) can flip a near-tied top-k
  *   block choice, which changes the rows of that query block by O(1) while
  *   leaving both answers valid SLA2 outputs; the quantised P.V adds its own
- *   rounding. 5e-2, cosine >= 0.998. */
+ *   rounding. 5e-2, cosine >= 0.998.
+ * - BF16 storage, dense: the CUDA backend rounds the blocks' linears'
+ *   activations to bf16 (2^-9 relative per element) for its bf16 GEMMs; the
+ *   CPU keeps them float32. Emulating that rounding on the CPU gives 9.1e-4
+ *   rel L2 on the fixture (1.1e-3 is bf16 weights against f32 weights);
+ *   with the TF32 of the other GEMMs (4e-4) about 1e-3 is expected. 5e-3,
+ *   cosine >= 0.9999: a misplaced term or a wrong chunk gives 1e-1 and more.
+ * - The BF16 linear alone: both sides multiply the same bf16 values, with
+ *   float32 accumulation on the GPU against float64 on the CPU: ~1e-6;
+ *   1e-5 catches a skipped or mis-rounded activation (2^-9 = 2e-3). */
 #include "dit/dit.h"
 #include "dit/dit_backend.h"
+#include "numeric.h"
 #include "random_dit_weights.h"
 
 #include <math.h>
@@ -44,6 +58,8 @@
 #define DENSE_COS 0.9999
 #define SPARSE_TOL 5e-2
 #define SPARSE_COS 0.998
+#define BF16_TOL 5e-3
+#define BF16_LINEAR_TOL 1e-5
 
 typedef struct model {
     const char *name;
@@ -150,7 +166,7 @@ static void load_weights(model *m, sla2_context *gpu_ctx, const char *weights_pa
 static void load_fixture(model *m, sla2_context *gpu_ctx, dit_weight_storage storage)
 {
     char err[512];
-    const char *names[] = {"fixture", "fixture int8 weights", "fixture fp8 weights"};
+    const char *names[] = {"fixture", "fixture int8 weights", "fixture fp8 weights", "fixture bf16 weights"};
     m->name = names[storage];
     m->storage = storage;
     if (sla2_model_config_load(SLA2_SOURCE_DIR "/tests/fixtures/dit/model.yaml", &m->config, err, sizeof err) !=
@@ -255,7 +271,8 @@ static void run_case(sla2_context *cpu_ctx, sla2_context *gpu_ctx, model *m, con
         goto done;
     }
     int sparse = !md->dense && md->topk < 1.0f;
-    double tol = sparse ? SPARSE_TOL : DENSE_TOL, cos_min = sparse ? SPARSE_COS : DENSE_COS;
+    double tol = sparse ? SPARSE_TOL : m->storage == DIT_WEIGHTS_BF16 ? BF16_TOL : DENSE_TOL;
+    double cos_min = sparse ? SPARSE_COS : DENSE_COS;
     int finite = all_finite(gpu, m->video_elems) && all_finite(cpu, m->video_elems);
     double err = rel_l2(gpu, cpu, m->video_elems), cos = cosine(gpu, cpu, m->video_elems);
     char torch[64] = "-";
@@ -274,6 +291,69 @@ static void run_case(sla2_context *cpu_ctx, sla2_context *gpu_ctx, model *m, con
 done:
     free(cpu);
     free(gpu);
+}
+
+/* y = bf16(x) W^T + b for one BF16 linear (1536 -> 32) on the CUDA table
+ * against a float64 dot product of the same bf16 values. 44000 rows of 1536
+ * exceed the backend's 64 M-element activation chunk: two chunks. offset 1:
+ * x starts 4 bytes past an aligned address (the rounding kernel's
+ * one-at-a-time path). */
+static void check_bf16_linear(sla2_context *gpu_ctx, int64_t rows, int offset)
+{
+    const int in = 1536, out = 32;
+    const dit_backend *cuda = dit_backend_for(gpu_ctx);
+    size_t x_elems = (size_t)rows * in, y_elems = (size_t)rows * out;
+    float *x = malloc(x_elems * sizeof *x), *bias = malloc(out * sizeof *bias), *w = malloc((size_t)out * in * sizeof *w);
+    float *y = malloc(y_elems * sizeof *y);
+    uint16_t *codes = malloc((size_t)out * in * sizeof *codes);
+    uint64_t state = 99;
+    fill_random(x, x_elems, &state);
+    fill_random(w, (size_t)out * in, &state);
+    fill_random(bias, out, &state);
+    for (size_t i = 0; i < (size_t)out * in; i++)
+        codes[i] = sla2_float_to_bf16(w[i] * 0.05f);
+    void *dx = NULL, *dy = NULL, *dcodes = NULL, *dbias = NULL;
+    if (cuda->alloc(gpu_ctx, (x_elems + offset) * sizeof *x, &dx) || cuda->alloc(gpu_ctx, y_elems * sizeof *y, &dy) ||
+        cuda->alloc(gpu_ctx, (size_t)out * in * sizeof *codes, &dcodes) ||
+        cuda->alloc(gpu_ctx, out * sizeof *bias, &dbias) ||
+        cuda->upload(gpu_ctx, (float *)dx + offset, x, x_elems * sizeof *x) ||
+        cuda->upload(gpu_ctx, dcodes, codes, (size_t)out * in * sizeof *codes) ||
+        cuda->upload(gpu_ctx, dbias, bias, out * sizeof *bias))
+        die("bf16 linear: device buffers", sla2_context_last_error(gpu_ctx));
+    dit_linear lin = {.bias = dbias, .in = in, .out = out, .storage = DIT_WEIGHTS_BF16, .codes = dcodes};
+    for (size_t i = 0; i < y_elems; i++)
+        y[i] = NAN;
+    sla2_status s = cuda->linear(gpu_ctx, (float *)dx + offset, rows, &lin, dy);
+    if (s == SLA2_OK)
+        s = cuda->download(gpu_ctx, y, dy, y_elems * sizeof *y);
+    for (size_t i = 0; i < x_elems; i++)
+        x[i] = sla2_bf16_to_float(sla2_float_to_bf16(x[i]));
+    for (size_t i = 0; i < (size_t)out * in; i++)
+        w[i] = sla2_bf16_to_float(codes[i]);
+    double num = 0.0, den = 0.0;
+    int finite = 1;
+    for (int64_t r = 0; r < rows && s == SLA2_OK; r++)
+        for (int o = 0; o < out; o++) {
+            double ref = bias[o];
+            for (int i = 0; i < in; i++)
+                ref += (double)x[r * in + i] * w[(size_t)o * in + i];
+            double got = y[r * out + o];
+            finite = finite && isfinite(got);
+            num += (got - ref) * (got - ref), den += ref * ref;
+        }
+    double err = sqrt(num / (den > 0.0 ? den : 1.0));
+    int ok = s == SLA2_OK && finite && err <= BF16_LINEAR_TOL;
+    char label[96];
+    snprintf(label, sizeof label, "%lld rows x 1536 -> 32%s", (long long)rows, offset ? ", x unaligned" : "");
+    if (s != SLA2_OK)
+        printf("%-20s %-36s FAIL  %s\n", "bf16 linear", label, sla2_context_last_error(gpu_ctx));
+    else
+        printf("%-20s %-36s %-4s  %.3e  %-9s  %-22s %.0e\n", "bf16 linear", label, ok ? "ok" : "FAIL", err, "-", "-",
+               BF16_LINEAR_TOL);
+    if (!ok)
+        failures++;
+    cuda->release(gpu_ctx, dx), cuda->release(gpu_ctx, dy), cuda->release(gpu_ctx, dcodes), cuda->release(gpu_ctx, dbias);
+    free(x), free(y), free(w), free(bias), free(codes);
 }
 
 int main(int argc, char **argv)
@@ -296,7 +376,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof fixture_modes / sizeof fixture_modes[0]; i++)
         run_case(cpu_ctx, gpu_ctx, &fixture, &fixture_modes[i], 0);
     free_model(&fixture, gpu_ctx);
-    for (int storage = DIT_WEIGHTS_INT8; storage <= DIT_WEIGHTS_FP8; storage++) {
+    check_bf16_linear(gpu_ctx, 44000, 0);
+    check_bf16_linear(gpu_ctx, 1000, 1);
+    for (int storage = DIT_WEIGHTS_INT8; storage <= DIT_WEIGHTS_BF16; storage++) {
         memset(&fixture, 0, sizeof fixture);
         load_fixture(&fixture, gpu_ctx, (dit_weight_storage)storage);
         run_case(cpu_ctx, gpu_ctx, &fixture, &fixture_modes[0], 0);
