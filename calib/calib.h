@@ -42,6 +42,8 @@ typedef struct calib_options {
     double budget;          /* max rel-L2, or min cosine (not used with kept_share) */
     double kept_share;      /* --kept-share S in (0, 1]: minimise the summed worst error at a mean kept
                              * share of key blocks <= S; 0: the budget method */
+    int refine;             /* --refine N: rounds of local search of the kept-share allocation against the
+                             * final video's error on the calibration inputs; 0: off */
     float *topks;           /* ascending, unique */
     int num_topks;
     sla2_quant_mode modes[CALIB_MAX_MODES]; /* cheapest first */

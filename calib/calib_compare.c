@@ -2,6 +2,7 @@
 #include "calib_compare.h"
 
 #include "calib_progress.h"
+#include "calib_video.h"
 
 #include <sla2/video.h>
 
@@ -27,54 +28,12 @@ static int popcount3(int bits)
     return bits < 0 ? 0 : (bits & 1) + ((bits >> 1) & 1) + ((bits >> 2) & 1);
 }
 
-static double rel_l2(const float *a, const float *ref, size_t n)
+/* The uniform baseline: every layer keeping `blocks` key blocks, quant as given. */
+static int make_uniform(sla2_context *ctx, sla2_model *model, const sla2_model_info *info, int64_t blocks,
+                        int64_t num_k_blocks, sla2_quant_mode quant, int block_q, sla2_pipeline **out)
 {
-    double diff = 0, norm = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = (double)a[i] - ref[i];
-        diff += e * e, norm += (double)ref[i] * ref[i];
-    }
-    return sqrt(diff / (norm + 1e-300));
-}
-
-/* The uniform baseline: every layer at one topk, quant as given. */
-static int make_uniform(sla2_context *ctx, sla2_model *model, int num_layers, float topk, sla2_quant_mode quant,
-                        int block_q, sla2_pipeline **out)
-{
-    if (sla2_pipeline_create(ctx, model, NULL, out) != SLA2_OK)
-        return 0;
-    sla2_layer_attention la = {.topk = topk, .quant = quant, .block_q = block_q, .block_k = 64};
-    for (int l = 0; l < num_layers; l++)
-        if (sla2_pipeline_set_layer(*out, l, &la) != SLA2_OK)
-            return 0;
-    return 1;
-}
-
-typedef struct compare_progress {
-    calib_progress *bar;
-    double start_ms;
-} compare_progress;
-
-static int on_step(void *user, const sla2_step_info *info)
-{
-    compare_progress *p = user;
-    double now = calib_now_ms();
-    calib_progress_step(p->bar, now - p->start_ms);
-    p->start_ms = now;
-    (void)info;
-    return 0;
-}
-
-static int generate(sla2_pipeline *pipe, const calib_options *opt, const calib_input *in, int64_t seed, float *video,
-                    size_t elems, compare_progress *progress)
-{
-    sla2_generate_options g;
-    sla2_generate_options_default(&g);
-    g.prompt = in->prompt, g.text_embedding_path = in->embedding, g.seed = seed, g.steps = opt->steps;
-    g.guidance = opt->guidance, g.shift = opt->shift, g.sampler = opt->sampler;
-    g.on_step = on_step, g.user = progress;
-    progress->start_ms = calib_now_ms();
-    return sla2_pipeline_generate(pipe, &g, video, elems) == SLA2_OK;
+    return sla2_pipeline_create(ctx, model, NULL, out) == SLA2_OK &&
+           calib_set_layer_blocks(*out, ctx, info, NULL, blocks, num_k_blocks, quant, block_q);
 }
 
 /* Matched attribute bits of a video against its prompt; -1 when it cannot
@@ -123,7 +82,7 @@ int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model
     for (int l = 0; l < info->num_layers; l++)
         kept_total += calib_choice_blocks(t, &choices[l]);
     int64_t uniform_blocks = (kept_total + info->num_layers - 1) / info->num_layers;
-    float uniform_topk = (float)uniform_blocks / (float)t->num_k_blocks;
+    float uniform_topk = calib_blocks_topk(uniform_blocks, t->num_k_blocks, info->tokens);
     double calibrated_share = (double)kept_total / info->num_layers / (double)t->num_k_blocks;
     double uniform_share = (double)uniform_blocks / (double)t->num_k_blocks;
     printf("\ncompare: %d prompt(s) x %d seed(s), %d steps; calibrated mean kept share %.2f%% (%.4g of %lld key "
@@ -140,7 +99,7 @@ int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model
     const char *names[MAX_VARIANTS] = {"calibrated", matched_name, "uniform none"};
     const double shares[MAX_VARIANTS] = {calibrated_share, uniform_share, uniform_share};
     sla2_pipeline *dense = NULL, *pipes[MAX_VARIANTS] = {0};
-    size_t elems = (size_t)info->channels * info->frames * info->height * info->width;
+    size_t elems = calib_video_elems(info);
     size_t videos = (size_t)num_inputs * (size_t)num_seeds;
     float *ref = malloc(elems * sizeof *ref), *video = malloc(elems * sizeof *video);
     variant_result res[MAX_VARIANTS] = {{0}};
@@ -157,10 +116,10 @@ int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model
     }
     if (sla2_pipeline_create(ctx, model, NULL, &dense) != SLA2_OK ||
         sla2_pipeline_create(ctx, model, opt->out, &pipes[VARIANT_CALIBRATED]) != SLA2_OK ||
-        !make_uniform(ctx, model, info->num_layers, uniform_topk, matched_mode, opt->block_q,
+        !make_uniform(ctx, model, info, uniform_blocks, t->num_k_blocks, matched_mode, opt->block_q,
                       &pipes[VARIANT_UNIFORM_MATCHED]) ||
         (num_variants > VARIANT_UNIFORM_NONE &&
-         !make_uniform(ctx, model, info->num_layers, uniform_topk, SLA2_QUANT_NONE, opt->block_q,
+         !make_uniform(ctx, model, info, uniform_blocks, t->num_k_blocks, SLA2_QUANT_NONE, opt->block_q,
                        &pipes[VARIANT_UNIFORM_NONE]))) {
         fprintf(stderr, CALIB_TOOL ": --compare: %s\n", sla2_context_last_error(ctx));
         goto done;
@@ -168,12 +127,11 @@ int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model
     sla2_pipeline_set_dense(dense, 1);
     calib_progress bar;
     calib_progress_start(&bar, !opt->quiet, (long)videos * (num_variants + 1) * opt->steps, 0);
-    compare_progress progress = {.bar = &bar};
     printf("%-32s %5s  %-18s %12s  %s\n", "prompt", "seed", "attention", "video rel-L2", "adherence (of 3)");
     for (int i = 0; i < num_inputs; i++)
         for (int s = 0; s < num_seeds; s++) {
             const char *label = inputs[i].prompt ? inputs[i].prompt : inputs[i].embedding;
-            if (!generate(dense, opt, &inputs[i], seeds[s], ref, elems, &progress))
+            if (!calib_generate_video(dense, opt, &inputs[i], seeds[s], ref, elems, &bar))
                 goto fail;
             int dense_bits = adherence(info, &inputs[i], ref);
             judged &= dense_bits >= 0;
@@ -183,10 +141,10 @@ int calib_compare(const calib_options *opt, sla2_context *ctx, sla2_model *model
                 fprintf(stderr, "\r\033[K");
             printf("%-32.32s %5lld  %-18s %12s  %d\n", label, (long long)seeds[s], "dense", "0", popcount3(dense_bits));
             for (int v = 0; v < num_variants; v++) {
-                if (!generate(pipes[v], opt, &inputs[i], seeds[s], video, elems, &progress))
+                if (!calib_generate_video(pipes[v], opt, &inputs[i], seeds[s], video, elems, &bar))
                     goto fail;
                 int bits = adherence(info, &inputs[i], video);
-                double e = rel_l2(video, ref, elems);
+                double e = calib_video_rel_l2(video, ref, elems);
                 res[v].errors[res[v].count] = e, res[v].matched[res[v].count] = popcount3(bits);
                 res[v].err_sum += e, res[v].matched_sum += popcount3(bits), res[v].full_matches += bits == 7;
                 res[v].count++;

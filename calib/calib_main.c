@@ -7,6 +7,7 @@
 #include "calib_measure.h"
 #include "calib_output.h"
 #include "calib_plot.h"
+#include "calib_refine_video.h"
 #include "calib_select.h"
 
 #include <errno.h>
@@ -87,7 +88,7 @@ static int check_inputs(const calib_options *opt, const sla2_model_info *info, s
 static void report_dense_layers(const calib_options *opt, const calib_table *t, const calib_choice *choices)
 {
     for (int l = 0; l < t->num_layers; l++) {
-        if (choices[l].topk_index >= 0)
+        if (choices[l].topk_index != CALIB_CHOICE_DENSE)
             continue;
         int best = t->num_topks - 1;
         for (int ti = 0; ti < t->num_topks; ti++)
@@ -179,13 +180,19 @@ int main(int argc, char **argv)
     } else {
         dense_layers = calib_select(&table, calib_badness_budget(&opt), 0, choices);
     }
-    calib_print_table(stdout, &opt, &table, choices, &info);
+    calib_refine_report refined = {0};
+    if (opt.refine && !calib_refine(&opt, ctx, model, &info, &table, choices, &refined))
+        goto done;
+    calib_print_table(stdout, &opt, &table, choices, &info, opt.refine ? &refined : NULL);
     printf("time: %.1f s = %ld dense sampler steps and %ld dense reference predictions %.1f s + %ld candidate "
            "predictions %.1f s\n",
            (report.steps_ms + report.evals_ms) / 1e3, report.steps, report.references, report.steps_ms / 1e3,
            report.evals, report.evals_ms / 1e3);
+    if (opt.refine)
+        printf("refine time: %.1f s = %d dense videos + %ld allocations x %d videos, %d steps each\n",
+               refined.seconds, refined.videos, refined.evaluations, refined.videos, opt.steps);
     report_dense_layers(&opt, &table, choices);
-    if (!calib_write_yaml(&opt, &table, choices, &info, ctx, model))
+    if (!calib_write_yaml(&opt, &table, choices, &info, ctx, model, opt.refine ? &refined : NULL))
         goto done;
     printf("runtime: %s\n", opt.out);
     if (opt.plot) {

@@ -13,8 +13,19 @@ static const char *mode_name(sla2_quant_mode m)
     return sla2_quant_mode_name(m);
 }
 
+static void print_refined(FILE *to, const calib_options *opt, const calib_refine_report *r)
+{
+    fprintf(to, "refined against the final video on the calibration inputs (%d input(s) x %d seed(s), %d steps): "
+                "from %s, %d round(s) of at most %d, %s; %ld allocations measured; %lld key blocks in all\n",
+            opt->num_inputs, opt->num_seeds, opt->steps, r->start, r->rounds, r->max_rounds,
+            r->converged ? "no move lowers the objective" : "stopped at the limit", r->evaluations,
+            (long long)r->total_blocks);
+    fprintf(to, "objective (mean video rel-L2 vs dense over %d calibration video(s)): uniform %.6g  DP %.6g  "
+                "refined %.6g\n", r->videos, r->uniform, r->dp, r->refined);
+}
+
 void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t, const calib_choice *choices,
-                       const sla2_model_info *info)
+                       const sla2_model_info *info, const calib_refine_report *refined)
 {
     const char *metric = calib_metric_name(opt->metric);
     if (opt->kept_share > 0)
@@ -24,7 +35,9 @@ void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t,
                 opt->kept_share, (long long)calib_kept_share_blocks(t, opt->kept_share),
                 (long long)(t->num_k_blocks * t->num_layers), t->num_layers, mode_name(t->modes[0]),
                 opt->metric == CALIB_METRIC_COSINE ? "1 - " : "", metric);
-    else
+    if (refined)
+        print_refined(to, opt, refined);
+    else if (opt->kept_share <= 0)
         fprintf(to, "budget: %s %s %g of the DiT's prediction with one layer at its setting and every other layer "
                     "exact, against all exact (worst sample)\n", metric,
                 opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=", opt->budget);
@@ -34,9 +47,15 @@ void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t,
             "samples");
     for (int l = 0; l < t->num_layers; l++) {
         const calib_choice *c = &choices[l];
-        if (c->topk_index < 0) {
+        if (c->topk_index == CALIB_CHOICE_DENSE) {
             fprintf(to, "%5d  %6s  %-8s  %12s  %12s  %9.1f%%   no candidate met the budget\n", l, "dense",
                     "-", "-", "-", 100.0);
+            continue;
+        }
+        if (c->topk_index == CALIB_CHOICE_REFINED) {
+            fprintf(to, "%5d  %6g  %-8s  %12s  %12s  %9.1f%%   refined: %lld key blocks, no candidate, not measured "
+                        "alone\n", l, (double)c->topk, mode_name(c->quant), "-", "-", 100.0 * c->kept_share,
+                    (long long)c->blocks);
             continue;
         }
         int n = t->count[calib_table_index(t, l, c->topk_index, c->mode_index)];
@@ -55,8 +74,12 @@ void calib_print_table(FILE *to, const calib_options *opt, const calib_table *t,
         double sum = 0;
         for (int l = 0; l < t->num_layers; l++)
             sum += choices[l].worst;
-        fprintf(to, "sum over layers of the worst %s%s: %.4g\n", opt->metric == CALIB_METRIC_COSINE ? "1 - " : "",
-                metric, sum);
+        if (isnan(sum)) /* a refined layer between candidates */
+            fprintf(to, "sum over layers of the worst %s%s: - (a refined layer was not measured alone)\n",
+                    opt->metric == CALIB_METRIC_COSINE ? "1 - " : "", metric);
+        else
+            fprintf(to, "sum over layers of the worst %s%s: %.4g\n", opt->metric == CALIB_METRIC_COSINE ? "1 - " : "",
+                    metric, sum);
     }
     fprintf(to, "worst %s by topk (best mode measured at each; * chosen%s):\n%5s", calib_metric_name(opt->metric),
             opt->full_sweep ? "" : "; -: not measured; >: stopped at a sample that missed the budget, the true "
@@ -95,7 +118,7 @@ static void put_comment_text(FILE *f, const char *s)
 }
 
 static void write_header(FILE *f, const calib_options *opt, const calib_table *t, const calib_choice *choices,
-                         const sla2_model_info *info)
+                         const sla2_model_info *info, const calib_refine_report *refined)
 {
     fprintf(f, "# Runtime settings written by sla2-calib (SLA2 SDK %s).\n", sla2_version_string());
     fprintf(f, "# model: %s (", info->name);
@@ -112,6 +135,14 @@ static void write_header(FILE *f, const calib_options *opt, const calib_table *t
         fprintf(f, ")\n# budget: worst-case %s %s %g of the DiT's conditional prediction with one layer at its "
                    "setting and every other layer exact, against all exact\n",
                 calib_metric_name(opt->metric), opt->metric == CALIB_METRIC_COSINE ? ">=" : "<=", opt->budget);
+    if (refined)
+        fprintf(f, "# refined against the final video on the calibration inputs, %d round(s) (--refine %d, %s), "
+                   "objective %.6g -> %.6g: mean rel-L2 of the video to the dense one over %d video(s), from the "
+                   "%s allocation (uniform %.6g, DP %.6g)\n",
+                refined->rounds, refined->max_rounds,
+                refined->converged ? "no move lowers it" : "stopped at the limit",
+                refined->uniform < refined->dp ? refined->uniform : refined->dp, refined->refined, refined->videos,
+                refined->start, refined->uniform, refined->dp);
     fprintf(f, "# %s:", opt->inputs[0].prompt ? "prompts" : "text embeddings");
     for (int i = 0; i < opt->num_inputs; i++) {
         fprintf(f, "%s \"", i ? "," : "");
@@ -137,9 +168,9 @@ static void write_header(FILE *f, const calib_options *opt, const calib_table *t
 }
 
 static int write_yaml_file(FILE *f, const calib_options *opt, const calib_table *t, const calib_choice *choices,
-                           const sla2_model_info *info)
+                           const sla2_model_info *info, const calib_refine_report *refined)
 {
-    write_header(f, opt, t, choices, info);
+    write_header(f, opt, t, choices, info, refined);
     fprintf(f, "backend: %s\n", opt->backend == SLA2_BACKEND_CPU ? "cpu" : opt->backend == SLA2_BACKEND_CUDA ? "cuda"
                                                                                                         : "auto");
     fprintf(f, "sampler: %s\n", opt->sampler == SLA2_SAMPLER_KIND_EULER ? "euler" : "unipc");
@@ -156,9 +187,12 @@ static int write_yaml_file(FILE *f, const calib_options *opt, const calib_table 
     for (int l = 0; l < t->num_layers; l++) {
         const calib_choice *c = &choices[l];
         fprintf(f, "  - {layer: %d, topk: %.6g, quant: %s, block_q: %d, block_k: 64%s}", l, (double)c->topk,
-                mode_name(c->quant), opt->block_q, c->topk_index < 0 ? ", dense: true" : "");
-        if (c->topk_index < 0)
+                mode_name(c->quant), opt->block_q, c->topk_index == CALIB_CHOICE_DENSE ? ", dense: true" : "");
+        if (c->topk_index == CALIB_CHOICE_DENSE)
             fprintf(f, "  # exact attention: no candidate met the budget\n");
+        else if (c->topk_index == CALIB_CHOICE_REFINED)
+            fprintf(f, "  # refined: %lld of %lld key blocks, %.1f%% kept, not measured alone\n", (long long)c->blocks,
+                    (long long)t->num_k_blocks, 100.0 * c->kept_share);
         else
             fprintf(f, "  # worst %.4g, mean %.4g, %.1f%% kept\n", calib_badness_to_metric(opt->metric, c->worst),
                     calib_badness_to_metric(opt->metric, c->mean), 100.0 * c->kept_share);
@@ -167,7 +201,8 @@ static int write_yaml_file(FILE *f, const calib_options *opt, const calib_table 
 }
 
 int calib_write_yaml(const calib_options *opt, const calib_table *t, const calib_choice *choices,
-                     const sla2_model_info *info, sla2_context *ctx, sla2_model *model)
+                     const sla2_model_info *info, sla2_context *ctx, sla2_model *model,
+                     const calib_refine_report *refined)
 {
     size_t n = strlen(opt->out) + 16;
     char *tmp = malloc(n);
@@ -186,7 +221,7 @@ int calib_write_yaml(const calib_options *opt, const calib_table *t, const calib
     umask(mask);
     fchmod(fd, 0666 & ~mask);
     FILE *f = fdopen(fd, "w");
-    int ok = f && write_yaml_file(f, opt, t, choices, info);
+    int ok = f && write_yaml_file(f, opt, t, choices, info, refined);
     ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (f ? fclose(f) != 0 : close(fd) != 0)
         ok = 0;

@@ -252,7 +252,7 @@ static void draw_legend(canvas *c, int x, int y, const calib_table *t, const cal
         int row = y + 24 + l * 20;
         fill_rect(c, x, row + 2, 18, 10, col);
         char label[64];
-        if (choices[l].topk_index < 0)
+        if (choices[l].topk_index == CALIB_CHOICE_DENSE)
             snprintf(label, sizeof label, "L%d DENSE", l);
         else
             snprintf(label, sizeof label, "L%d %g %s", l, (double)choices[l].topk,

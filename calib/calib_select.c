@@ -96,7 +96,7 @@ double calib_best_worst(const calib_table *t, int layer, int ti, int per_head)
 
 static calib_choice dense_choice(void)
 {
-    return (calib_choice){.topk_index = -1, .mode_index = -1, .topk = 1.0f, .quant = SLA2_QUANT_NONE,
+    return (calib_choice){.topk_index = CALIB_CHOICE_DENSE, .mode_index = -1, .topk = 1.0f, .quant = SLA2_QUANT_NONE,
                           .worst = 0, .mean = 0, .kept_share = 1.0};
 }
 
@@ -152,7 +152,9 @@ int64_t calib_min_total_blocks(const calib_table *t)
 
 int64_t calib_choice_blocks(const calib_table *t, const calib_choice *c)
 {
-    return c->topk_index < 0 ? t->num_k_blocks : t->kept[c->topk_index];
+    return c->topk_index == CALIB_CHOICE_REFINED ? c->blocks
+           : c->topk_index < 0                    ? t->num_k_blocks
+                                                   : t->kept[c->topk_index];
 }
 
 /* One cell of the allocation: the least summed badness of layers l.. with

@@ -28,10 +28,17 @@ size_t calib_table_index(const calib_table *t, int layer, int topk, int mode);
 /* Adds one sample's badness (layer level, and per head: head_badness [H]). */
 void calib_table_add(calib_table *t, int layer, int topk, int mode, double badness, const double *head_badness);
 
-/* What a layer runs with. topk_index -1: no candidate met the budget and the
- * layer stays dense (topk 1, quant none). */
+/* What a layer runs with. topk_index is the candidate's, or
+ * CALIB_CHOICE_DENSE: no candidate met the budget and the layer stays dense
+ * (topk 1, quant none); or CALIB_CHOICE_REFINED: --refine gave the layer a
+ * whole number of key blocks (`blocks`) that no candidate keeps, so it was
+ * never measured alone (worst and mean NaN). */
+#define CALIB_CHOICE_DENSE (-1)
+#define CALIB_CHOICE_REFINED (-2)
+
 typedef struct calib_choice {
     int topk_index, mode_index;
+    int64_t blocks;       /* with CALIB_CHOICE_REFINED: key blocks kept per query block */
     float topk;
     sla2_quant_mode quant;
     double worst, mean;   /* badness of the chosen candidate (0 when dense) */

@@ -3,8 +3,9 @@
 # equal quantisation, on the tiny demo model (issue 7). For each k of a list,
 # sla2-calib --kept-share k/64 (the tiny model has 64 key blocks, so the
 # uniform baseline keeps exactly k blocks in every layer whenever the
-# allocation uses its whole share) calibrates on prompts-calib.txt (seed 0,
-# 4 sampled steps, every candidate topk in int8_fp8), then --compare
+# allocation uses its whole share) calibrates on prompts-calib.txt (seed 0 or
+# SLA2_CALIB_SEEDS, 4 sampled steps, every candidate topk in int8_fp8; with SLA2_CALIB_REFINE
+# the allocation is then refined against the final videos), then --compare
 # generates, for each held-out prompt of prompts-compare.txt and each compare
 # seed, the dense video, the calibrated one and the uniform ones (int8_fp8 and
 # none), and prints each one's error against the dense video and its prompt
@@ -20,14 +21,28 @@
 #   SLA2_CALIB_TOPKS         --topk-candidates (default: the tool's, 0.02 ... 0.5)
 #   SLA2_CALIB_METRIC        rel-l2 (default) or cosine: the error each layer's choice minimises
 #   SLA2_CALIB_OUT           the folder for the outputs (default docs/calib)
+#   SLA2_CALIB_SEEDS         calibration seeds (default 0): more seeds, more calibration videos for
+#                            --refine to fit, so less overfitting to a few (the comparison's prompts
+#                            are held out whatever the seeds)
+#   SLA2_CALIB_REFINE        empty (default): no refinement; a number N: --refine N, which improves
+#                            each allocation against the final video on the calibration prompts x
+#                            seeds (each of its up to 12 moves a round generates all of those videos:
+#                            seconds on the GPU, minutes on the CPU)
 # Outputs, <sha> the checkpoint's first 8 sha256 digits: per k
 # tiny-demo-<sha>-kept-<k>of64.txt (the tool's output), .yaml, .png; and
-# tiny-demo-<sha>-kept-share-summary.txt (the table below, with the command).
+# tiny-demo-<sha>-kept-share-summary.txt (the table below, with the command);
+# with SLA2_CALIB_REFINE=N the names end in -refineN (kept-<k>of64-refineN.txt,
+# kept-share-refineN-summary.txt).
 # A CPU smoke run (a minute or two):
 #   SLA2_CALIB_BACKEND=cpu SLA2_CALIB_KS=6 SLA2_CALIB_SAMPLE_STEPS=1 \
 #   SLA2_CALIB_TOPKS=0.05,0.1,0.2 SLA2_CALIB_PROMPTS=one-prompt.txt \
 #   SLA2_CALIB_COMPARE=one-prompt.txt SLA2_CALIB_OUT=/tmp/ks \
 #   docs/calib/tiny_kept_share_comparison.sh build 3 0
+# (add SLA2_CALIB_REFINE=2 for refinement: up to 15 more 3-step videos a round there).
+# With refinement on the GPU, calibrating on 4 seeds (compared on the held-out
+# prompts with seeds 0-3, as the table in BENCHMARKS.md):
+#   SLA2_CALIB_BACKEND=cuda SLA2_CALIB_REFINE=20 SLA2_CALIB_SEEDS=0,1,2,3 \
+#   docs/calib/tiny_kept_share_comparison.sh BUILD 10 0,1,2,3
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -40,6 +55,15 @@ prompts=${SLA2_CALIB_PROMPTS:-docs/calib/prompts-calib.txt}
 compare=${SLA2_CALIB_COMPARE:-docs/calib/prompts-compare.txt}
 sample_steps=${SLA2_CALIB_SAMPLE_STEPS:-4}
 metric=${SLA2_CALIB_METRIC:-rel-l2}
+calib_seeds=${SLA2_CALIB_SEEDS:-0}
+refine=${SLA2_CALIB_REFINE:-}
+refine_flag=""
+if [ -n "$refine" ]; then
+  case $refine in
+    *[!0-9]*) echo "SLA2_CALIB_REFINE: expected a number of rounds (1..1000), got '$refine'" >&2; exit 2 ;;
+  esac
+  refine_flag="--refine $refine"
+fi
 blocks=64 # key blocks of the tiny model (4096 tokens / block_k 64)
 calib=$(find "$build" -name sla2-calib -type f -perm -u+x | head -n 1)
 [ -n "$calib" ] || { echo "sla2-calib not found under $build" >&2; exit 1; }
@@ -55,22 +79,25 @@ cd "$root" # relative paths in the YAML's header
 out=${SLA2_CALIB_OUT:-docs/calib}
 mkdir -p "$out"
 sha=$(sha256sum models/tiny-demo.safetensors | cut -c1-8)
-summary=$out/tiny-demo-$sha-kept-share-summary.txt
+suffix=${refine:+-refine$refine} # refined runs do not overwrite the plain ones
+summary=$out/tiny-demo-$sha-kept-share$suffix-summary.txt
 rows=$(mktemp)
 trap 'rm -f "$rows" "$rows.rc"' EXIT
 start=$(date +%s)
 for k in $ks; do
-  name=$out/tiny-demo-$sha-kept-${k}of$blocks
+  name=$out/tiny-demo-$sha-kept-${k}of$blocks$suffix
   {
     echo "checkpoint: $(sha256sum models/tiny-demo.safetensors)"
-    echo "command: sla2-calib --backend $backend --kept-share $k/$blocks $metric_flag $topk_flag --steps $steps" \
-         "--sample-steps $sample_steps, calibration prompts $prompts, compare prompts $compare, seeds $seeds"
+    echo "command: sla2-calib --backend $backend --kept-share $k/$blocks $metric_flag $topk_flag $refine_flag" \
+         "--steps $steps --sample-steps $sample_steps, calibration prompts $prompts, seeds $calib_seeds," \
+         "compare prompts $compare, seeds $seeds"
     run_start=$(date +%s)
     rc=0
     # shellcheck disable=SC2086 # the flags are word lists on purpose
     "$calib" --model models/tiny-demo.yaml --weights models/tiny-demo.safetensors --backend "$backend" \
-        --prompts "$prompts" --seeds 0 --steps "$steps" --sample-steps "$sample_steps" \
-        --sampler euler --guidance 4 --shift 5 --kept-share "$k/$blocks" $metric_flag $topk_flag --quiet \
+        --prompts "$prompts" --seeds "$calib_seeds" --steps "$steps" --sample-steps "$sample_steps" \
+        --sampler euler --guidance 4 --shift 5 --kept-share "$k/$blocks" $metric_flag $topk_flag $refine_flag \
+        --quiet \
         --out "$name.yaml" --plot "$name.png" \
         --compare --compare-prompts "$compare" --compare-seeds "$seeds" || rc=$?
     echo "$rc" >"$rows.rc"
@@ -98,8 +125,10 @@ done
 {
   echo
   echo "checkpoint: $(sha256sum models/tiny-demo.safetensors)"
-  echo "kept share k/$blocks, $backend, $steps Euler steps (guidance 4, shift 5); calibration: $prompts, seed 0," \
-       "$sample_steps sampled steps, metric $metric${SLA2_CALIB_TOPKS:+, candidates $SLA2_CALIB_TOPKS};" \
+  topk_note=${SLA2_CALIB_TOPKS:+, candidates $SLA2_CALIB_TOPKS}
+  refine_note=${refine:+, --refine $refine against the final calibration videos}
+  echo "kept share k/$blocks, $backend, $steps Euler steps (guidance 4, shift 5); calibration: $prompts," \
+       "seeds $calib_seeds, $sample_steps sampled steps, metric $metric$topk_note$refine_note;" \
        "comparison: $compare, seeds $seeds"
   echo "video rel-L2: mean over the videos of ||video - dense video|| / ||dense video||; paired: calibrated" \
        "minus uniform (same mode) per video, mean +- standard error; closer: videos where calibrated is closer;" \

@@ -5,7 +5,10 @@
  * `test_calib tiny` runs the calibration of the tiny demo model instead,
  * `test_calib tiny-kept-share` a small --kept-share one (exit 77, CTest's
  * "skipped", while models/tiny-demo.* are absent). Also the kept-share rule
- * on hand-made tables and --kept-share on the fixture. */
+ * on hand-made tables and --kept-share on the fixture; the --refine search
+ * on objectives whose optimum is known, and --refine on the fixture
+ * (`test_calib tiny-refine`: on the tiny model). */
+#include "calib_refine.h"
 #include "calib_select.h"
 
 #include <sla2/pipeline.h>
@@ -295,6 +298,279 @@ START_TEST(kept_share_blocks_round_down_exactly)
     ck_assert_int_eq(calib_kept_share_blocks(&t, 0.1), 1536); /* 1536.0: floor of the product */
     ck_assert_int_eq(calib_kept_share_blocks(&t, 0.09999), 1535);
     calib_table_free(&t);
+}
+END_TEST
+
+/* ---- The --refine search ---------------------------------------------------- */
+
+/* A fake objective over allocations of up to 8 layers: records every call,
+ * checks the constraints the search must keep, and can fail on call
+ * `fail_at` (1-based; 0: never). */
+typedef struct fake {
+    int layers;
+    int64_t nk, total;
+    double weight[8], target[8];
+    int kind;                /* 0: sum w / b (convex, decreasing); 1: sum (b - target)^2; 2: -b[0] + NaN at b[1] == 2 */
+    long calls, violations, fail_at;
+    int64_t seen[4096][8];   /* every allocation evaluated, to find repeats */
+    int repeats;
+    double last_after;       /* the round log: before must be the last after, after < before */
+    int rounds_logged, not_lower, started;
+} fake;
+
+static double fake_value(const fake *f, const int64_t *b)
+{
+    double v = 0;
+    for (int l = 0; l < f->layers; l++) {
+        if (f->kind == 0)
+            v += f->weight[l] / (double)b[l];
+        else if (f->kind == 1)
+            v += f->weight[l] * (b[l] - f->target[l]) * (b[l] - f->target[l]);
+    }
+    if (f->kind == 2)
+        v = b[1] == 2 ? NAN : -(double)b[0];
+    return v;
+}
+
+static int fake_objective(void *user, const int64_t *blocks, int n, double *value)
+{
+    fake *f = user;
+    ck_assert_int_eq(n, f->layers);
+    int64_t sum = 0;
+    for (int l = 0; l < n; l++) {
+        sum += blocks[l];
+        f->violations += blocks[l] < 1 || blocks[l] > f->nk;
+    }
+    f->violations += sum != f->total && f->calls >= 2; /* the starts may differ in total; moves keep it */
+    for (long c = 0; c < f->calls && c < 4096; c++)
+        f->repeats += !memcmp(f->seen[c], blocks, (size_t)n * sizeof *blocks);
+    if (f->calls < 4096)
+        memcpy(f->seen[f->calls], blocks, (size_t)n * sizeof *blocks);
+    f->calls++;
+    if (f->fail_at && f->calls == f->fail_at)
+        return 0;
+    *value = fake_value(f, blocks);
+    return 1;
+}
+
+static void fake_on_start(void *user, const calib_refine_result *r)
+{
+    fake *f = user;
+    f->started = 1;
+    f->last_after = r->start_objective[r->start];
+}
+
+static void fake_on_round(void *user, int round, double before, double after, int from, int to,
+                          const int64_t *blocks, int n)
+{
+    fake *f = user;
+    ck_assert_int_eq(round, f->rounds_logged + 1);
+    ck_assert_int_ne(from, to);
+    f->not_lower += !(after < before) || before != f->last_after;
+    f->last_after = after, f->rounds_logged++;
+    (void)blocks, (void)n;
+}
+
+static calib_refine_problem fake_problem(fake *f, int max_rounds)
+{
+    return (calib_refine_problem){.num_layers = f->layers, .num_k_blocks = f->nk, .max_rounds = max_rounds,
+                                  .objective = fake_objective, .on_start = fake_on_start, .on_round = fake_on_round,
+                                  .user = f};
+}
+
+/* The least objective over every allocation of f->total blocks, by brute force. */
+static double brute_force_min(const fake *f)
+{
+    int64_t b[8];
+    double best = INFINITY;
+    long combos = 1;
+    for (int l = 0; l < f->layers - 1; l++)
+        combos *= f->nk;
+    for (long c = 0; c < combos; c++) {
+        long rest = c;
+        int64_t sum = 0;
+        for (int l = 0; l < f->layers - 1; l++)
+            b[l] = 1 + rest % f->nk, rest /= f->nk, sum += b[l];
+        b[f->layers - 1] = f->total - sum;
+        if (b[f->layers - 1] >= 1 && b[f->layers - 1] <= f->nk)
+            best = fmin(best, fake_value(f, b));
+    }
+    return best;
+}
+
+START_TEST(refine_reaches_the_optimum_of_a_convex_sum)
+{
+    /* A sum of convex per-layer costs: no single-block move improving is
+     * then the global optimum (discrete convexity), so the search must end
+     * there, from either start. Brute force over all 16^3 allocations. */
+    static fake f;
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 4, .nk = 16, .total = 20, .weight = {8, 1, 3, 0.5}};
+    int64_t dp[4] = {1, 1, 2, 16}, uniform[4], blocks[4];
+    calib_refine_uniform(4, 20, uniform);
+    const int64_t *starts[2] = {dp, uniform};
+    calib_refine_problem p = fake_problem(&f, 1000);
+    calib_refine_result r;
+    ck_assert(calib_refine_search(&p, starts, 2, blocks, &r));
+    double optimum = brute_force_min(&f);
+    /* exact arithmetic on the same sums, up to summation order */
+    ck_assert_double_eq_tol(r.objective, optimum, 1e-12);
+    ck_assert_int_eq(r.converged, 1);
+    ck_assert_int_eq(r.num_starts, 2);
+    ck_assert_int_eq(r.start, 1); /* uniform is nearer: 8/5 + 1/5 + 3/5 + 0.5/5 beats 8 + 1 + 1.5 + 0.03 */
+    ck_assert_double_eq_tol(r.start_objective[0], 8 + 1 + 1.5 + 0.5 / 16, 1e-12);
+    ck_assert_double_eq_tol(r.start_objective[1], 12.5 / 5, 1e-12);
+    ck_assert(r.objective <= r.start_objective[1]);
+    int64_t sum = 0;
+    for (int l = 0; l < 4; l++)
+        sum += blocks[l], ck_assert(blocks[l] >= 1 && blocks[l] <= 16);
+    ck_assert_int_eq(sum, 20);
+    ck_assert_int_eq(f.violations, 0);
+    ck_assert_int_eq(f.not_lower, 0);          /* every round lowered the objective from where the last left it */
+    ck_assert_int_eq(f.rounds_logged, r.rounds);
+    ck_assert(f.started);
+    ck_assert_int_eq(f.repeats, 0);            /* no allocation measured twice */
+    ck_assert_int_eq(r.evaluations, f.calls);
+    /* the heavy layer holds the most: w / b^2 balances, so b grows with sqrt(w) */
+    ck_assert(blocks[0] > blocks[2] && blocks[2] > blocks[1] && blocks[1] >= blocks[3]);
+    /* from the far start alone it gets there as well */
+    const int64_t *far[1] = {dp};
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 4, .nk = 16, .total = 20, .weight = {8, 1, 3, 0.5}};
+    ck_assert(calib_refine_search(&p, far, 1, blocks, &r));
+    ck_assert_double_eq_tol(r.objective, optimum, 1e-12);
+    ck_assert_int_eq(f.not_lower, 0);
+    ck_assert_int_eq(f.repeats, 0);
+    ck_assert_int_eq(f.violations, 0);
+}
+END_TEST
+
+START_TEST(refine_stops_after_n_rounds_taking_the_best_move)
+{
+    /* sum (b - 5)^2 from (8, 4, 4, 4): every move out of layer 0 lowers it
+     * by the same 6, the others raise it; the first (to layer 1) is taken */
+    static fake f;
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 4, .nk = 16, .total = 20, .weight = {1, 1, 1, 1}, .target = {5, 5, 5, 5}, .kind = 1};
+    int64_t start[4] = {8, 4, 4, 4}, blocks[4];
+    const int64_t *starts[1] = {start};
+    calib_refine_problem p = fake_problem(&f, 1);
+    calib_refine_result r;
+    ck_assert(calib_refine_search(&p, starts, 1, blocks, &r));
+    ck_assert_int_eq(r.rounds, 1);
+    ck_assert_int_eq(r.converged, 0);
+    ck_assert_int_eq(blocks[0], 7);
+    ck_assert_int_eq(blocks[1], 5);
+    ck_assert_double_eq(r.objective, 4 + 0 + 1 + 1);
+    ck_assert_int_eq(r.evaluations, 1 + 12); /* the start and the 12 moves */
+    /* 3 rounds reach (5, 5, 5, 5); a 4th finds nothing and says it converged */
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 4, .nk = 16, .total = 20, .weight = {1, 1, 1, 1}, .target = {5, 5, 5, 5}, .kind = 1};
+    p.max_rounds = 3;
+    ck_assert(calib_refine_search(&p, starts, 1, blocks, &r));
+    ck_assert_int_eq(r.rounds, 3);
+    ck_assert_int_eq(r.converged, 0);
+    ck_assert_double_eq(r.objective, 0);
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 4, .nk = 16, .total = 20, .weight = {1, 1, 1, 1}, .target = {5, 5, 5, 5}, .kind = 1};
+    p.max_rounds = 1000;
+    ck_assert(calib_refine_search(&p, starts, 1, blocks, &r));
+    ck_assert_int_eq(r.rounds, 3);
+    ck_assert_int_eq(r.converged, 1);
+    for (int l = 0; l < 4; l++)
+        ck_assert_int_eq(blocks[l], 5);
+    /* a round revisits allocations the last one measured: fewer than 1 + 4 x 12 measurements */
+    ck_assert_int_lt(r.evaluations, 1 + 4 * 12);
+    ck_assert_int_eq(f.repeats, 0);
+}
+END_TEST
+
+START_TEST(refine_respects_the_bounds_and_never_takes_nan)
+{
+    /* -b[0]: layer 0 wants every block, but stops at nk = 8, and the others
+     * keep >= 1; allocations with b[1] == 2 give NaN and are never taken */
+    static fake f;
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 3, .nk = 8, .total = 12, .kind = 2};
+    int64_t start[3] = {4, 4, 4}, blocks[3];
+    const int64_t *starts[1] = {start};
+    calib_refine_problem p = fake_problem(&f, 1000);
+    calib_refine_result r;
+    ck_assert(calib_refine_search(&p, starts, 1, blocks, &r));
+    ck_assert_int_eq(blocks[0], 8);
+    ck_assert_int_ne(blocks[1], 2);
+    ck_assert(blocks[1] >= 1 && blocks[2] >= 1);
+    ck_assert_int_eq(blocks[0] + blocks[1] + blocks[2], 12);
+    ck_assert_double_eq(r.objective, -8);
+    ck_assert_int_eq(f.violations, 0);
+    ck_assert_int_eq(f.not_lower, 0);
+    /* a start already at the bounds: only moves that keep them are tried */
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 3, .nk = 8, .total = 10, .kind = 2};
+    int64_t edge[3] = {8, 1, 1};
+    starts[0] = edge;
+    ck_assert(calib_refine_search(&p, starts, 1, blocks, &r));
+    ck_assert_int_eq(r.converged, 1);
+    ck_assert_int_eq(r.rounds, 0);
+    ck_assert_int_eq(r.evaluations, 1 + 2); /* only layer 0 can give, to 1 or 2 */
+    ck_assert_int_eq(f.violations, 0);
+}
+END_TEST
+
+START_TEST(refine_takes_the_better_start_ties_the_first)
+{
+    static fake f;
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 2, .nk = 8, .total = 8, .weight = {1, 1}, .target = {4, 4}, .kind = 1};
+    int64_t a[2] = {4, 4}, b[2] = {4, 4}, c[2] = {5, 3}, blocks[2];
+    const int64_t *tie[2] = {a, b}, *second[2] = {c, a};
+    calib_refine_problem p = fake_problem(&f, 5);
+    calib_refine_result r;
+    ck_assert(calib_refine_search(&p, tie, 2, blocks, &r));
+    ck_assert_int_eq(r.start, 0);
+    ck_assert_int_eq(r.evaluations, 1 + 2); /* equal starts are measured once */
+    ck_assert(calib_refine_search(&p, second, 2, blocks, &r));
+    ck_assert_int_eq(r.start, 1);
+    ck_assert_double_eq(r.start_objective[0], 2);
+    ck_assert_double_eq(r.objective, 0);
+}
+END_TEST
+
+START_TEST(refine_fails_cleanly)
+{
+    static fake f;
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 3, .nk = 8, .total = 12, .weight = {1, 2, 3}, .fail_at = 5};
+    int64_t start[3] = {4, 4, 4}, bad[3] = {0, 6, 6}, over[3] = {9, 2, 1}, blocks[3];
+    const int64_t *starts[1] = {start};
+    calib_refine_problem p = fake_problem(&f, 10);
+    calib_refine_result r;
+    ck_assert(!calib_refine_search(&p, starts, 1, blocks, &r)); /* the objective failed on its 5th call */
+    ck_assert_int_eq(f.calls, 5);
+    /* invalid problems and starts: refused before any measurement */
+    memset(&f, 0, sizeof f);
+    f = (fake){.layers = 3, .nk = 8, .total = 12};
+    starts[0] = bad;
+    ck_assert(!calib_refine_search(&p, starts, 1, blocks, &r));
+    starts[0] = over;
+    ck_assert(!calib_refine_search(&p, starts, 1, blocks, &r));
+    starts[0] = start;
+    ck_assert(!calib_refine_search(&p, starts, 0, blocks, &r));
+    p.max_rounds = 0;
+    ck_assert(!calib_refine_search(&p, starts, 1, blocks, &r));
+    ck_assert_int_eq(f.calls, 0);
+}
+END_TEST
+
+START_TEST(refine_uniform_gives_the_remainder_to_the_first_layers)
+{
+    int64_t b[4];
+    calib_refine_uniform(4, 18, b);
+    ck_assert(b[0] == 5 && b[1] == 5 && b[2] == 4 && b[3] == 4);
+    calib_refine_uniform(3, 9, b);
+    ck_assert(b[0] == 3 && b[1] == 3 && b[2] == 3);
+    calib_refine_uniform(4, 7, b);
+    ck_assert(b[0] == 2 && b[1] == 2 && b[2] == 2 && b[3] == 1);
 }
 END_TEST
 
@@ -638,6 +914,59 @@ START_TEST(kept_share_writes_a_loadable_yaml_and_compares)
 }
 END_TEST
 
+/* The three objectives --refine prints: uniform, DP, refined. */
+static void read_objectives(const char *out, double *uniform, double *dp, double *refined)
+{
+    const char *line = strstr(out, "calibration video(s)): uniform ");
+    ck_assert_msg(line, "no objective line in: %s", out);
+    ck_assert_int_eq(sscanf(line, "calibration video(s)): uniform %lf DP %lf refined %lf", uniform, dp, refined), 3);
+}
+
+/* --refine on the fixture (72 tokens: 2 key blocks, every candidate keeps
+ * 1): at 3 of the 4 blocks the DP can only use 2 (1, 1), the uniform start
+ * uses 3 (2, 1); the search keeps its start's total and may move the extra
+ * block, a count no candidate keeps (topk 1 written). --compare follows,
+ * with the refined YAML. */
+START_TEST(refine_writes_a_loadable_yaml_and_compares)
+{
+    make_workdir();
+    run_result r = calibrate_fixture("--kept-share 3/4 --topk-candidates 0.25,0.5 --refine 5 --compare");
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    double uniform = 0, dp = 0, refined = 0;
+    read_objectives(r.out, &uniform, &dp, &refined);
+    ck_assert(refined <= fmin(uniform, dp));
+    ck_assert(uniform > 0 && dp > 0);
+    ck_assert_msg(strstr(r.out, "refined against the final video on the calibration inputs (2 input(s) x 2 seed(s), "
+                                "3 steps): from "), "%s", r.out);
+    ck_assert_msg(strstr(r.err, "refine: objective (mean video rel-L2 vs dense over 4 calibration video(s)): DP "),
+                  "%s", r.err);
+    ck_assert_msg(strstr(r.out, "refine time:") && strstr(r.out, "paired calibrated - uniform int8_fp8"), "%s", r.out);
+    char path[512];
+    snprintf(path, sizeof path, "%s/calib.yaml", work);
+    char *yaml = read_text(path);
+    ck_assert_ptr_nonnull(yaml);
+    ck_assert_msg(strstr(yaml, "# refined against the final video on the calibration inputs, "), "%s", yaml);
+    ck_assert_msg(strstr(yaml, "(--refine 5, no move lowers it), objective "), "%s", yaml);
+    free(yaml);
+    sla2_layer_attention layers[8];
+    int dense[8];
+    int n = load_layers_dense(FIXTURE "/model.yaml", FIXTURE "/weights.safetensors", path, layers, dense, 8);
+    ck_assert_int_eq(n, 2);
+    int64_t total = 0;
+    for (int l = 0; l < n; l++) {
+        ck_assert_int_eq(dense[l], 0);
+        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8_FP8);
+        total += sla2_attention_kept_blocks(72, 64, layers[l].topk);
+    }
+    /* from uniform: its 3 blocks, one layer at both (topk 1, between no candidates); from DP: 2 */
+    ck_assert_msg(total == (strstr(r.out, "from uniform") ? 3 : 2), "total %lld: %s", (long long)total, r.out);
+    if (total == 3)
+        ck_assert_msg(strstr(r.out, "refined: 2 key blocks, no candidate"), "%s", r.out);
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
 /* Runs with args, expects status and a message containing `needle` on
  * stderr, and that --out (pre-filled with "keep") is left untouched. */
 static void expect_fail(int status, const char *needle, const char *fmt, ...)
@@ -691,6 +1020,13 @@ START_TEST(bad_flags_say_what_is_wrong)
     expect_fail(2, "--kept-share: needs a value", FIXTURE_MODEL " " EMB " --kept-share");
     expect_fail(2, "--per-head: errors are measured at the DiT's output",
                 FIXTURE_MODEL " " EMB " --kept-share 0.5 --per-head");
+    expect_fail(2, "--refine 3: refines a --kept-share allocation; give --kept-share S too",
+                FIXTURE_MODEL " " EMB " --refine 3");
+    const char *bad_rounds[] = {"0", "-1", "1001", "abc", "2.5", ""};
+    for (size_t i = 0; i < sizeof bad_rounds / sizeof *bad_rounds; i++)
+        expect_fail(2, "--refine: expected an integer in [1, 1000]",
+                    FIXTURE_MODEL " " EMB " --kept-share 0.5 --refine '%s'", bad_rounds[i]);
+    expect_fail(2, "--refine: needs a value", FIXTURE_MODEL " " EMB " --kept-share 0.5 --refine");
     /* the fixture's 72 tokens are 2 key blocks and every topk keeps 1: below
      * half, nothing fits; said before any calibration work */
     expect_fail(2, "--kept-share 0.3 allows 1 key blocks over 2 layers (of 2 each), but the sparsest candidate, "
@@ -755,7 +1091,7 @@ START_TEST(help_lists_every_flag)
     ck_assert_int_eq(r.status, 0);
     const char *flags[] = {"--model", "--weights", "--prompts", "--text-embedding", "--seeds", "--steps",
                            "--sample-steps", "--max-rel-l2", "--min-cosine", "--topk-candidates", "--modes",
-                           "--per-head", "--backend", "--out", "--plot", "--compare", "--kept-share"};
+                           "--per-head", "--backend", "--out", "--plot", "--compare", "--kept-share", "--refine"};
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
         ck_assert_msg(strstr(r.out, flags[i]), "--help lacks %s", flags[i]);
     run_free(&r);
@@ -827,6 +1163,44 @@ START_TEST(tiny_model_kept_share)
 }
 END_TEST
 
+/* --refine end to end on the tiny model: the --kept-share run above
+ * (1 prompt, 1 seed, 1 sampled step, 2 candidates in int8_fp8, 9/128 = 18
+ * blocks), then one round: the dense video, both starts and the 12 moves
+ * of 4 layers, each a whole video. Steps: 1, not 2, to stay under 30 s on
+ * the 2-core machine: each of those 15 videos costs one DiT forward a step
+ * (guidance 1), so the refinement is half the run at 1 step and two thirds
+ * at 2. */
+START_TEST(tiny_model_refine)
+{
+    make_workdir();
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%s/calib.yaml", work);
+    run_result r = run_calib("--model " TINY_YAML " --weights " TINY_WEIGHTS " --prompt 'red circle moving right' "
+                             "--steps 1 --sample-steps 1 --guidance 1 --topk-candidates 0.05,0.1 --kept-share 9/128 "
+                             "--refine 1 --quiet --out '%s'", yaml);
+    printf("%s%s", r.out, r.err);
+    ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+    double uniform = 0, dp = 0, refined = 0;
+    read_objectives(r.out, &uniform, &dp, &refined);
+    ck_assert(refined <= fmin(uniform, dp));
+    ck_assert_msg(strstr(r.err, "refine round 1: objective ") || strstr(r.err, "after 0 round(s)"), "%s", r.err);
+    sla2_layer_attention layers[64];
+    int n = load_layers(TINY_YAML, TINY_WEIGHTS, yaml, layers, 64);
+    ck_assert_int_eq(n, 4);
+    int64_t total = 0;
+    for (int l = 0; l < n; l++) {
+        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8_FP8);
+        int64_t kept = sla2_attention_kept_blocks(4096, 64, layers[l].topk);
+        ck_assert(kept >= 1 && kept <= 64);
+        total += kept;
+    }
+    ck_assert_int_le(total, 18);
+    ck_assert_int_ge(total, 12);
+    run_free(&r);
+    remove_workdir();
+}
+END_TEST
+
 static Suite *calib_suite(void)
 {
     Suite *s = suite_create("calib");
@@ -843,6 +1217,12 @@ static Suite *calib_suite(void)
     tcase_add_test(rule, kept_share_below_the_sparsest_fits_nothing);
     tcase_add_test(rule, kept_share_never_takes_nan_or_unmeasured);
     tcase_add_test(rule, kept_share_blocks_round_down_exactly);
+    tcase_add_test(rule, refine_reaches_the_optimum_of_a_convex_sum);
+    tcase_add_test(rule, refine_stops_after_n_rounds_taking_the_best_move);
+    tcase_add_test(rule, refine_respects_the_bounds_and_never_takes_nan);
+    tcase_add_test(rule, refine_takes_the_better_start_ties_the_first);
+    tcase_add_test(rule, refine_fails_cleanly);
+    tcase_add_test(rule, refine_uniform_gives_the_remainder_to_the_first_layers);
     suite_add_tcase(s, rule);
     TCase *tool = tcase_create("tool");
     tcase_set_timeout(tool, 300);
@@ -852,6 +1232,7 @@ static Suite *calib_suite(void)
     tcase_add_test(tool, plot_is_a_png);
     tcase_add_test(tool, compare_reports_every_variant);
     tcase_add_test(tool, kept_share_writes_a_loadable_yaml_and_compares);
+    tcase_add_test(tool, refine_writes_a_loadable_yaml_and_compares);
     tcase_add_test(tool, bad_flags_say_what_is_wrong);
     tcase_add_test(tool, bad_files_say_what_is_wrong);
     tcase_add_test(tool, help_lists_every_flag);
@@ -879,15 +1260,29 @@ static Suite *tiny_kept_share_suite(void)
     return s;
 }
 
+static Suite *tiny_refine_suite(void)
+{
+    Suite *s = suite_create("calib-tiny-refine");
+    TCase *tc = tcase_create("tiny-refine");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, tiny_model_refine);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
 int main(int argc, char **argv)
 {
     int tiny = argc > 1 && !strcmp(argv[1], "tiny");
     int tiny_kept_share = argc > 1 && !strcmp(argv[1], "tiny-kept-share");
-    if ((tiny || tiny_kept_share) && (access(TINY_YAML, R_OK) != 0 || access(TINY_WEIGHTS, R_OK) != 0)) {
+    int tiny_refine = argc > 1 && !strcmp(argv[1], "tiny-refine");
+    if ((tiny || tiny_kept_share || tiny_refine) && (access(TINY_YAML, R_OK) != 0 || access(TINY_WEIGHTS, R_OK) != 0)) {
         printf("SKIPPED: the tiny demo model (%s, %s) is not there yet\n", TINY_YAML, TINY_WEIGHTS);
         return 77;
     }
-    SRunner *sr = srunner_create(tiny ? tiny_suite() : tiny_kept_share ? tiny_kept_share_suite() : calib_suite());
+    SRunner *sr = srunner_create(tiny              ? tiny_suite()
+                                 : tiny_kept_share ? tiny_kept_share_suite()
+                                 : tiny_refine     ? tiny_refine_suite()
+                                                   : calib_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
