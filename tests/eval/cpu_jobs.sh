@@ -18,7 +18,9 @@
 #   DONE_DIR   folder of earlier TSVs (default docs/eval)
 # Environment: SLA2_EVAL_SETTINGS (default the 7 settings of sla2-eval),
 # SLA2_EVAL_PAIRS (default 100: 50 prompts x seeds 0,1), SLA2_EVAL_STEPS (default
-# the runtime's 20; fewer only to try the script).
+# the runtime's 20; fewer only to try the script), SLA2_EVAL_REVERSE=1 (take the
+# jobs from the last pair backwards: a second machine working beside a first
+# that goes forwards meets it in the middle instead of repeating its videos).
 set -uo pipefail
 [ $# -ge 4 ] || { echo "usage: $0 SLA2_EVAL OUT_DIR LIMIT_S PROCS [DONE_DIR]" >&2; exit 2; }
 EVAL=$1 OUT=$2 LIMIT=$3 PROCS=$4
@@ -28,6 +30,7 @@ SETTINGS=${SLA2_EVAL_SETTINGS:-dense,0.1:none,0.1:int8,0.1:int8_fp8,0.05:none,0.
 PAIRS=${SLA2_EVAL_PAIRS:-100}
 MIN_LEFT=${MIN_LEFT_S:-150}
 deadline=$(( $(date +%s) + LIMIT ))
+rm -rf "$OUT/jobs" # a folder of an earlier call on this machine would count again
 mkdir -p "$OUT/jobs"
 model=(--model "$ROOT/models/tiny-demo.yaml" --weights "$ROOT/models/tiny-demo.safetensors"
        --runtime "$ROOT/models/tiny-demo.runtime.yaml" --prompts 50 --seeds 0,1)
@@ -42,6 +45,7 @@ for ((pair = 0; pair < PAIRS; pair++)); do
     grep -qxF -- "$video" "$OUT/done.txt" || echo "$pair $setting" >>"$OUT/jobs.txt"
   done
 done
+[ "${SLA2_EVAL_REVERSE:-0}" = 1 ] && { tac "$OUT/jobs.txt" >"$OUT/jobs.rev" && mv "$OUT/jobs.rev" "$OUT/jobs.txt"; }
 echo "cpu_jobs: $(wc -l <"$OUT/jobs.txt") videos to do, $(wc -l <"$OUT/done.txt") done before; $PROCS processes, ${LIMIT} s"
 
 run_job() { # pair setting
@@ -62,7 +66,9 @@ xargs -P "$PROCS" -L 1 bash -c 'run_job_wrapper $0 $1' <"$OUT/jobs.txt"
 # One TSV of this call's videos (the header of the first job's file).
 first=$(ls "$OUT"/jobs/*.tsv 2>/dev/null | head -n 1)
 if [ -n "$first" ]; then
-  grep -e '^#' -e '^setting' "$first" | sed 's/shard=[^;]*;/shard=jobs;/' >"$OUT/new.tsv"
+  # planned = the videos in this file, so that --merge of several calls adds up
+  count=$(cat "$OUT"/jobs/*.tsv | grep -cv -e '^#' -e '^setting')
+  grep -e '^#' -e '^setting' "$first" | sed "s/shard=[^;]*;/shard=jobs;/; s/planned=[0-9]*;/planned=$count;/" >"$OUT/new.tsv"
   cat "$OUT"/jobs/*.tsv | grep -v -e '^#' -e '^setting' >>"$OUT/new.tsv"
 fi
 echo "cpu_jobs: $(grep -cv -e '^#' -e '^setting' "$OUT/new.tsv" 2>/dev/null || echo 0) videos finished in this call"
