@@ -1240,49 +1240,34 @@ static Suite *calib_suite(void)
     return s;
 }
 
-static Suite *tiny_suite(void)
+/* One run of the tiny model alone: each is its own CTest entry (`test_calib NAME`). */
+static Suite *tiny_suite(const char *name, const TTest *test)
 {
-    Suite *s = suite_create("calib-tiny");
-    TCase *tc = tcase_create("tiny");
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create(name);
     tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, tiny_model_calibration);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-static Suite *tiny_kept_share_suite(void)
-{
-    Suite *s = suite_create("calib-tiny-kept-share");
-    TCase *tc = tcase_create("tiny-kept-share");
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, tiny_model_kept_share);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
-static Suite *tiny_refine_suite(void)
-{
-    Suite *s = suite_create("calib-tiny-refine");
-    TCase *tc = tcase_create("tiny-refine");
-    tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, tiny_model_refine);
+    tcase_add_test(tc, test);
     suite_add_tcase(s, tc);
     return s;
 }
 
 int main(int argc, char **argv)
 {
-    int tiny = argc > 1 && !strcmp(argv[1], "tiny");
-    int tiny_kept_share = argc > 1 && !strcmp(argv[1], "tiny-kept-share");
-    int tiny_refine = argc > 1 && !strcmp(argv[1], "tiny-refine");
-    if ((tiny || tiny_kept_share || tiny_refine) && (access(TINY_YAML, R_OK) != 0 || access(TINY_WEIGHTS, R_OK) != 0)) {
+    const struct {
+        const char *name;
+        const TTest *test;
+    } tiny_runs[] = {{"tiny", tiny_model_calibration},
+                     {"tiny-kept-share", tiny_model_kept_share},
+                     {"tiny-refine", tiny_model_refine}};
+    int run = -1;
+    for (int i = 0; argc > 1 && i < (int)(sizeof tiny_runs / sizeof *tiny_runs); i++)
+        if (!strcmp(argv[1], tiny_runs[i].name))
+            run = i;
+    if (run >= 0 && (access(TINY_YAML, R_OK) != 0 || access(TINY_WEIGHTS, R_OK) != 0)) {
         printf("SKIPPED: the tiny demo model (%s, %s) is not there yet\n", TINY_YAML, TINY_WEIGHTS);
         return 77;
     }
-    SRunner *sr = srunner_create(tiny              ? tiny_suite()
-                                 : tiny_kept_share ? tiny_kept_share_suite()
-                                 : tiny_refine     ? tiny_refine_suite()
-                                                   : calib_suite());
+    SRunner *sr = srunner_create(run >= 0 ? tiny_suite(tiny_runs[run].name, tiny_runs[run].test) : calib_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
