@@ -1131,6 +1131,25 @@ START_TEST(tiny_model_calibration)
 }
 END_TEST
 
+/* The YAML of a tiny-model --kept-share 9/128 run: 4 layers in int8_fp8,
+ * each 1..64 key blocks, 12..18 blocks in all (the share, less what the
+ * two candidates' block counts cannot fill). */
+static void check_tiny_kept_share_yaml(const char *yaml)
+{
+    sla2_layer_attention layers[64];
+    int n = load_layers(TINY_YAML, TINY_WEIGHTS, yaml, layers, 64);
+    ck_assert_int_eq(n, 4);
+    int64_t total = 0;
+    for (int l = 0; l < n; l++) {
+        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8_FP8);
+        int64_t kept = sla2_attention_kept_blocks(4096, 64, layers[l].topk);
+        ck_assert(kept >= 1 && kept <= 64);
+        total += kept;
+    }
+    ck_assert_int_le(total, 18);
+    ck_assert_int_ge(total, 12);
+}
+
 /* --kept-share end to end on the tiny model, kept small (CTest gives it
  * 60 s): 1 prompt, 1 seed, 2 steps, 1 sampled step, guidance 1, 2 topk
  * candidates (3 and 6 of 64 key blocks) in int8_fp8: 1 dense step, 1
@@ -1148,16 +1167,7 @@ START_TEST(tiny_model_kept_share)
     ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
     ck_assert_msg(strstr(r.out, "(18 of 256 over 4 layers), int8_fp8") && strstr(r.out, "+ 8 candidate predictions"),
                   "%s", r.out);
-    sla2_layer_attention layers[64];
-    int n = load_layers(TINY_YAML, TINY_WEIGHTS, yaml, layers, 64);
-    ck_assert_int_eq(n, 4);
-    int64_t total = 0;
-    for (int l = 0; l < n; l++) {
-        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8_FP8);
-        total += sla2_attention_kept_blocks(4096, 64, layers[l].topk);
-    }
-    ck_assert_int_le(total, 18);
-    ck_assert_int_ge(total, 12);
+    check_tiny_kept_share_yaml(yaml);
     run_free(&r);
     remove_workdir();
 }
@@ -1184,18 +1194,7 @@ START_TEST(tiny_model_refine)
     read_objectives(r.out, &uniform, &dp, &refined);
     ck_assert(refined <= fmin(uniform, dp));
     ck_assert_msg(strstr(r.err, "refine round 1: objective ") || strstr(r.err, "after 0 round(s)"), "%s", r.err);
-    sla2_layer_attention layers[64];
-    int n = load_layers(TINY_YAML, TINY_WEIGHTS, yaml, layers, 64);
-    ck_assert_int_eq(n, 4);
-    int64_t total = 0;
-    for (int l = 0; l < n; l++) {
-        ck_assert_int_eq(layers[l].quant, SLA2_QUANT_INT8_FP8);
-        int64_t kept = sla2_attention_kept_blocks(4096, 64, layers[l].topk);
-        ck_assert(kept >= 1 && kept <= 64);
-        total += kept;
-    }
-    ck_assert_int_le(total, 18);
-    ck_assert_int_ge(total, 12);
+    check_tiny_kept_share_yaml(yaml);
     run_free(&r);
     remove_workdir();
 }

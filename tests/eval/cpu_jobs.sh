@@ -48,9 +48,12 @@ done
 [ "${SLA2_EVAL_REVERSE:-0}" = 1 ] && { tac "$OUT/jobs.txt" >"$OUT/jobs.rev" && mv "$OUT/jobs.rev" "$OUT/jobs.txt"; }
 echo "cpu_jobs: $(wc -l <"$OUT/jobs.txt") videos to do, $(wc -l <"$OUT/done.txt") done before; $PROCS processes, ${LIMIT} s"
 
+# Bash cannot export arrays: each job rebuilds the model flags from a string
+# (no spaces in the paths).
 run_job() { # pair setting
-  local left=$(( deadline - $(date +%s) ))
+  local left=$(( deadline - $(date +%s) )) model
   [ $left -ge "$MIN_LEFT" ] || return 0
+  read -r -a model <<<"$model_str"
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$EVAL" "${model[@]}" --backend cpu --threads 1 --quiet \
     --shard "$1/$PAIRS" --settings "$2" --time-limit "$left" --tsv "$OUT/jobs/$1-${2/:/_}.tsv" >/dev/null 2>&1
   return 0
@@ -58,10 +61,7 @@ run_job() { # pair setting
 export -f run_job
 export EVAL OUT PAIRS MIN_LEFT deadline
 export model_str="${model[*]}"
-# Bash cannot export arrays: the job rebuilds it from the string (no spaces in the paths).
-run_job_wrapper() { model=($model_str); run_job "$@"; }
-export -f run_job_wrapper
-xargs -P "$PROCS" -L 1 bash -c 'run_job_wrapper $0 $1' <"$OUT/jobs.txt"
+xargs -P "$PROCS" -L 1 bash -c 'run_job $0 $1' <"$OUT/jobs.txt"
 
 # One TSV of this call's videos (the header of the first job's file).
 first=$(ls "$OUT"/jobs/*.tsv 2>/dev/null | head -n 1)
