@@ -38,7 +38,9 @@ SLA2_API void sla2_model_free(sla2_model *model);
  * - F32: as loaded (a bf16 checkpoint widened exactly).
  * - INT8 / FP8 (e4m3): weight-only codes with one float scale per output
  *   channel (a quarter of the memory), dequantised into scratch before the
- *   same float32 GEMMs: memory shrinks, speed does not improve.
+ *   same float32 GEMMs: memory shrinks, speed does not improve. A
+ *   checkpoint's own I8 / F8_E4M3 codes with their scales (README) are kept
+ *   bit for bit; float weights are quantised as they load.
  * - BF16: bfloat16, rounded to nearest even (a bf16 checkpoint, Wan's own
  *   format, loads bit-exactly), half the memory. On CUDA these linears run
  *   as bf16 GEMMs (float32 accumulation and output) with the activations

@@ -86,7 +86,8 @@ sla2_status dit_weights_load(const sla2_model_config *config, const sla2_safeten
                              char *err, size_t err_size);
 /* The same with the blocks' linears (attention q/k/v/o, ffn) converted to
  * storage as they load (INT8 / FP8 per output channel, BF16 rounded to
- * nearest even), so that at most one tensor is float32 at a time; the
+ * nearest even; a checkpoint's own I8 / F8_E4M3 codes and scales are kept
+ * as they are when they match), so that at most one tensor is float32 at a time; the
  * embeddings, time projection and head stay float32 (small, and where an
  * error reaches every token). */
 sla2_status dit_weights_load_as(const sla2_model_config *config, const sla2_safetensors *st,

@@ -1,5 +1,24 @@
 /* Loading a Wan2.1 checkpoint (plus SLA2's parameters) into float32, the
- * blocks' linears optionally stored as weight-only INT8 / FP8 or as BF16. */
+ * blocks' linears optionally stored as weight-only INT8 / FP8 or as BF16.
+ *
+ * Pre-quantised checkpoints: any linear's `<prefix>.weight` may be I8 or
+ * F8_E4M3 codes beside a scale, the weight being code * scale:
+ * `<prefix>.scale_weight` (ComfyUI's fp8_scaled checkpoints, Kijai's Wan
+ * ones among them) or `<prefix>.weight_scale` (vLLM / compressed-tensors,
+ * NVIDIA ModelOpt, ComfyUI's newer format); F32, F16 or BF16; a scalar ([]
+ * or [1]) or one per output channel ([out] or [out, 1]). Codes that match
+ * the storage asked for (I8 into INT8, F8_E4M3 into FP8) are kept bit for
+ * bit with their scales; otherwise they are dequantised to float32 and
+ * converted as a float checkpoint would be. Refused (SLA2_ERR_FORMAT, naming
+ * the tensor): I8 / F8 codes without a scale or with both names, with a zero
+ * point (asymmetric), or with a NaN code; a scale of another dtype or shape
+ * (block- and group-wise scales included), not finite, negative, or zero for
+ * a row with a non-zero code; a scale other than exactly 1 beside a float
+ * weight (is it applied or not? either guess could be wrong); I8 for a
+ * tensor that is not a linear weight (norms, modulation, embeddings,
+ * router, alpha: codes without a meaning). Those may be F8_E4M3, read as
+ * the values they are, unless a scale sits beside them. Other tensors
+ * (input scales, ComfyUI's `scaled_fp8` marker) are not read. */
 #include "dit/dit.h"
 #include "dit/dit_backend.h"
 #include "numeric.h"
@@ -18,13 +37,23 @@ typedef struct loader {
     sla2_status status;
 } loader;
 
+static void fail(loader *ld, sla2_status status, const char *fmt, ...) SLA2_PRINTF(3, 4);
+
+static void fail(loader *ld, sla2_status status, const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(ld->err, ld->err_size, fmt, args);
+    va_end(args);
+    ld->status = status;
+}
+
 /* Adds a host allocation to the slot table (it owns it from now on). */
 static int add_slot(loader *ld, void **slot, size_t bytes, const char *name)
 {
     dit_tensor_slot *slots = realloc(ld->w->slots, (ld->w->num_slots + 1) * sizeof *slots);
     if (!slots) {
-        snprintf(ld->err, ld->err_size, "tensor '%s': out of memory", name);
-        ld->status = SLA2_ERR_OUT_OF_MEMORY;
+        fail(ld, SLA2_ERR_OUT_OF_MEMORY, "tensor '%s': out of memory", name);
         return 0;
     }
     ld->w->slots = slots;
@@ -33,55 +62,113 @@ static int add_slot(loader *ld, void **slot, size_t bytes, const char *name)
     return 1;
 }
 
-/* Reads tensor `name` of the given shape (ndim dims) into a new float
- * array. optional: a missing tensor gives NULL without error. */
-static void load(loader *ld, float **slot, int optional, const char *name, int ndim, const int64_t *shape)
+static void format_shape(char *out, size_t size, int ndim, const int64_t *shape)
 {
-    *slot = NULL;
+    out[0] = '\0';
+    for (int d = 0; d < ndim && d < SLA2_ST_MAX_DIMS; d++)
+        snprintf(out + strlen(out), size - strlen(out), "%s%lld", d ? ", " : "", (long long)shape[d]);
+}
+
+/* Tensor `name` if it has the given shape; NULL otherwise, with an error
+ * unless it is missing and optional. */
+static const sla2_st_tensor *find_shaped(loader *ld, int optional, const char *name, int ndim, const int64_t *shape)
+{
     if (ld->status != SLA2_OK)
-        return;
+        return NULL;
     const sla2_st_tensor *t = sla2_safetensors_find(ld->st, name);
     if (!t) {
-        if (!optional) {
-            snprintf(ld->err, ld->err_size, "tensor '%s': missing from the checkpoint", name);
-            ld->status = SLA2_ERR_FORMAT;
-        }
-        return;
+        if (!optional)
+            fail(ld, SLA2_ERR_FORMAT, "tensor '%s': missing from the checkpoint", name);
+        return NULL;
     }
-    int64_t elems = 1;
     int same = t->ndim == ndim;
-    for (int d = 0; d < ndim; d++) {
-        elems *= shape[d];
-        same = same && t->shape[d] == shape[d];
-    }
+    for (int d = 0; d < ndim && same; d++)
+        same = t->shape[d] == shape[d];
     if (!same) {
-        char want[128] = "", got[128] = "";
-        for (int d = 0; d < ndim; d++)
-            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? ", " : "", (long long)shape[d]);
-        for (int d = 0; d < t->ndim && d < SLA2_ST_MAX_DIMS; d++)
-            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-        snprintf(ld->err, ld->err_size, "tensor '%s': expected shape [%s], got [%s]", name, want, got);
-        ld->status = SLA2_ERR_FORMAT;
-        return;
+        char want[128], got[128];
+        format_shape(want, sizeof want, ndim, shape);
+        format_shape(got, sizeof got, t->ndim, t->shape);
+        fail(ld, SLA2_ERR_FORMAT, "tensor '%s': expected shape [%s], got [%s]", name, want, got);
+        return NULL;
     }
-    float *data = malloc((size_t)elems * sizeof *data);
+    return t;
+}
+
+static const char *const scale_suffixes[2] = {"scale_weight", "weight_scale"};
+
+/* The scale tensor beside `<prefix>.weight` (NULL when there is none);
+ * returns 0 (an error) when there are two. */
+static int find_scale(loader *ld, const char *prefix, const sla2_st_tensor **out)
+{
+    char names[2][192];
+    const sla2_st_tensor *found[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(names[i], sizeof names[i], "%s.%s", prefix, scale_suffixes[i]);
+        found[i] = sla2_safetensors_find(ld->st, names[i]);
+    }
+    if (found[0] && found[1]) {
+        fail(ld, SLA2_ERR_FORMAT, "tensor '%s.weight': has two scales, '%s' and '%s'; keep one", prefix, names[0],
+             names[1]);
+        return 0;
+    }
+    *out = found[0] ? found[0] : found[1];
+    return 1;
+}
+
+/* Reads a float tensor into a new array that its slot owns. */
+static void read_floats(loader *ld, const sla2_st_tensor *t, float **slot)
+{
+    size_t elems = (size_t)t->num_elems;
+    float *data = malloc((elems ? elems : 1) * sizeof *data);
     if (!data) {
-        snprintf(ld->err, ld->err_size, "tensor '%s': out of memory for %lld floats", name, (long long)elems);
-        ld->status = SLA2_ERR_OUT_OF_MEMORY;
+        fail(ld, SLA2_ERR_OUT_OF_MEMORY, "tensor '%s': out of memory for %zu floats", t->name, elems);
         return;
     }
-    sla2_status s = sla2_safetensors_read_f32(ld->st, t, data, (size_t)elems, ld->err, ld->err_size);
+    sla2_status s = sla2_safetensors_read_f32(ld->st, t, data, elems, ld->err, ld->err_size);
     if (s != SLA2_OK) {
         free(data);
         ld->status = s;
         return;
     }
-    if (!add_slot(ld, (void **)slot, (size_t)elems * sizeof *data, name)) {
+    if (!add_slot(ld, (void **)slot, elems * sizeof *data, t->name)) {
         free(data);
         return;
     }
-    ld->w->total_floats += (size_t)elems;
+    ld->w->total_floats += elems;
     *slot = data;
+}
+
+/* Reads tensor `name` of the given shape (ndim dims) into a new float
+ * array. optional: a missing tensor gives NULL without error. Not a linear
+ * weight: I8 codes mean nothing here, and F8_E4M3 is read as its values
+ * unless a scale beside it says that they are codes. */
+static void load(loader *ld, float **slot, int optional, const char *name, int ndim, const int64_t *shape)
+{
+    *slot = NULL;
+    const sla2_st_tensor *t = find_shaped(ld, optional, name, ndim, shape);
+    if (!t)
+        return;
+    if (t->dtype == SLA2_ST_I8) {
+        fail(ld, SLA2_ERR_FORMAT,
+             "tensor '%s': I8 is read only for linear weights (with a scale); store this one as F32, F16, BF16 "
+             "or F8_E4M3", name);
+        return;
+    }
+    size_t len = strlen(name);
+    if (t->dtype == SLA2_ST_F8_E4M3 && len > 7 && !strcmp(name + len - 7, ".weight")) {
+        char prefix[160];
+        const sla2_st_tensor *scale = NULL;
+        snprintf(prefix, sizeof prefix, "%.*s", (int)(len - 7), name);
+        if (!find_scale(ld, prefix, &scale))
+            return;
+        if (scale) {
+            fail(ld, SLA2_ERR_FORMAT,
+                 "tensor '%s': scaled F8_E4M3 (a scale '%s') is read only for linear weights; store this one "
+                 "dequantised", name, scale->name);
+            return;
+        }
+    }
+    read_floats(ld, t, slot);
 }
 
 static void loadf(loader *ld, float **slot, int optional, int ndim, const int64_t *shape, const char *fmt, ...)
@@ -94,11 +181,121 @@ static void loadf(loader *ld, float **slot, int optional, int ndim, const int64_
     load(ld, slot, optional, name, ndim, shape);
 }
 
-static void load_linear(loader *ld, dit_linear *lin, int in, int out, const char *prefix)
+/* A scale tensor read and broadcast to [out] floats, each finite and >= 0;
+ * NULL on error. */
+static float *read_scale(loader *ld, const sla2_st_tensor *s, const sla2_st_tensor *weight)
 {
-    lin->in = in, lin->out = out;
-    loadf(ld, &lin->weight, 0, 2, (int64_t[]){out, in}, "%s.weight", prefix);
-    loadf(ld, &lin->bias, 0, 1, (int64_t[]){out}, "%s.bias", prefix);
+    const int out = (int)weight->shape[0];
+    if (s->dtype != SLA2_ST_F32 && s->dtype != SLA2_ST_F16 && s->dtype != SLA2_ST_BF16) {
+        fail(ld, SLA2_ERR_FORMAT, "tensor '%s': a scale must be F32, F16 or BF16, got %s", s->name,
+             sla2_st_dtype_name(s->dtype));
+        return NULL;
+    }
+    int scalar = s->ndim == 0 || (s->ndim == 1 && s->shape[0] == 1);
+    int per_channel = (s->ndim == 1 || (s->ndim == 2 && s->shape[1] == 1)) && s->shape[0] == out;
+    if (!scalar && !per_channel) {
+        char got[128];
+        format_shape(got, sizeof got, s->ndim, s->shape);
+        fail(ld, SLA2_ERR_FORMAT,
+             "tensor '%s': scale of shape [%s] for '%s' [%d, %lld]: expected [] or [1] (per tensor), [%d] or "
+             "[%d, 1] (per output channel); block- and group-wise scales are not supported", s->name, got,
+             weight->name, out, (long long)weight->shape[1], out, out);
+        return NULL;
+    }
+    float *scale = malloc((size_t)out * sizeof *scale);
+    if (!scale) {
+        fail(ld, SLA2_ERR_OUT_OF_MEMORY, "tensor '%s': out of memory", s->name);
+        return NULL;
+    }
+    sla2_status status = sla2_safetensors_read_f32(ld->st, s, scale, (size_t)out, ld->err, ld->err_size);
+    for (int o = 1; o < out && s->num_elems == 1; o++)
+        scale[o] = scale[0];
+    for (int o = 0; o < out && status == SLA2_OK; o++) {
+        if (!isfinite(scale[o]) || scale[o] < 0.0f) {
+            fail(ld, SLA2_ERR_FORMAT, "tensor '%s': scale[%d] is %g; scales must be finite and not negative",
+                 s->name, s->num_elems == 1 ? 0 : o, scale[o]);
+            status = ld->status;
+        }
+    }
+    if (status != SLA2_OK) {
+        ld->status = status;
+        free(scale);
+        return NULL;
+    }
+    return scale;
+}
+
+/* I8 / F8_E4M3 codes that, with their scale, make weights: no NaN code
+ * (e4m3fn's 0x7f / 0xff), no non-zero code of a row whose scale is 0 (a
+ * zero scale makes sense only for a row of zeros). */
+static int check_codes(loader *ld, const sla2_st_tensor *t, const float *scale)
+{
+    const uint8_t *codes = t->data;
+    const size_t out = (size_t)t->shape[0], in = (size_t)t->shape[1];
+    const int fp8 = t->dtype == SLA2_ST_F8_E4M3;
+    for (size_t o = 0; o < out; o++) {
+        for (size_t i = 0; i < in; i++) {
+            uint8_t c = codes[o * in + i];
+            if (fp8 && (c & 0x7f) == 0x7f) {
+                fail(ld, SLA2_ERR_FORMAT, "tensor '%s': [%zu][%zu] is a NaN code (0x%02x)", t->name, o, i, c);
+                return 0;
+            }
+            if (scale[o] == 0.0f && c != 0 && !(fp8 && c == 0x80)) { /* 0x80: e4m3's -0, INT8's -128 */
+                fail(ld, SLA2_ERR_FORMAT, "tensor '%s': row %zu has a zero scale but non-zero codes", t->name, o);
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Codes kept as the checkpoint has them; the scale array becomes
+ * lin->scale (owned by its slot from here, or freed on error). */
+static void keep_codes(loader *ld, dit_linear *lin, const sla2_st_tensor *t, float *scale,
+                       dit_weight_storage storage)
+{
+    size_t elems = (size_t)t->num_elems;
+    void *codes = malloc(elems);
+    if (!codes) {
+        free(scale);
+        fail(ld, SLA2_ERR_OUT_OF_MEMORY, "tensor '%s': out of memory for its %zu codes", t->name, elems);
+        return;
+    }
+    memcpy(codes, t->data, elems);
+    if (!add_slot(ld, &lin->codes, elems, t->name)) {
+        free(codes), free(scale);
+        return;
+    }
+    lin->codes = codes;
+    lin->storage = storage;
+    ld->w->total_floats += elems;
+    if (!add_slot(ld, (void **)&lin->scale, (size_t)lin->out * sizeof *scale, t->name)) {
+        free(scale);
+        return;
+    }
+    lin->scale = scale;
+}
+
+/* lin->weight = code * scale per row, in float32: the product the backends'
+ * dequantisation (op_dequantise_rows) makes of kept codes. */
+static void dequantise(loader *ld, dit_linear *lin, const sla2_st_tensor *t, const float *scale)
+{
+    size_t elems = (size_t)t->num_elems;
+    float *weight = malloc(elems * sizeof *weight);
+    if (!weight) {
+        fail(ld, SLA2_ERR_OUT_OF_MEMORY, "tensor '%s': out of memory for %zu floats", t->name, elems);
+        return;
+    }
+    const uint8_t *codes = t->data;
+    for (size_t o = 0; o < (size_t)lin->out; o++)
+        for (size_t i = o * (size_t)lin->in; i < (o + 1) * (size_t)lin->in; i++)
+            weight[i] = (t->dtype == SLA2_ST_I8 ? (float)(int8_t)codes[i] : sla2_e4m3_to_float(codes[i])) * scale[o];
+    if (!add_slot(ld, (void **)&lin->weight, elems * sizeof *weight, t->name)) {
+        free(weight);
+        return;
+    }
+    ld->w->total_floats += elems;
+    lin->weight = weight;
 }
 
 /* Per output channel: scale = max|w| / code_max (1 for an all-zero row, so
@@ -134,8 +331,7 @@ static void quantise_linear(loader *ld, dit_linear *lin, dit_weight_storage stor
     float *scale = has_scale ? malloc((size_t)lin->out * sizeof *scale) : NULL;
     if (!codes || (has_scale && !scale)) {
         free(codes), free(scale);
-        snprintf(ld->err, ld->err_size, "%s.weight: out of memory for its %zu codes", prefix, elems);
-        ld->status = SLA2_ERR_OUT_OF_MEMORY;
+        fail(ld, SLA2_ERR_OUT_OF_MEMORY, "tensor '%s.weight': out of memory for its %zu codes", prefix, elems);
         return;
     }
     if (has_scale) {
@@ -165,6 +361,60 @@ static void quantise_linear(loader *ld, dit_linear *lin, dit_weight_storage stor
     lin->scale = scale;
 }
 
+/* `<prefix>.weight` [out, in] and `<prefix>.bias` [out], the weight held as
+ * storage: float weights converted to it, I8 / F8_E4M3 codes kept when they
+ * are its codes and dequantised otherwise (the top of this file). */
+static void load_linear(loader *ld, dit_linear *lin, int in, int out, dit_weight_storage storage,
+                        const char *prefix)
+{
+    lin->in = in, lin->out = out;
+    char name[160], zero_point[192];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    const sla2_st_tensor *t = find_shaped(ld, 0, name, 2, (int64_t[]){out, in}), *scale_tensor = NULL;
+    if (!t || !find_scale(ld, prefix, &scale_tensor))
+        return;
+    const int quantised = t->dtype == SLA2_ST_I8 || t->dtype == SLA2_ST_F8_E4M3;
+    snprintf(zero_point, sizeof zero_point, "%s.weight_zero_point", prefix);
+    if (quantised && !scale_tensor) {
+        fail(ld, SLA2_ERR_FORMAT,
+             "tensor '%s': %s codes without a scale ('%s.scale_weight' or '%s.weight_scale'; the weight is code "
+             "* scale, and an unscaled F8_E4M3 weight takes a scale of 1)", name, sla2_st_dtype_name(t->dtype),
+             prefix, prefix);
+        return;
+    }
+    if (quantised && sla2_safetensors_find(ld->st, zero_point)) {
+        fail(ld, SLA2_ERR_FORMAT, "tensor '%s': has a zero point '%s'; only symmetric quantisation is supported",
+             name, zero_point);
+        return;
+    }
+    float *scale = scale_tensor ? read_scale(ld, scale_tensor, t) : NULL;
+    if (scale_tensor && !scale)
+        return;
+    if (!quantised) {
+        for (int o = 0; o < out && scale; o++)
+            if (scale[o] != 1.0f) {
+                fail(ld, SLA2_ERR_FORMAT,
+                     "tensor '%s': %s, yet with a scale '%s' of %g; scales go with I8 / F8_E4M3 codes only (a "
+                     "scale of 1 is ignored)", name, sla2_st_dtype_name(t->dtype), scale_tensor->name, scale[o]);
+                break;
+            }
+        free(scale);
+        if (ld->status == SLA2_OK)
+            read_floats(ld, t, &lin->weight);
+        quantise_linear(ld, lin, storage, prefix);
+    } else if (!check_codes(ld, t, scale)) {
+        free(scale);
+    } else if ((t->dtype == SLA2_ST_I8 && storage == DIT_WEIGHTS_INT8) ||
+               (t->dtype == SLA2_ST_F8_E4M3 && storage == DIT_WEIGHTS_FP8)) {
+        keep_codes(ld, lin, t, scale, storage);
+    } else {
+        dequantise(ld, lin, t, scale);
+        free(scale);
+        quantise_linear(ld, lin, storage, prefix);
+    }
+    loadf(ld, &lin->bias, 0, 1, (int64_t[]){out}, "%s.bias", prefix);
+}
+
 static void load_attention(loader *ld, const sla2_model_config *c, dit_attention_weights *a, int in_kv,
                            dit_weight_storage storage, const char *prefix)
 {
@@ -173,8 +423,7 @@ static void load_attention(loader *ld, const sla2_model_config *c, dit_attention
     dit_linear *lins[4] = {&a->q, &a->k, &a->v, &a->o};
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "%s.%s", prefix, parts[i]);
-        load_linear(ld, lins[i], (i == 1 || i == 2) ? in_kv : c->dim, c->dim, name);
-        quantise_linear(ld, lins[i], storage, name);
+        load_linear(ld, lins[i], (i == 1 || i == 2) ? in_kv : c->dim, c->dim, storage, name);
     }
     if (c->qk_norm) {
         loadf(ld, &a->norm_q, 0, 1, (int64_t[]){c->dim}, "%s.norm_q.weight", prefix);
@@ -228,11 +477,11 @@ sla2_status dit_weights_load_as(const sla2_model_config *c, const sla2_safetenso
     load(&ld, &w.patch_weight, 0, "patch_embedding.weight", 5,
                           (int64_t[]){c->dim, c->in_channels, c->patch_size[0], c->patch_size[1], c->patch_size[2]});
     load(&ld, &w.patch_bias, 0, "patch_embedding.bias", 1, (int64_t[]){c->dim});
-    load_linear(&ld, &w.text0, c->text_dim, c->dim, "text_embedding.0");
-    load_linear(&ld, &w.text2, c->dim, c->dim, "text_embedding.2");
-    load_linear(&ld, &w.time0, c->freq_dim, c->dim, "time_embedding.0");
-    load_linear(&ld, &w.time2, c->dim, c->dim, "time_embedding.2");
-    load_linear(&ld, &w.time_proj, c->dim, 6 * c->dim, "time_projection.1");
+    load_linear(&ld, &w.text0, c->text_dim, c->dim, DIT_WEIGHTS_F32, "text_embedding.0");
+    load_linear(&ld, &w.text2, c->dim, c->dim, DIT_WEIGHTS_F32, "text_embedding.2");
+    load_linear(&ld, &w.time0, c->freq_dim, c->dim, DIT_WEIGHTS_F32, "time_embedding.0");
+    load_linear(&ld, &w.time2, c->dim, c->dim, DIT_WEIGHTS_F32, "time_embedding.2");
+    load_linear(&ld, &w.time_proj, c->dim, 6 * c->dim, DIT_WEIGHTS_F32, "time_projection.1");
     w.blocks = calloc((size_t)c->num_layers, sizeof *w.blocks);
     if (!w.blocks) {
         snprintf(err, err_size, "out of memory for %d blocks", c->num_layers);
@@ -251,15 +500,13 @@ sla2_status dit_weights_load_as(const sla2_model_config *c, const sla2_safetenso
             loadf(&ld, &b->norm3_bias, 0, 1, (int64_t[]){c->dim}, "blocks.%d.norm3.bias", i);
         }
         snprintf(prefix, sizeof prefix, "blocks.%d.ffn.0", i);
-        load_linear(&ld, &b->ffn0, c->dim, c->ffn_dim, prefix);
-        quantise_linear(&ld, &b->ffn0, storage, prefix);
+        load_linear(&ld, &b->ffn0, c->dim, c->ffn_dim, storage, prefix);
         snprintf(prefix, sizeof prefix, "blocks.%d.ffn.2", i);
-        load_linear(&ld, &b->ffn2, c->ffn_dim, c->dim, prefix);
-        quantise_linear(&ld, &b->ffn2, storage, prefix);
+        load_linear(&ld, &b->ffn2, c->ffn_dim, c->dim, storage, prefix);
         load_sla2(&ld, c, b, i);
     }
     load(&ld, &w.head_modulation, 0, "head.modulation", 3, (int64_t[]){1, 2, c->dim});
-    load_linear(&ld, &w.head, c->dim, (int)patch_out, "head.head");
+    load_linear(&ld, &w.head, c->dim, (int)patch_out, DIT_WEIGHTS_F32, "head.head");
     if (c->vocabulary_size > 0)
         load(&ld, &w.vocab_embedding, 0, "vocab_embedding.weight", 2, (int64_t[]){(int64_t)c->vocabulary_size, c->text_dim});
 #undef w
