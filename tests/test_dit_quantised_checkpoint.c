@@ -552,6 +552,39 @@ START_TEST(f8_norm_weights_are_values)
 }
 END_TEST
 
+/* ComfyUI's files put "model.diffusion_model." before every Wan name: the
+ * same model loads from them, codes and scales bit for bit. */
+START_TEST(comfyui_key_prefix_is_read)
+{
+    static char names[MAX_TENSORS][160];
+    fixture f;
+    fixture_load(&f, &recipes[2]);
+    dit_weights plain, prefixed;
+    load_as(&f, &f.quantised, DIT_WEIGHTS_FP8, &plain);
+    for (size_t i = 0; i < f.quantised.count; i++) {
+        snprintf(names[i], sizeof names[i], "model.diffusion_model.%s", f.quantised.tensors[i].name);
+        f.quantised.tensors[i].name = names[i];
+    }
+    load_as(&f, &f.quantised, DIT_WEIGHTS_FP8, &prefixed);
+    ck_assert_uint_eq(prefixed.resident_bytes, plain.resident_bytes);
+    for (int l = 0; l < f.num_linears; l++) {
+        const quantised_linear *q = &f.linears[l];
+        const dit_linear *a = linear_named(&plain, q->name), *b = linear_named(&prefixed, q->name);
+        const size_t elems = (size_t)q->out * q->in;
+        ck_assert_msg(a->storage == b->storage, "%s", q->name);
+        if (a->codes)
+            ck_assert_msg(!memcmp(a->codes, b->codes, elems) && !memcmp(a->scale, b->scale, (size_t)q->out * 4),
+                          "%s", q->name);
+        else
+            ck_assert_msg(!memcmp(a->weight, b->weight, elems * sizeof(float)), "%s", q->name);
+    }
+    ck_assert(!memcmp(plain.blocks[0].modulation, prefixed.blocks[0].modulation, 6 * f.config.dim * sizeof(float)));
+    dit_weights_free(&plain, NULL, f.config.num_layers);
+    dit_weights_free(&prefixed, NULL, f.config.num_layers);
+    fixture_free(&f);
+}
+END_TEST
+
 /* Through the model API: an I8 checkpoint loaded with INT8 storage reports
  * the weight_bytes of the same storage requantised from floats, and a bad
  * one fails with FORMAT, its path and the tensor in the context's message. */
@@ -603,6 +636,7 @@ int main(void)
     tcase_add_test(tc, other_storages_dequantise_then_convert);
     tcase_add_test(tc, malformed_layouts_are_refused_naming_the_tensor);
     tcase_add_test(tc, f8_norm_weights_are_values);
+    tcase_add_test(tc, comfyui_key_prefix_is_read);
     tcase_add_test(tc, model_api_weight_bytes_and_errors);
     suite_add_tcase(suite, tc);
     return run_suite(suite);

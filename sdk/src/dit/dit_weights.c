@@ -18,7 +18,9 @@
  * tensor that is not a linear weight (norms, modulation, embeddings,
  * router, alpha: codes without a meaning). Those may be F8_E4M3, read as
  * the values they are, unless a scale sits beside them. Other tensors
- * (input scales, ComfyUI's `scaled_fp8` marker) are not read. */
+ * (input scales, ComfyUI's `scaled_fp8` marker) are not read. A checkpoint
+ * whose every key starts with ComfyUI's "model.diffusion_model." is read
+ * under that prefix (messages name tensors by their Wan names). */
 #include "dit/dit.h"
 #include "dit/dit_backend.h"
 #include "numeric.h"
@@ -35,7 +37,18 @@ typedef struct loader {
     char *err;
     size_t err_size;
     sla2_status status;
+    const char *key_prefix; /* "" or ComfyUI's "model.diffusion_model." before every Wan name */
 } loader;
+
+static const char comfyui_prefix[] = "model.diffusion_model.";
+
+/* Tensor `name` (a Wan name) under the checkpoint's key prefix. */
+static const sla2_st_tensor *find(const loader *ld, const char *name)
+{
+    char key[sizeof comfyui_prefix + 384];
+    snprintf(key, sizeof key, "%s%s", ld->key_prefix, name);
+    return sla2_safetensors_find(ld->st, key);
+}
 
 static void fail(loader *ld, sla2_status status, const char *fmt, ...) SLA2_PRINTF(3, 4);
 
@@ -75,7 +88,7 @@ static const sla2_st_tensor *find_shaped(loader *ld, int optional, const char *n
 {
     if (ld->status != SLA2_OK)
         return NULL;
-    const sla2_st_tensor *t = sla2_safetensors_find(ld->st, name);
+    const sla2_st_tensor *t = find(ld, name);
     if (!t) {
         if (!optional)
             fail(ld, SLA2_ERR_FORMAT, "tensor '%s': missing from the checkpoint", name);
@@ -104,7 +117,7 @@ static int find_scale(loader *ld, const char *prefix, const sla2_st_tensor **out
     const sla2_st_tensor *found[2];
     for (int i = 0; i < 2; i++) {
         snprintf(names[i], sizeof names[i], "%s.%s", prefix, scale_suffixes[i]);
-        found[i] = sla2_safetensors_find(ld->st, names[i]);
+        found[i] = find(ld, names[i]);
     }
     if (found[0] && found[1]) {
         fail(ld, SLA2_ERR_FORMAT, "tensor '%s.weight': has two scales, '%s' and '%s'; keep one", prefix, names[0],
@@ -382,7 +395,7 @@ static void load_linear(loader *ld, dit_linear *lin, int in, int out, dit_weight
              prefix, prefix);
         return;
     }
-    if (quantised && sla2_safetensors_find(ld->st, zero_point)) {
+    if (quantised && find(ld, zero_point)) {
         fail(ld, SLA2_ERR_FORMAT, "tensor '%s': has a zero point '%s'; only symmetric quantisation is supported",
              name, zero_point);
         return;
@@ -471,7 +484,12 @@ sla2_status dit_weights_load_as(const sla2_model_config *c, const sla2_safetenso
     dit_weights *wp = out;
     memset(wp, 0, sizeof *wp);
 #define w (*wp)
-    loader ld = {st, wp, err, err_size, SLA2_OK};
+    loader ld = {st, wp, err, err_size, SLA2_OK, ""};
+    if (!find(&ld, "patch_embedding.weight")) {
+        ld.key_prefix = comfyui_prefix;
+        if (!find(&ld, "patch_embedding.weight"))
+            ld.key_prefix = "";
+    }
     w.storage = storage;
     int64_t patch_out = (int64_t)c->out_channels * c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
     load(&ld, &w.patch_weight, 0, "patch_embedding.weight", 5,
