@@ -14,12 +14,14 @@
  * dit_forward: host patchify, upload, the blocks, download), and reports
  * the median; then one more forward with CUDA events around every operator,
  * summed per class:
- *   gemm        linears (cuBLASLt: TF32; bf16 with --weights-storage bf16, incl. rounding the inputs)
- *   norms       LayerNorm and the Q/K RMSNorm
- *   rope        3-D RoPE on Q and K
+ *   gemm        linears (cuBLASLt: TF32; bf16 with --weights-storage bf16, incl. rounding the
+ *               inputs), with the gated residuals of attn.o and cross_attn.o in their epilogues
+ *   ffn         the FFN: ffn.0 with GELU in its epilogue, ffn.2 with the gated residual in its
+ *   norms       LayerNorm (with the modulation where it follows) and cross-attention's Q/K RMSNorm
+ *   rope        self-attention's Q/K RMSNorm and 3-D RoPE (one fused pass each)
  *   attention   self-attention (the SLA2 operator, or its dense setting)
  *   cross_attn  cross-attention's softmax(QK^T)V (not its linears: gemm)
- *   other       modulation, gates, activations, adds, uploads, download
+ *   other       time embedding activations, adds, uploads, download
  * and "host", the wall time not covered by any operator (launch gaps,
  * patchify). The events are put in by wrapping the CUDA operator table and
  * sla2_attention_forward at link time (-Wl,--wrap, see CMakeLists.txt), so
@@ -48,8 +50,8 @@
 #define SLA2_SOURCE_DIR "."
 #endif
 
-enum { OP_GEMM, OP_NORM, OP_ROPE, OP_ATTENTION, OP_CROSS, OP_OTHER, OP_CLASSES };
-static const char *const op_names[OP_CLASSES] = {"gemm", "norms", "rope", "attention", "cross_attn", "other"};
+enum { OP_GEMM, OP_FFN, OP_NORM, OP_ROPE, OP_ATTENTION, OP_CROSS, OP_OTHER, OP_CLASSES };
+static const char *const op_names[OP_CLASSES] = {"gemm", "ffn", "norms", "rope", "attention", "cross_attn", "other"};
 
 #ifdef SLA2_BENCH_CUDA
 /* dit_ops.cu: the context's cudaStream_t. */
@@ -125,16 +127,6 @@ static sla2_status p_silu(sla2_context *ctx, const float *x, int64_t n, float *y
 {
     TIMED(OP_OTHER, prof.real->silu(ctx, x, n, y));
 }
-static sla2_status p_modulate(sla2_context *ctx, float *x, int64_t rows, int64_t dim, const float *shift,
-                              const float *scale)
-{
-    TIMED(OP_OTHER, prof.real->modulate(ctx, x, rows, dim, shift, scale));
-}
-static sla2_status p_gated_residual(sla2_context *ctx, float *x, const float *y, int64_t rows, int64_t dim,
-                                    const float *gate)
-{
-    TIMED(OP_OTHER, prof.real->gated_residual(ctx, x, y, rows, dim, gate));
-}
 static sla2_status p_add(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n)
 {
     TIMED(OP_OTHER, prof.real->add(ctx, a, b, b_elems, out, n));
@@ -142,6 +134,31 @@ static sla2_status p_add(sla2_context *ctx, const float *a, const float *b, int6
 static sla2_status p_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim)
 {
     TIMED(OP_ROPE, prof.real->rope_3d(ctx, x, grid, heads, head_dim));
+}
+static sla2_status p_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
+                                   const float *shift, const float *scale, float *y)
+{
+    TIMED(OP_NORM, prof.real->norm_modulate(ctx, x, rows, dim, eps, shift, scale, y));
+}
+static sla2_status p_linears(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
+                             float *const *ys)
+{
+    TIMED(OP_GEMM, prof.real->linears(ctx, x, rows, count, lins, ys));
+}
+static sla2_status p_norm_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim,
+                               double eps, const float *weight)
+{
+    TIMED(OP_ROPE, prof.real->norm_rope(ctx, x, grid, heads, head_dim, eps, weight));
+}
+static sla2_status p_linear_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
+                                     const float *gate, float *y, float *acc)
+{
+    TIMED(OP_GEMM, prof.real->linear_residual(ctx, x, rows, lin, gate, y, acc));
+}
+static sla2_status p_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
+                                  const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc)
+{
+    TIMED(OP_FFN, prof.real->ffn_residual(ctx, x, rows, ffn0, ffn2, gate, hidden, y, acc));
 }
 static sla2_status p_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
                                      int64_t Lk, int64_t heads, int64_t head_dim, float *out)
@@ -176,8 +193,11 @@ const dit_backend *__wrap_sla2_cuda_dit_backend(void)
         table.rms_norm = p_rms_norm;
         table.gelu_tanh = p_gelu;
         table.silu = p_silu;
-        table.modulate = p_modulate;
-        table.gated_residual = p_gated_residual;
+        table.norm_modulate = p_norm_modulate;
+        table.linears = p_linears;
+        table.norm_rope = p_norm_rope;
+        table.linear_residual = p_linear_residual;
+        table.ffn_residual = p_ffn_residual;
         table.add = p_add;
         table.rope_3d = p_rope;
         table.dense_attention = p_dense_attention;

@@ -1,8 +1,17 @@
 /* The DiT's operators on the GPU (the CUDA table of dit/dit_backend.h): the
- * linears on cuBLASLt, the small steps (norms, RoPE, modulation, gates,
- * activations) as elementwise kernels, cross-attention as two batched
- * cuBLASLt GEMMs around a row softmax. Everything runs on the context's
- * stream; only download waits for it.
+ * linears on cuBLASLt, the small steps (norms, RoPE, activations) as
+ * elementwise kernels, cross-attention as two batched cuBLASLt GEMMs around
+ * a row softmax. Everything runs on the context's stream; only download
+ * waits for it.
+ *
+ * The block's fused steps save passes over the [tokens x dim] activations:
+ * LayerNorm and the modulation in one kernel; RMSNorm and RoPE in one;
+ * the gated residuals in the GEMM's epilogue (the residual stream read as
+ * C with beta = 1, the gate folded into a copy of the weight rows and the
+ * bias); GELU in ffn.0's epilogue, which with BF16 weights writes the
+ * hidden activations as bf16 for ffn.2 directly; q, k and v share one
+ * rounding of their input to bf16. Where cuBLASLt has no algorithm for a
+ * fused epilogue, the plain GEMM plus epilogue_kernel computes the same.
  *
  * Precision: the GEMMs use CUBLAS_COMPUTE_32F_FAST_TF32 (float32 in and out,
  * tensor cores with 10-bit mantissa inputs and float32 accumulation): about
@@ -11,10 +20,13 @@
  * linears are true bf16 GEMMs instead (bf16 weights and activations,
  * CUBLAS_COMPUTE_32F, float32 output and bias): the activations are
  * rounded to bf16 (8-bit mantissa, 2^-9 relative) right before each GEMM,
- * which the CPU backend does not do (it widens the bf16 weights and keeps
- * float32 activations), so the two differ by that rounding. Norms
- * accumulate in float32; RoPE angles and their sines and cosines are
- * computed in float64 on the device, as the CPU does. */
+ * and a gated linear's weight rows are rounded again after the gate is
+ * folded in, which the CPU backend does not do (it widens the bf16 weights
+ * and keeps float32 activations), so the two differ by that rounding.
+ * cuBLASLt's GELU is the tanh form the CPU uses (tests/gpu/dit/fused_ops.c:
+ * 1.6e-6 on exact inputs). Norms accumulate in float32; RoPE angles and
+ * their sines and cosines are computed in float64 on the device, as the CPU
+ * does. */
 #include "cuda_backend.h"
 
 extern "C" {
@@ -77,7 +89,12 @@ unsigned grid_for(int64_t n)
 /* D[m][n] (column-major, batched) = alpha op(A) op(B) (+ bias[m]), the
  * cuBLASLt view; row-major callers swap roles (see dit_linear below). A and
  * B are float32 (a TF32 GEMM) or both bf16 (ab_type CUDA_R_16BF: a bf16
- * GEMM with float32 accumulation); D and the bias are float32. */
+ * GEMM with float32 accumulation).
+ * The fused epilogue of a linear (batch 1 only), in this order:
+ *   v = alpha * (A B)[i][j] + bias[i]
+ *   v = gelu_tanh(v)                  when gelu
+ *   v += D[i][j]                      when accumulate (D read as C)
+ * and D is stored as d_type (float32, or bf16 for the FFN's hidden). */
 struct Gemm {
     cublasOperation_t trans_a = CUBLAS_OP_N, trans_b = CUBLAS_OP_N;
     cudaDataType_t ab_type = CUDA_R_32F;
@@ -86,12 +103,64 @@ struct Gemm {
     int64_t lda = 0, stride_a = 0;
     const void *b = nullptr;
     int64_t ldb = 0, stride_b = 0;
-    float *d = nullptr;
+    void *d = nullptr;
+    cudaDataType_t d_type = CUDA_R_32F;
     int64_t ldd = 0, stride_d = 0;
     int batch = 1;
     float alpha = 1.0f;
-    const float *bias = nullptr;
+    const void *bias = nullptr; /* float32, or bf16 (bias_type) for a bf16 D */
+    cudaDataType_t bias_type = CUDA_R_32F;
+    bool gelu = false, accumulate = false;
+
+    bool fused() const { return gelu || accumulate || d_type != CUDA_R_32F; }
 };
+
+__host__ __device__ size_t type_bytes(cudaDataType_t t)
+{
+    return t == CUDA_R_16BF ? 2 : 4;
+}
+
+/* p advanced by elems elements of type t */
+__host__ __device__ void *advance(void *p, int64_t elems, cudaDataType_t t)
+{
+    return static_cast<char *>(p) + elems * (int64_t)type_bytes(t);
+}
+
+#define GRID_STRIDE(i, n) \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+/* Stream-ordered device scratch (cudaMallocAsync), released in stream order
+ * when it goes out of scope: no synchronisation. */
+struct Scratch {
+    void *p = nullptr;
+    cudaStream_t stream = nullptr;
+    ~Scratch()
+    {
+        if (p)
+            cudaFreeAsync(p, stream);
+    }
+};
+
+sla2_status scratch_alloc(sla2_context *ctx, sla2_cuda_state *st, size_t bytes, Scratch *s)
+{
+    s->stream = st->stream;
+    SLA2_CUDA_TRY(ctx, cudaMallocAsync(&s->p, bytes ? bytes : 16, st->stream));
+    return SLA2_OK;
+}
+
+/* out[i] = bf16(x[i]), round to nearest even; four at a time over the first
+ * `quads` x 4 elements (x 16-byte aligned), one at a time after them. */
+__global__ void round_to_bf16_kernel(const float *x, int64_t n, int64_t quads, __nv_bfloat16 *out)
+{
+    GRID_STRIDE(i, quads)
+    {
+        const float4 v = reinterpret_cast<const float4 *>(x)[i];
+        __nv_bfloat162 *pair = reinterpret_cast<__nv_bfloat162 *>(out) + 2 * i;
+        pair[0] = __floats2bfloat162_rn(v.x, v.y);
+        pair[1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+    GRID_STRIDE(i, n - 4 * quads) out[4 * quads + i] = __float2bfloat16_rn(x[4 * quads + i]);
+}
 
 /* Owns the cuBLASLt descriptors of one call. */
 struct LtCall {
@@ -126,6 +195,33 @@ sla2_status make_layout(sla2_context *ctx, cublasLtMatrixLayout_t *out, cudaData
     return SLA2_OK;
 }
 
+__device__ __forceinline__ float gelu_tanh(float v)
+{
+    /* the CPU's form: tanh(u) = 1 - 2 / (exp(2u) + 1) */
+    const float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+    return 0.5f * v * (1.0f + (1.0f - 2.0f / (expf(2.0f * u) + 1.0f)));
+}
+
+/* Gemm's epilogue for one output, given acc = (A B)[i][j]. */
+__device__ __forceinline__ void epilogue_store(const Gemm &g, void *d, int64_t i, int64_t j, float acc)
+{
+    float bias = 0.0f;
+    if (g.bias)
+        bias = g.bias_type == CUDA_R_16BF ? __bfloat162float(static_cast<const __nv_bfloat16 *>(g.bias)[i])
+                                          : static_cast<const float *>(g.bias)[i];
+    float v = g.alpha * acc + bias;
+    if (g.gelu)
+        v = gelu_tanh(v);
+    const int64_t at = i + j * g.ldd;
+    if (g.d_type == CUDA_R_16BF) {
+        __nv_bfloat16 *out = static_cast<__nv_bfloat16 *>(d) + at;
+        *out = __float2bfloat16_rn(g.accumulate ? v + __bfloat162float(*out) : v);
+    } else {
+        float *out = static_cast<float *>(d) + at;
+        *out = g.accumulate ? v + *out : v;
+    }
+}
+
 /* The fallback where cuBLASLt offers no algorithm for a shape: one thread
  * per output, float32 arithmetic on A and B's elements (T: float or bf16). */
 template <typename T>
@@ -134,7 +230,7 @@ __global__ void gemm_fallback_kernel(Gemm g)
     const int64_t total = g.m * g.n;
     const int bat = blockIdx.y;
     const T *a = static_cast<const T *>(g.a) + bat * g.stride_a, *b = static_cast<const T *>(g.b) + bat * g.stride_b;
-    float *d = g.d + bat * g.stride_d;
+    void *d = advance(g.d, bat * g.stride_d, g.d_type);
     for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
          idx += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i = idx % g.m, j = idx / g.m;
@@ -144,8 +240,18 @@ __global__ void gemm_fallback_kernel(Gemm g)
             const float bv = (float)(g.trans_b == CUBLAS_OP_N ? b[p + j * g.ldb] : b[j + p * g.ldb]);
             acc = fmaf(av, bv, acc);
         }
-        d[i + j * g.ldd] = g.alpha * acc + (g.bias ? g.bias[i] : 0.0f);
+        epilogue_store(g, d, i, j, acc);
     }
+}
+
+/* The fused epilogue applied to a plain product (A B) held in tmp [m][n]
+ * (column-major, leading dimension m): where cuBLASLt has no algorithm for
+ * the fused form. */
+__global__ void epilogue_kernel(Gemm g, const float *tmp)
+{
+    for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < g.m * g.n;
+         idx += (int64_t)gridDim.x * blockDim.x)
+        epilogue_store(g, g.d, idx % g.m, idx / g.m, tmp[idx]);
 }
 
 /* The largest power of two up to 256 that divides the address of every
@@ -161,25 +267,32 @@ uint32_t alignment_of(const void *p, size_t elem_bytes, int64_t batch_stride_ele
     return align;
 }
 
-sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
+/* Runs g on cuBLASLt; *ran = false (and nothing launched) when cuBLASLt
+ * has no algorithm for it. */
+sla2_status gemm_lt(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g, bool *ran)
 {
+    *ran = false;
     LtCall c;
     const bool bf16 = g.ab_type == CUDA_R_16BF;
-    const size_t ab_bytes = bf16 ? 2 : 4;
+    const size_t ab_bytes = type_bytes(g.ab_type);
     LT_TRY(ctx, cublasLtMatmulDescCreate(&c.op, bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_32F));
     LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_TRANSA, &g.trans_a, sizeof g.trans_a));
     LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_TRANSB, &g.trans_b, sizeof g.trans_b));
+    const cublasLtEpilogue_t epilogue = g.gelu ? (g.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
+                                               : (g.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
+    LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
     if (g.bias) {
-        const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-        LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+        const int32_t bias_type = g.bias_type;
         LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof g.bias));
+        LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                   sizeof bias_type));
     }
     const bool ta = g.trans_a != CUBLAS_OP_N, tb = g.trans_b != CUBLAS_OP_N;
     sla2_status s = make_layout(ctx, &c.a, g.ab_type, ta ? g.k : g.m, ta ? g.m : g.k, g.lda, g.batch, g.stride_a);
     if (s == SLA2_OK)
         s = make_layout(ctx, &c.b, g.ab_type, tb ? g.n : g.k, tb ? g.k : g.n, g.ldb, g.batch, g.stride_b);
     if (s == SLA2_OK)
-        s = make_layout(ctx, &c.d, CUDA_R_32F, g.m, g.n, g.ldd, g.batch, g.stride_d);
+        s = make_layout(ctx, &c.d, g.d_type, g.m, g.n, g.ldd, g.batch, g.stride_d);
     if (s != SLA2_OK)
         return s;
     LT_TRY(ctx, cublasLtMatmulPreferenceCreate(&c.pref));
@@ -187,7 +300,7 @@ sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
                                                      &st->lt_workspace_bytes, sizeof st->lt_workspace_bytes));
     const uint32_t align_a = alignment_of(g.a, ab_bytes, g.stride_a, g.batch),
                    align_b = alignment_of(g.b, ab_bytes, g.stride_b, g.batch),
-                   align_d = alignment_of(g.d, sizeof(float), g.stride_d, g.batch);
+                   align_d = alignment_of(g.d, type_bytes(g.d_type), g.stride_d, g.batch);
     LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
                                                      sizeof align_a));
     LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
@@ -200,16 +313,59 @@ sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
     int found = 0;
     cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(st->lt, c.op, c.a, c.b, c.d, c.d, c.pref, 1, &heuristic,
                                                        &found);
-    if (hs == CUBLAS_STATUS_SUCCESS && found > 0) {
-        const float beta = 0.0f;
-        LT_TRY(ctx, cublasLtMatmul(st->lt, c.op, &g.alpha, g.a, c.a, g.b, c.b, &beta, g.d, c.d, g.d, c.d,
-                                   &heuristic.algo, st->lt_workspace, st->lt_workspace_bytes, st->stream));
+    /* INVALID_VALUE: an epilogue this build of cuBLASLt rejects for these types */
+    if (hs == CUBLAS_STATUS_NOT_SUPPORTED || hs == CUBLAS_STATUS_INVALID_VALUE ||
+        (hs == CUBLAS_STATUS_SUCCESS && found == 0))
         return SLA2_OK;
-    }
-    if (hs != CUBLAS_STATUS_SUCCESS && hs != CUBLAS_STATUS_NOT_SUPPORTED)
+    if (hs != CUBLAS_STATUS_SUCCESS)
         return SLA2_CUBLAS_CHECK(ctx, hs);
+    const float beta = g.accumulate ? 1.0f : 0.0f;
+    LT_TRY(ctx, cublasLtMatmul(st->lt, c.op, &g.alpha, g.a, c.a, g.b, c.b, &beta, g.d, c.d, g.d, c.d, &heuristic.algo,
+                               st->lt_workspace, st->lt_workspace_bytes, st->stream));
+    *ran = true;
+    return SLA2_OK;
+}
+
+/* g on cuBLASLt where it can; a fused g it cannot run becomes the plain
+ * product into scratch plus epilogue_kernel, and a plain one it cannot run
+ * goes to gemm_fallback_kernel. */
+sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
+{
+    bool ran = false;
+    sla2_status s = gemm_lt(ctx, st, g, &ran);
+    if (s != SLA2_OK || ran)
+        return s;
+    if (g.bias && g.bias_type == CUDA_R_32F && g.d_type == CUDA_R_16BF) {
+        /* cuBLASLt wants a bf16 D's bias in bf16 */
+        Scratch bias16;
+        s = scratch_alloc(ctx, st, (size_t)g.m * sizeof(__nv_bfloat16), &bias16);
+        if (s != SLA2_OK)
+            return s;
+        round_to_bf16_kernel<<<grid_for(g.m), kThreads, 0, st->stream>>>(static_cast<const float *>(g.bias), g.m, 0,
+                                                                         static_cast<__nv_bfloat16 *>(bias16.p));
+        SLA2_CUDA_TRY(ctx, cudaGetLastError());
+        Gemm g16 = g;
+        g16.bias = bias16.p, g16.bias_type = CUDA_R_16BF;
+        return gemm(ctx, st, g16);
+    }
+    if (g.fused()) {
+        if (g.batch != 1)
+            return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "DiT GEMM: a fused epilogue on a batched GEMM");
+        Gemm plain = g;
+        plain.alpha = 1.0f, plain.bias = nullptr;
+        plain.gelu = plain.accumulate = false;
+        plain.d_type = CUDA_R_32F, plain.ldd = g.m;
+        SLA2_CUDA_TRY(ctx, cudaMallocAsync(&plain.d, (size_t)(g.m * g.n) * sizeof(float), st->stream));
+        s = gemm(ctx, st, plain);
+        if (s == SLA2_OK) {
+            epilogue_kernel<<<grid_for(g.m * g.n), kThreads, 0, st->stream>>>(g, static_cast<const float *>(plain.d));
+            s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
+        }
+        sla2_status freed = SLA2_CUDA_CHECK(ctx, cudaFreeAsync(plain.d, st->stream));
+        return s != SLA2_OK ? s : freed;
+    }
     dim3 grid(grid_for(g.m * g.n), (unsigned)g.batch);
-    if (bf16)
+    if (g.ab_type == CUDA_R_16BF)
         gemm_fallback_kernel<__nv_bfloat16><<<grid, kThreads, 0, st->stream>>>(g);
     else
         gemm_fallback_kernel<float><<<grid, kThreads, 0, st->stream>>>(g);
@@ -238,9 +394,11 @@ __device__ float block_sum(float v, float *shared32)
 constexpr int kNormThreads = 256;
 
 /* One block per row; two passes over the row (mean, then the centred sum of
- * squares) as the CPU reference does. */
+ * squares) as the CPU reference does, then the optional affine and the
+ * optional modulation: y = ((x - mean) inv * weight + bias) * (1 + scale) + shift. */
 __global__ void __launch_bounds__(kNormThreads)
-    layer_norm_kernel(const float *x, int64_t dim, float eps, const float *weight, const float *bias, float *y)
+    layer_norm_kernel(const float *x, int64_t dim, float eps, const float *weight, const float *bias,
+                      const float *shift, const float *scale, float *y)
 {
     __shared__ float shared32[32];
     const float *in = x + blockIdx.x * dim;
@@ -256,8 +414,12 @@ __global__ void __launch_bounds__(kNormThreads)
     }
     const float inv = rsqrtf(block_sum(sq, shared32) / (float)dim + eps);
     for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
-        const float v = (in[d] - mean) * inv;
-        out[d] = weight ? v * weight[d] + (bias ? bias[d] : 0.0f) : v;
+        float v = (in[d] - mean) * inv;
+        if (weight)
+            v = v * weight[d] + (bias ? bias[d] : 0.0f);
+        if (scale)
+            v = v * (1.0f + scale[d]) + shift[d];
+        out[d] = v;
     }
 }
 
@@ -275,18 +437,9 @@ __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(float *x, int64_
 
 /* ---- Elementwise ---------------------------------------------------------- */
 
-#define GRID_STRIDE(i, n) \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
-
 __global__ void gelu_tanh_kernel(float *x, int64_t n)
 {
-    GRID_STRIDE(i, n)
-    {
-        /* the CPU's form: tanh(u) = 1 - 2 / (exp(2u) + 1) */
-        const float v = x[i], u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
-        const float t = 1.0f - 2.0f / (expf(2.0f * u) + 1.0f);
-        x[i] = 0.5f * v * (1.0f + t);
-    }
+    GRID_STRIDE(i, n) x[i] = gelu_tanh(x[i]);
 }
 
 __global__ void silu_kernel(const float *x, int64_t n, float *y)
@@ -299,23 +452,6 @@ __global__ void add_kernel(const float *a, const float *b, int64_t b_elems, floa
     GRID_STRIDE(i, n) out[i] = a[i] + b[i % b_elems];
 }
 
-/* Row-broadcast steps: one block per row (grid.x = rows) avoids a division
- * per element. */
-__global__ void modulate_kernel(float *x, int64_t dim, const float *shift, const float *scale)
-{
-    float *row = x + blockIdx.x * dim;
-    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-        row[d] = row[d] * (1.0f + scale[d]) + shift[d];
-}
-
-__global__ void gated_residual_kernel(float *x, const float *y, int64_t dim, const float *gate)
-{
-    float *row = x + blockIdx.x * dim;
-    const float *add = y + blockIdx.x * dim;
-    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-        row[d] += gate ? add[d] * gate[d] : add[d];
-}
-
 /* ---- RoPE ----------------------------------------------------------------- */
 
 struct RopeGrid {
@@ -323,6 +459,26 @@ struct RopeGrid {
     int64_t pairs, f_pairs, hw_pairs, f_dim, hw_dim;
     int64_t heads, head_dim;
 };
+
+/* The angle of pair i of token (f, h, w) order, in double, as op_rope_3d. */
+__device__ double rope_angle(const RopeGrid &g, int64_t token, int64_t i)
+{
+    const int64_t f = token / (g.height * g.width), h = (token / g.width) % g.height, w = token % g.width;
+    int64_t pos, j, n;
+    if (i < g.f_pairs)
+        pos = f, j = i, n = g.f_dim;
+    else if (i < g.f_pairs + g.hw_pairs)
+        pos = h, j = i - g.f_pairs, n = g.hw_dim;
+    else
+        pos = w, j = i - g.f_pairs - g.hw_pairs, n = g.hw_dim;
+    return (double)pos / pow(10000.0, (double)(2 * j) / (double)n);
+}
+
+__device__ __forceinline__ float2 rotate(float2 v, double c, double s)
+{
+    const double re = v.x, im = v.y;
+    return make_float2((float)(re * c - im * s), (float)(re * s + im * c));
+}
 
 /* One thread per (token, pair): the angle and its cosine and sine in double,
  * as op_rope_3d, applied to every head. */
@@ -332,23 +488,41 @@ __global__ void rope_3d_kernel(float *x, RopeGrid g)
     GRID_STRIDE(idx, total)
     {
         const int64_t token = idx / g.pairs, i = idx % g.pairs;
-        const int64_t f = token / (g.height * g.width), h = (token / g.width) % g.height, w = token % g.width;
-        int64_t pos, j, n;
-        if (i < g.f_pairs)
-            pos = f, j = i, n = g.f_dim;
-        else if (i < g.f_pairs + g.hw_pairs)
-            pos = h, j = i - g.f_pairs, n = g.hw_dim;
-        else
-            pos = w, j = i - g.f_pairs - g.hw_pairs, n = g.hw_dim;
-        const double angle = (double)pos / pow(10000.0, (double)(2 * j) / (double)n);
         double s, c;
-        sincos(angle, &s, &c);
+        sincos(rope_angle(g, token, i), &s, &c);
         for (int64_t head = 0; head < g.heads; ++head) {
             float2 *pair = reinterpret_cast<float2 *>(x + (token * g.heads + head) * g.head_dim + 2 * i);
-            const float2 v = *pair;
-            const double re = v.x, im = v.y;
-            *pair = make_float2((float)(re * c - im * s), (float)(re * s + im * c));
+            *pair = rotate(*pair, c, s);
         }
+    }
+}
+
+/* RMSNorm over a token's full width, then RoPE, in one pass: one block per
+ * token; the token's cosines and sines (in double, once per pair as
+ * rope_3d_kernel) go to shared memory, then each thread rotates whole pairs
+ * of any head (the same float rounding as rms_norm_kernel followed by
+ * rope_3d_kernel). Dynamic shared memory: pairs x double2. */
+__global__ void __launch_bounds__(kNormThreads) norm_rope_kernel(float *x, RopeGrid g, float eps, const float *weight)
+{
+    extern __shared__ double2 cos_sin[];
+    __shared__ float shared32[32];
+    const int64_t token = blockIdx.x, dim = g.heads * g.head_dim;
+    for (int64_t i = threadIdx.x; i < g.pairs; i += blockDim.x) {
+        double s, c;
+        sincos(rope_angle(g, token, i), &s, &c);
+        cos_sin[i] = make_double2(c, s);
+    }
+    float *row = x + token * dim;
+    float sq = 0.0f;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+        sq += row[d] * row[d];
+    const float inv = rsqrtf(block_sum(sq, shared32) / (float)dim + eps); /* its barriers publish cos_sin */
+    for (int64_t p = threadIdx.x; p < dim / 2; p += blockDim.x) {
+        float2 *pair = reinterpret_cast<float2 *>(row) + p;
+        float2 v = *pair;
+        v.x = v.x * inv * weight[2 * p], v.y = v.y * inv * weight[2 * p + 1];
+        const double2 cs = cos_sin[p % g.pairs];
+        *pair = rotate(v, cs.x, cs.y);
     }
 }
 
@@ -431,117 +605,263 @@ __device__ float e4m3_to_float(uint8_t bits)
 
 /* out[r][i] = code[r][i] * scale[r] for a weight-only INT8 or FP8 block of rows */
 __global__ void dequantise_kernel(const uint8_t *codes, const float *scale, int64_t in, int64_t n, bool fp8,
-                                  float *out)
+                                  const float *gate, float *out)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         const float code = fp8 ? e4m3_to_float(codes[i]) : (float)(int8_t)codes[i];
-        out[i] = code * scale[i / in];
+        out[i] = code * scale[i / in] * (gate ? gate[i / in] : 1.0f);
     }
+}
+
+/* out[o][i] = gate[o] * w[o][i]: a gated linear's weight (T: float or bf16, rounded back to T) */
+template <typename T>
+__global__ void scale_rows_kernel(const T *w, const float *gate, int64_t in, int64_t n, T *out)
+{
+    GRID_STRIDE(i, n) out[i] = (T)((float)w[i] * gate[i / in]);
 }
 
 /* Output channels of a quantised weight dequantised per GEMM (64 MB of
  * float32 scratch at most; Wan2.1-1.3B's largest linear, 8960 x 1536, fits). */
 constexpr int64_t kDequantChunkElems = int64_t(16) << 20;
 
-/* out[i] = bf16(x[i]), round to nearest even; four at a time over the first
- * `quads` x 4 elements (x 16-byte aligned), one at a time after them. */
-__global__ void round_to_bf16_kernel(const float *x, int64_t n, int64_t quads, __nv_bfloat16 *out)
-{
-    GRID_STRIDE(i, quads)
-    {
-        const float4 v = reinterpret_cast<const float4 *>(x)[i];
-        __nv_bfloat162 *pair = reinterpret_cast<__nv_bfloat162 *>(out) + 2 * i;
-        pair[0] = __floats2bfloat162_rn(v.x, v.y);
-        pair[1] = __floats2bfloat162_rn(v.z, v.w);
-    }
-    GRID_STRIDE(i, n - 4 * quads) out[4 * quads + i] = __float2bfloat16_rn(x[4 * quads + i]);
-}
-
 /* Activation rows rounded to bf16 per GEMM (128 MB of scratch at most: at
  * Wan2.1-1.3B's 32760 tokens every linear but ffn.2, whose input is 8960
  * wide, takes all its rows at once). */
 constexpr int64_t kBf16ChunkElems = int64_t(64) << 20;
 
-/* g (cuda_linear's row-major linear) with a BF16 weight: a chunk of x's
- * rows at a time is rounded to bf16 into stream-ordered scratch, then one
- * bf16 GEMM writes those rows of y. */
-sla2_status bf16_linear(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g, const float *x, int64_t rows,
-                        int64_t in)
+__global__ void scale_kernel(const float *a, const float *b, int64_t n, float *out)
 {
+    GRID_STRIDE(i, n) out[i] = a[i] * b[i];
+}
+
+/* Where a linear writes y [rows][lin->out] and its fused epilogue (Gemm's):
+ * y = [gelu](x W^T + b), or with accumulate y += gate * (x W^T + b). */
+struct LinearOut {
+    void *y = nullptr;
+    cudaDataType_t type = CUDA_R_32F; /* float32, or bf16 (the FFN's hidden) */
+    bool gelu = false, accumulate = false;
+    const float *gate = nullptr;
+};
+
+/* The row-major linear in cuBLASLt's column-major view:
+ * y^T [out x rows] = W [in x out]^T x^T [in x rows], the bias along y^T's
+ * rows (o.gate is applied to the weight and bias beforehand: gated_copy). */
+Gemm linear_gemm(const dit_linear *lin, const void *w, const void *x, int64_t rows, const LinearOut &o,
+                 const float *bias)
+{
+    Gemm g;
+    g.trans_a = CUBLAS_OP_T;
+    g.m = lin->out, g.n = rows, g.k = lin->in;
+    g.a = w, g.lda = lin->in;
+    g.b = x, g.ldb = lin->in;
+    g.d = o.y, g.d_type = o.type, g.ldd = lin->out;
+    g.bias = bias;
+    g.gelu = o.gelu, g.accumulate = o.accumulate;
+    return g;
+}
+
+/* BF16 linears on float32 input: a chunk of x's rows at a time is rounded
+ * to bf16 into scratch once, then each linear's bf16 GEMM writes its rows. */
+sla2_status bf16_linears(sla2_context *ctx, sla2_cuda_state *st, const float *x, int64_t rows, int count,
+                         const dit_linear *const *lins, const LinearOut *outs)
+{
+    const int64_t in = lins[0]->in;
     /* near-equal chunks of a multiple of 64 rows, so that each chunk of x and y is as aligned as x and y */
     const int64_t max_rows = kBf16ChunkElems / in > 64 ? kBf16ChunkElems / in : 64;
     const int64_t chunks = (rows + max_rows - 1) / max_rows;
     int64_t chunk = ((rows + chunks - 1) / chunks + 63) / 64 * 64;
     chunk = chunk > rows ? rows : chunk;
-    __nv_bfloat16 *scratch = nullptr;
-    SLA2_CUDA_TRY(ctx, cudaMallocAsync((void **)&scratch, (size_t)(chunk * in) * sizeof *scratch, st->stream));
-    sla2_status s = SLA2_OK;
+    Scratch rounded;
+    sla2_status s = scratch_alloc(ctx, st, (size_t)(chunk * in) * sizeof(__nv_bfloat16), &rounded);
     for (int64_t r0 = 0; r0 < rows && s == SLA2_OK; r0 += chunk) {
-        const int64_t count = rows - r0 < chunk ? rows - r0 : chunk, n = count * in;
+        const int64_t count_rows = rows - r0 < chunk ? rows - r0 : chunk, n = count_rows * in;
         const float *src = x + r0 * in;
         const int64_t quads = reinterpret_cast<uintptr_t>(src) % 16 ? 0 : n / 4;
-        round_to_bf16_kernel<<<grid_for(quads > 0 ? quads : n), kThreads, 0, st->stream>>>(src, n, quads, scratch);
+        round_to_bf16_kernel<<<grid_for(quads > 0 ? quads : n), kThreads, 0, st->stream>>>(
+            src, n, quads, static_cast<__nv_bfloat16 *>(rounded.p));
         s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
-        if (s != SLA2_OK)
-            break;
-        Gemm part = g;
-        part.ab_type = CUDA_R_16BF;
-        part.n = count, part.b = scratch;
-        part.d = g.d + r0 * g.ldd;
-        s = gemm(ctx, st, part);
+        for (int i = 0; i < count && s == SLA2_OK; i++) {
+            LinearOut part = outs[i];
+            part.y = advance(outs[i].y, r0 * lins[i]->out, outs[i].type);
+            Gemm g = linear_gemm(lins[i], lins[i]->codes, rounded.p, count_rows, part, lins[i]->bias);
+            g.ab_type = CUDA_R_16BF;
+            s = gemm(ctx, st, g);
+        }
     }
-    sla2_status freed = SLA2_CUDA_CHECK(ctx, cudaFreeAsync(scratch, st->stream));
-    return s != SLA2_OK ? s : freed;
+    return s;
 }
 
-/* y[rows][out] = x[rows][in] W^T + b, row-major; in cuBLASLt's column-major
- * view y^T [out x rows] = W [in x out]^T x^T [in x rows], the bias along
- * y^T's rows. A weight-only INT8 / FP8 weight is dequantised, a block of
- * output channels at a time, into stream-ordered scratch (cudaMallocAsync,
- * as cross-attention's scores) for the same TF32 GEMM on y's columns: it
- * saves memory, not time. A BF16 weight runs as a bf16 GEMM on activations
- * rounded to bf16 (bf16_linear): half the memory, and faster. */
-sla2_status cuda_linear(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y)
+/* A weight-only INT8 / FP8 linear: its weight is dequantised, a block of
+ * output channels at a time, into scratch for the TF32 GEMM of those
+ * columns of y (this saves memory, not time). */
+sla2_status quantised_linear(sla2_context *ctx, sla2_cuda_state *st, const float *x, int64_t rows,
+                             const dit_linear *lin, const LinearOut &o)
 {
-    ENTER(ctx, st);
-    if (rows <= 0)
-        return SLA2_OK;
-    Gemm g;
-    g.trans_a = CUBLAS_OP_T;
-    g.m = lin->out, g.n = rows, g.k = lin->in;
-    g.a = lin->weight, g.lda = lin->in;
-    g.b = x, g.ldb = lin->in;
-    g.d = y, g.ldd = lin->out;
-    g.bias = lin->bias;
-    if (lin->storage == DIT_WEIGHTS_F32)
-        return gemm(ctx, st, g);
-    if (lin->storage == DIT_WEIGHTS_BF16) {
-        g.a = lin->codes;
-        return bf16_linear(ctx, st, g, x, rows, lin->in);
-    }
     /* a multiple of 64 rows keeps y + o0 and bias + o0 16-byte aligned */
     int64_t chunk = kDequantChunkElems / lin->in / 64 * 64;
     chunk = chunk < 64 ? 64 : chunk;
     chunk = chunk > lin->out ? lin->out : chunk;
-    float *scratch = nullptr;
-    SLA2_CUDA_TRY(ctx, cudaMallocAsync((void **)&scratch, (size_t)(chunk * lin->in) * sizeof(float), st->stream));
-    sla2_status s = SLA2_OK;
+    Scratch weights;
+    sla2_status s = scratch_alloc(ctx, st, (size_t)(chunk * lin->in) * sizeof(float), &weights);
     for (int64_t o0 = 0; o0 < lin->out && s == SLA2_OK; o0 += chunk) {
         const int64_t count = lin->out - o0 < chunk ? lin->out - o0 : chunk, n = count * lin->in;
         dequantise_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(
             static_cast<const uint8_t *>(lin->codes) + o0 * lin->in, lin->scale + o0, lin->in, n,
-            lin->storage == DIT_WEIGHTS_FP8, scratch);
+            lin->storage == DIT_WEIGHTS_FP8, o.gate ? o.gate + o0 : nullptr, static_cast<float *>(weights.p));
         s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
         if (s != SLA2_OK)
             break;
-        Gemm part = g;
-        part.m = count, part.a = scratch;
-        part.d = y + o0;
-        part.bias = lin->bias ? lin->bias + o0 : nullptr;
-        s = gemm(ctx, st, part);
+        Gemm g = linear_gemm(lin, weights.p, x, rows, o, lin->bias ? lin->bias + o0 : nullptr);
+        g.m = count;
+        g.d = advance(o.y, o0, o.type);
+        s = gemm(ctx, st, g);
     }
-    sla2_status freed = SLA2_CUDA_CHECK(ctx, cudaFreeAsync(scratch, st->stream));
-    return s != SLA2_OK ? s : freed;
+    return s;
+}
+
+constexpr int kMaxLinears = 4;
+
+/* A gated linear y += gate * (x W^T + b) as a plain accumulating one: a
+ * copy of the linear whose weight rows and bias are multiplied by the gate
+ * (what cuBLASLt does with a per-row alpha vector, but 1.5x slower on the
+ * H100). INT8 / FP8 weights take the gate when they are dequantised
+ * (quantised_linear), so only their bias is copied. The copies live in
+ * `weight` and `bias` (stream-ordered scratch). */
+sla2_status gated_copy(sla2_context *ctx, sla2_cuda_state *st, const dit_linear *lin, const float *gate,
+                       dit_linear *out, Scratch *weight, Scratch *bias)
+{
+    *out = *lin;
+    sla2_status s = SLA2_OK;
+    if (lin->bias) {
+        s = scratch_alloc(ctx, st, (size_t)lin->out * sizeof(float), bias);
+        if (s != SLA2_OK)
+            return s;
+        scale_kernel<<<grid_for(lin->out), kThreads, 0, st->stream>>>(gate, lin->bias, lin->out,
+                                                                     static_cast<float *>(bias->p));
+        SLA2_CUDA_TRY(ctx, cudaGetLastError());
+        out->bias = static_cast<float *>(bias->p);
+    }
+    if (lin->storage != DIT_WEIGHTS_F32 && lin->storage != DIT_WEIGHTS_BF16)
+        return SLA2_OK;
+    const int64_t n = (int64_t)lin->in * lin->out;
+    const bool b16 = lin->storage == DIT_WEIGHTS_BF16;
+    s = scratch_alloc(ctx, st, (size_t)n * (b16 ? sizeof(__nv_bfloat16) : sizeof(float)), weight);
+    if (s != SLA2_OK)
+        return s;
+    if (b16) {
+        scale_rows_kernel<__nv_bfloat16><<<grid_for(n), kThreads, 0, st->stream>>>(
+            static_cast<const __nv_bfloat16 *>(lin->codes), gate, lin->in, n, static_cast<__nv_bfloat16 *>(weight->p));
+        out->codes = weight->p;
+    } else {
+        scale_rows_kernel<float><<<grid_for(n), kThreads, 0, st->stream>>>(lin->weight, gate, lin->in, n,
+                                                                          static_cast<float *>(weight->p));
+        out->weight = static_cast<float *>(weight->p);
+    }
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+/* y_i = x lins[i]^T + b_i with outs[i]'s epilogue, for linears of the same
+ * input width; x is float32, or bf16 (x_bf16) for BF16 weights only.
+ * Float32 weights run TF32 GEMMs; BF16 weights bf16 GEMMs, their float32
+ * input rounded to bf16 once for all of them; INT8 / FP8 weights are
+ * dequantised first. */
+sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, bool x_bf16, int64_t rows, int count,
+                        const dit_linear *const *lins, const LinearOut *outs)
+{
+    if (rows <= 0 || count <= 0)
+        return SLA2_OK;
+    if (count > kMaxLinears)
+        return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "DiT linears: %d at once (at most %d)", count, kMaxLinears);
+    Scratch gated_weight[kMaxLinears], gated_bias[kMaxLinears];
+    dit_linear gated[kMaxLinears];
+    const dit_linear *bf16[kMaxLinears];
+    LinearOut bf16_outs[kMaxLinears];
+    int num_bf16 = 0;
+    sla2_status s = SLA2_OK;
+    for (int i = 0; i < count && s == SLA2_OK; i++) {
+        if (lins[i]->in != lins[0]->in)
+            return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT linears: input widths %d and %d", lins[0]->in, lins[i]->in);
+        if (x_bf16 && lins[i]->storage != DIT_WEIGHTS_BF16)
+            return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT linears: bf16 input for a non-bf16 weight");
+        const dit_linear *lin = lins[i];
+        if (outs[i].gate) {
+            s = gated_copy(ctx, st, lins[i], outs[i].gate, &gated[i], &gated_weight[i], &gated_bias[i]);
+            lin = &gated[i];
+        }
+        if (s != SLA2_OK)
+            break;
+        if (lin->storage == DIT_WEIGHTS_BF16 && !x_bf16) {
+            bf16[num_bf16] = lin, bf16_outs[num_bf16++] = outs[i];
+        } else if (lin->storage == DIT_WEIGHTS_BF16) {
+            Gemm g = linear_gemm(lin, lin->codes, x, rows, outs[i], lin->bias);
+            g.ab_type = CUDA_R_16BF;
+            s = gemm(ctx, st, g);
+        } else if (lin->storage == DIT_WEIGHTS_F32) {
+            s = gemm(ctx, st, linear_gemm(lin, lin->weight, x, rows, outs[i], lin->bias));
+        } else {
+            s = quantised_linear(ctx, st, static_cast<const float *>(x), rows, lin, outs[i]);
+        }
+    }
+    if (s == SLA2_OK && num_bf16 > 0)
+        s = bf16_linears(ctx, st, static_cast<const float *>(x), rows, num_bf16, bf16, bf16_outs);
+    return s;
+}
+
+sla2_status cuda_linear(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y)
+{
+    ENTER(ctx, st);
+    LinearOut o;
+    o.y = y;
+    return run_linears(ctx, st, x, false, rows, 1, &lin, &o);
+}
+
+sla2_status cuda_linears(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
+                         float *const *ys)
+{
+    ENTER(ctx, st);
+    if (count < 0 || count > kMaxLinears)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT linears: %d at once (0 to %d)", count, kMaxLinears);
+    LinearOut outs[kMaxLinears];
+    for (int i = 0; i < count; i++)
+        outs[i].y = ys[i];
+    return run_linears(ctx, st, x, false, rows, count, lins, outs);
+}
+
+/* acc += gate * (x W^T + b) in the GEMM's epilogue (acc read as C, the gate
+ * applied to a copy of the weight: gated_copy): no pass over y, which is
+ * not needed. */
+sla2_status cuda_linear_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
+                                 const float *gate, float *y, float *acc)
+{
+    ENTER(ctx, st);
+    (void)y;
+    LinearOut o;
+    o.y = acc, o.accumulate = true, o.gate = gate;
+    return run_linears(ctx, st, x, false, rows, 1, &lin, &o);
+}
+
+/* The FFN with GELU in ffn.0's epilogue. With BF16 weights ffn.0 writes its
+ * hidden activations as bf16 straight into `hidden` (what ffn.2's bf16 GEMM
+ * reads: the rounding the unfused path does, without its passes); else they
+ * stay float32 for ffn.2's TF32 GEMM. ffn.2 adds gate * (...) to acc. */
+sla2_status cuda_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
+                              const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc)
+{
+    ENTER(ctx, st);
+    (void)y;
+    if (ffn0->out != ffn2->in)
+        return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT FFN: ffn.0 gives %d features, ffn.2 takes %d", ffn0->out,
+                         ffn2->in);
+    const bool bf16_hidden = ffn2->storage == DIT_WEIGHTS_BF16;
+    LinearOut h;
+    h.y = hidden, h.gelu = true, h.type = bf16_hidden ? CUDA_R_16BF : CUDA_R_32F;
+    sla2_status s = run_linears(ctx, st, x, false, rows, 1, &ffn0, &h);
+    if (s != SLA2_OK)
+        return s;
+    LinearOut o;
+    o.y = acc, o.accumulate = true, o.gate = gate;
+    return run_linears(ctx, st, hidden, bf16_hidden, rows, 1, &ffn2, &o);
 }
 
 sla2_status cuda_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
@@ -550,7 +870,20 @@ sla2_status cuda_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int
     ENTER(ctx, st);
     if (rows <= 0)
         return SLA2_OK;
-    layer_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(x, dim, (float)eps, weight, bias, y);
+    layer_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(x, dim, (float)eps, weight, bias, nullptr,
+                                                                        nullptr, y);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+sla2_status cuda_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
+                               const float *shift, const float *scale, float *y)
+{
+    ENTER(ctx, st);
+    if (rows <= 0)
+        return SLA2_OK;
+    layer_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(x, dim, (float)eps, nullptr, nullptr, shift,
+                                                                        scale, y);
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -585,28 +918,6 @@ sla2_status cuda_silu(sla2_context *ctx, const float *x, int64_t n, float *y)
     return SLA2_OK;
 }
 
-sla2_status cuda_modulate(sla2_context *ctx, float *x, int64_t rows, int64_t dim, const float *shift,
-                          const float *scale)
-{
-    ENTER(ctx, st);
-    if (rows <= 0)
-        return SLA2_OK;
-    modulate_kernel<<<(unsigned)rows, kThreads, 0, st->stream>>>(x, dim, shift, scale);
-    LAUNCHED(ctx);
-    return SLA2_OK;
-}
-
-sla2_status cuda_gated_residual(sla2_context *ctx, float *x, const float *y, int64_t rows, int64_t dim,
-                                const float *gate)
-{
-    ENTER(ctx, st);
-    if (rows <= 0)
-        return SLA2_OK;
-    gated_residual_kernel<<<(unsigned)rows, kThreads, 0, st->stream>>>(x, y, dim, gate);
-    LAUNCHED(ctx);
-    return SLA2_OK;
-}
-
 sla2_status cuda_add(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n)
 {
     ENTER(ctx, st);
@@ -619,20 +930,44 @@ sla2_status cuda_add(sla2_context *ctx, const float *a, const float *b, int64_t 
     return SLA2_OK;
 }
 
+/* Wan's split of the head_dim / 2 pairs into frames | height | width. */
+sla2_status rope_grid(sla2_context *ctx, const int grid[3], int64_t heads, int64_t head_dim, RopeGrid *g)
+{
+    if (head_dim % 2)
+        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT RoPE: head_dim %lld is odd", (long long)head_dim);
+    g->frames = grid[0], g->height = grid[1], g->width = grid[2];
+    g->pairs = head_dim / 2, g->hw_pairs = g->pairs / 3, g->f_pairs = g->pairs - 2 * g->hw_pairs;
+    g->f_dim = head_dim - 4 * (head_dim / 6), g->hw_dim = 2 * (head_dim / 6);
+    g->heads = heads, g->head_dim = head_dim;
+    return SLA2_OK;
+}
+
 sla2_status cuda_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim)
 {
     ENTER(ctx, st);
-    if (head_dim % 2)
-        return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT RoPE: head_dim %lld is odd", (long long)head_dim);
     RopeGrid g;
-    g.frames = grid[0], g.height = grid[1], g.width = grid[2];
-    g.pairs = head_dim / 2, g.hw_pairs = g.pairs / 3, g.f_pairs = g.pairs - 2 * g.hw_pairs;
-    g.f_dim = head_dim - 4 * (head_dim / 6), g.hw_dim = 2 * (head_dim / 6);
-    g.heads = heads, g.head_dim = head_dim;
+    sla2_status s = rope_grid(ctx, grid, heads, head_dim, &g);
     const int64_t total = g.frames * g.height * g.width * g.pairs;
-    if (total <= 0)
-        return SLA2_OK;
+    if (s != SLA2_OK || total <= 0)
+        return s;
     rope_3d_kernel<<<grid_for(total), kThreads, 0, st->stream>>>(x, g);
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+sla2_status cuda_norm_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim,
+                           double eps, const float *weight)
+{
+    if (!weight)
+        return cuda_rope(ctx, x, grid, heads, head_dim);
+    ENTER(ctx, st);
+    RopeGrid g;
+    sla2_status s = rope_grid(ctx, grid, heads, head_dim, &g);
+    const int64_t tokens = g.frames * g.height * g.width;
+    if (s != SLA2_OK || tokens <= 0)
+        return s;
+    norm_rope_kernel<<<(unsigned)tokens, kNormThreads, (size_t)g.pairs * sizeof(double2), st->stream>>>(
+        x, g, (float)eps, weight);
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -700,11 +1035,14 @@ const dit_backend cuda_table = {
     cuda_rms_norm,
     cuda_gelu,
     cuda_silu,
-    cuda_modulate,
-    cuda_gated_residual,
     cuda_add,
     cuda_rope,
     cuda_dense_attention,
+    cuda_norm_modulate,
+    cuda_linears,
+    cuda_norm_rope,
+    cuda_linear_residual,
+    cuda_ffn_residual,
 };
 
 } // namespace

@@ -21,12 +21,6 @@ typedef struct dit_backend {
     sla2_status (*rms_norm)(sla2_context *ctx, float *x, int64_t rows, int64_t dim, double eps, const float *weight);
     sla2_status (*gelu_tanh)(sla2_context *ctx, float *x, int64_t n);
     sla2_status (*silu)(sla2_context *ctx, const float *x, int64_t n, float *y);
-    /* x = x * (1 + scale) + shift, broadcast over rows */
-    sla2_status (*modulate)(sla2_context *ctx, float *x, int64_t rows, int64_t dim, const float *shift,
-                            const float *scale);
-    /* x += y * gate (gate broadcast over rows; NULL gate = 1) */
-    sla2_status (*gated_residual)(sla2_context *ctx, float *x, const float *y, int64_t rows, int64_t dim,
-                                  const float *gate);
     /* out[i] = a[i] + b[i % b_elems] */
     sla2_status (*add)(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n);
     /* Wan's 3-D RoPE on [L][heads][head_dim], angles in double */
@@ -34,6 +28,28 @@ typedef struct dit_backend {
     /* softmax(q k^T / sqrt(d)) v per head; q [Lq][H][d], k and v [Lk][H][d] */
     sla2_status (*dense_attention)(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
                                    int64_t Lk, int64_t heads, int64_t head_dim, float *out);
+
+    /* The fused steps of a block. Each is the sequence its comment names
+     * (operators above, or dit_ops.h's op_modulate / op_gated_residual); the
+     * CPU runs exactly that sequence, a backend may fuse it to save passes
+     * over the activations, within the rounding of its own operators. */
+    /* y = layer_norm(x) * (1 + scale) + shift: layer_norm without affine, op_modulate */
+    sla2_status (*norm_modulate)(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
+                                 const float *shift, const float *scale, float *y);
+    /* ys[i] = x lins[i]^T + b_i for count (at most 4) linears of the same input width */
+    sla2_status (*linears)(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
+                           float *const *ys);
+    /* rms_norm over the full width (when weight is not NULL), then rope_3d, in place on x [L][heads][head_dim] */
+    sla2_status (*norm_rope)(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim,
+                             double eps, const float *weight);
+    /* acc += gate * (x lin^T + b) (NULL gate = 1): linear into y [rows][lin->out]
+     * (scratch, which a fusing backend may leave alone), op_gated_residual */
+    sla2_status (*linear_residual)(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
+                                   const float *gate, float *y, float *acc);
+    /* acc += gate * (gelu_tanh(x ffn0^T + b0) ffn2^T + b2): linear into hidden
+     * [rows][ffn0->out] (scratch), gelu_tanh, linear_residual through y */
+    sla2_status (*ffn_residual)(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
+                                const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc);
 } dit_backend;
 
 const dit_backend *dit_backend_cpu(void);

@@ -65,22 +65,6 @@ static sla2_status cpu_silu(sla2_context *ctx, const float *x, int64_t n, float 
     return SLA2_OK;
 }
 
-static sla2_status cpu_modulate(sla2_context *ctx, float *x, int64_t rows, int64_t dim, const float *shift,
-                                const float *scale)
-{
-    (void)ctx;
-    op_modulate(x, rows, dim, shift, scale);
-    return SLA2_OK;
-}
-
-static sla2_status cpu_gated_residual(sla2_context *ctx, float *x, const float *y, int64_t rows, int64_t dim,
-                                      const float *gate)
-{
-    (void)ctx;
-    op_gated_residual(x, y, rows, dim, gate);
-    return SLA2_OK;
-}
-
 static sla2_status cpu_add(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n)
 {
     (void)ctx;
@@ -104,6 +88,55 @@ static sla2_status cpu_dense_attention(sla2_context *ctx, const float *q, int64_
     return SLA2_OK;
 }
 
+/* ---- The fused steps: exactly the sequences dit_backend.h names ---------- */
+
+static sla2_status cpu_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
+                                     const float *shift, const float *scale, float *y)
+{
+    (void)ctx;
+    op_layer_norm(x, rows, dim, eps, NULL, NULL, y);
+    op_modulate(y, rows, dim, shift, scale);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_linears(sla2_context *ctx, const float *x, int64_t rows, int count,
+                               const dit_linear *const *lins, float *const *ys)
+{
+    sla2_status s = SLA2_OK;
+    for (int i = 0; i < count && s == SLA2_OK; i++)
+        s = cpu_linear(ctx, x, rows, lins[i], ys[i]);
+    return s;
+}
+
+static sla2_status cpu_norm_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim,
+                                 double eps, const float *weight)
+{
+    (void)ctx;
+    if (weight)
+        op_rms_norm(x, (int64_t)grid[0] * grid[1] * grid[2], heads * head_dim, eps, weight);
+    op_rope_3d(x, grid, heads, head_dim);
+    return SLA2_OK;
+}
+
+static sla2_status cpu_linear_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
+                                       const float *gate, float *y, float *acc)
+{
+    sla2_status s = cpu_linear(ctx, x, rows, lin, y);
+    if (s == SLA2_OK)
+        op_gated_residual(acc, y, rows, lin->out, gate);
+    return s;
+}
+
+static sla2_status cpu_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
+                                    const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc)
+{
+    sla2_status s = cpu_linear(ctx, x, rows, ffn0, hidden);
+    if (s != SLA2_OK)
+        return s;
+    op_gelu_tanh(hidden, rows * ffn0->out);
+    return cpu_linear_residual(ctx, hidden, rows, ffn2, gate, y, acc);
+}
+
 static const dit_backend cpu_table = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -115,11 +148,14 @@ static const dit_backend cpu_table = {
     .rms_norm = cpu_rms_norm,
     .gelu_tanh = cpu_gelu,
     .silu = cpu_silu,
-    .modulate = cpu_modulate,
-    .gated_residual = cpu_gated_residual,
     .add = cpu_add,
     .rope_3d = cpu_rope,
     .dense_attention = cpu_dense_attention,
+    .norm_modulate = cpu_norm_modulate,
+    .linears = cpu_linears,
+    .norm_rope = cpu_norm_rope,
+    .linear_residual = cpu_linear_residual,
+    .ffn_residual = cpu_ffn_residual,
 };
 
 const dit_backend *dit_backend_cpu(void)

@@ -207,41 +207,29 @@ static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, 
     float *mod = ws->mod; /* shift, scale, gate (attention); shift, scale, gate (FFN) */
     TRY(be->add(ctx, b->modulation, ws->e0, 6 * dim, mod, 6 * dim));
 
-    TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, NULL, NULL, ws->h));
-    TRY(be->modulate(ctx, ws->h, L, dim, mod, mod + dim));
-    TRY(be->linear(ctx, ws->h, L, &b->self_attn.q, ws->q));
-    TRY(be->linear(ctx, ws->h, L, &b->self_attn.k, ws->k));
-    TRY(be->linear(ctx, ws->h, L, &b->self_attn.v, ws->v));
-    if (b->self_attn.norm_q) {
-        TRY(be->rms_norm(ctx, ws->q, L, dim, c->eps, b->self_attn.norm_q));
-        TRY(be->rms_norm(ctx, ws->k, L, dim, c->eps, b->self_attn.norm_k));
-    }
-    TRY(be->rope_3d(ctx, ws->q, grid, H, D));
-    TRY(be->rope_3d(ctx, ws->k, grid, H, D));
+    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod, mod + dim, ws->h));
+    const dit_linear *qkv[3] = {&b->self_attn.q, &b->self_attn.k, &b->self_attn.v};
+    TRY(be->linears(ctx, ws->h, L, 3, qkv, (float *const[]){ws->q, ws->k, ws->v}));
+    TRY(be->norm_rope(ctx, ws->q, grid, H, D, c->eps, b->self_attn.norm_q));
+    TRY(be->norm_rope(ctx, ws->k, grid, H, D, c->eps, b->self_attn.norm_k));
     TRY(self_attention(ctx, c, b, args, layer, L, ws));
-    TRY(be->linear(ctx, ws->attn, L, &b->self_attn.o, ws->y));
-    TRY(be->gated_residual(ctx, ws->x, ws->y, L, dim, mod + 2 * dim));
+    TRY(be->linear_residual(ctx, ws->attn, L, &b->self_attn.o, mod + 2 * dim, ws->y, ws->x));
 
     /* cross-attention over all text_len positions (the padding included) */
     if (b->norm3_weight)
         TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, b->norm3_weight, b->norm3_bias, ws->h));
     TRY(be->linear(ctx, b->norm3_weight ? ws->h : ws->x, L, &b->cross_attn.q, ws->q));
-    TRY(be->linear(ctx, ws->ctx_emb, c->text_len, &b->cross_attn.k, ws->ck));
-    TRY(be->linear(ctx, ws->ctx_emb, c->text_len, &b->cross_attn.v, ws->cv));
+    const dit_linear *kv[2] = {&b->cross_attn.k, &b->cross_attn.v};
+    TRY(be->linears(ctx, ws->ctx_emb, c->text_len, 2, kv, (float *const[]){ws->ck, ws->cv}));
     if (b->cross_attn.norm_q) {
         TRY(be->rms_norm(ctx, ws->q, L, dim, c->eps, b->cross_attn.norm_q));
         TRY(be->rms_norm(ctx, ws->ck, c->text_len, dim, c->eps, b->cross_attn.norm_k));
     }
     TRY(be->dense_attention(ctx, ws->q, L, ws->ck, ws->cv, c->text_len, H, D, ws->attn));
-    TRY(be->linear(ctx, ws->attn, L, &b->cross_attn.o, ws->y));
-    TRY(be->gated_residual(ctx, ws->x, ws->y, L, dim, NULL));
+    TRY(be->linear_residual(ctx, ws->attn, L, &b->cross_attn.o, NULL, ws->y, ws->x));
 
-    TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, NULL, NULL, ws->h));
-    TRY(be->modulate(ctx, ws->h, L, dim, mod + 3 * dim, mod + 4 * dim));
-    TRY(be->linear(ctx, ws->h, L, &b->ffn0, ws->ffn));
-    TRY(be->gelu_tanh(ctx, ws->ffn, L * c->ffn_dim));
-    TRY(be->linear(ctx, ws->ffn, L, &b->ffn2, ws->y));
-    TRY(be->gated_residual(ctx, ws->x, ws->y, L, dim, mod + 5 * dim));
+    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod + 3 * dim, mod + 4 * dim, ws->h));
+    TRY(be->ffn_residual(ctx, ws->h, L, &b->ffn0, &b->ffn2, mod + 5 * dim, ws->ffn, ws->y, ws->x));
     return SLA2_OK;
 }
 
@@ -284,8 +272,7 @@ static sla2_status forward(sla2_context *ctx, const sla2_model_config *c, const 
     }
     float *head_mod = ws->mod; /* shift, scale: head.modulation [2][dim] + e */
     TRY(be->add(ctx, w->head_modulation, ws->e, c->dim, head_mod, 2 * (int64_t)c->dim));
-    TRY(be->layer_norm(ctx, ws->x, L, c->dim, c->eps, NULL, NULL, ws->h));
-    TRY(be->modulate(ctx, ws->h, L, c->dim, head_mod, head_mod + c->dim));
+    TRY(be->norm_modulate(ctx, ws->x, L, c->dim, c->eps, head_mod, head_mod + c->dim, ws->h));
     TRY(be->linear(ctx, ws->h, L, &w->head, ws->patches));
     TRY(be->download(ctx, ws->host_patches, ws->patches, (size_t)(L * patch * c->out_channels) * sizeof(float)));
     unpatchify(c, grid, ws->host_patches, velocity);

@@ -10,7 +10,9 @@
  *     BF16 linears (see the tolerances),
  *   - one BF16 linear alone, large enough that the CUDA backend rounds its
  *     activations in two chunks, against a float64 CPU dot product of the
- *     same bf16 values.
+ *     same bf16 values,
+ *   - the fused block steps one by one against the CPU's plain sequences
+ *     (fused_ops.c, with their own tolerances).
  * Each case runs both backends with the same attention settings, outputs
  * poisoned with NaN beforehand, and prints rel-L2 and cosine; it fails past
  * the tolerances below or on any non-finite value. Needs a GPU: run on the
@@ -41,6 +43,7 @@
  *   1e-5 catches a skipped or mis-rounded activation (2^-9 = 2e-3). */
 #include "dit/dit.h"
 #include "dit/dit_backend.h"
+#include "fused_ops.h"
 #include "numeric.h"
 #include "random_dit_weights.h"
 
@@ -378,6 +381,7 @@ int main(int argc, char **argv)
     free_model(&fixture, gpu_ctx);
     check_bf16_linear(gpu_ctx, 44000, 0);
     check_bf16_linear(gpu_ctx, 1000, 1);
+    failures += check_fused_ops(cpu_ctx, gpu_ctx);
     for (int storage = DIT_WEIGHTS_INT8; storage <= DIT_WEIGHTS_BF16; storage++) {
         memset(&fixture, 0, sizeof fixture);
         load_fixture(&fixture, gpu_ctx, (dit_weight_storage)storage);

@@ -1,0 +1,285 @@
+/* The CUDA table's fused block steps (dit_backend.h: norm_modulate, linears,
+ * norm_rope, linear_residual, ffn_residual) against the CPU table, which
+ * runs each as its plain sequence of operators.
+ *
+ * The linears get dyadic data (x = k/8, w = k/64, b = k/16, gate = k/4 with
+ * small k): every product and sum is exact in float32, TF32 and bf16, so
+ * the two backends must agree to float32 rounding whatever their GEMM's
+ * order, and a misplaced term (a bias scaled twice by the gate, a row off,
+ * a lost accumulation) shows as an O(1) error. GELU's input is exact too,
+ * so ffn_residual's hidden activations compare GELU itself (the CUDA
+ * epilogue's against the CPU's tanh form); its output goes through one
+ * TF32 or bf16 rounding of those activations (2^-11, 2^-9 relative). */
+#include "fused_ops.h"
+
+#include "dit/dit_backend.h"
+#include "numeric.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXACT_TOL 1e-6     /* float32 rounding of exact values */
+#define NORM_TOL 1e-5      /* the same float32 formulas, other summation order */
+#define GELU_TOL 1e-5      /* GELU's tanh form within a few ulp (the erf form is 3e-4 away) */
+#define TF32_HIDDEN_TOL 1e-3
+#define BF16_HIDDEN_TOL 5e-3
+
+static uint64_t rng = 12345;
+
+static int small_int(int range) /* uniform in [-range, range] */
+{
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (int)((rng >> 33) % (uint64_t)(2 * range + 1)) - range;
+}
+
+static float *dyadic(size_t n, int range, float unit)
+{
+    float *a = malloc(n * sizeof *a);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (float)small_int(range) * unit;
+    return a;
+}
+
+static double rel_l2(const float *a, const float *ref, size_t n)
+{
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - ref[i];
+        num += isfinite(a[i]) ? d * d : INFINITY;
+        den += (double)ref[i] * ref[i];
+    }
+    return sqrt(num / (den > 0.0 ? den : 1.0));
+}
+
+typedef struct fused_check {
+    sla2_context *cpu_ctx, *gpu_ctx;
+    const dit_backend *cpu, *cuda;
+    void *device[32]; /* released at the end of each check */
+    int num_device;
+    int failures;
+} fused_check;
+
+static void *to_device(fused_check *c, const void *host, size_t bytes)
+{
+    void *d = NULL;
+    if (c->cuda->alloc(c->gpu_ctx, bytes, &d) != SLA2_OK || (host && c->cuda->upload(c->gpu_ctx, d, host, bytes)))
+        return fprintf(stderr, "FATAL: fused ops: %s\n", sla2_context_last_error(c->gpu_ctx)), exit(EXIT_FAILURE),
+               NULL;
+    c->device[c->num_device++] = d;
+    return d;
+}
+
+static float *download(fused_check *c, const void *d, size_t elems)
+{
+    float *h = malloc(elems * sizeof *h);
+    if (c->cuda->download(c->gpu_ctx, h, d, elems * sizeof *h) != SLA2_OK)
+        for (size_t i = 0; i < elems; i++)
+            h[i] = NAN;
+    return h;
+}
+
+static void release_all(fused_check *c)
+{
+    for (int i = 0; i < c->num_device; i++)
+        c->cuda->release(c->gpu_ctx, c->device[i]);
+    c->num_device = 0;
+}
+
+static void report(fused_check *c, const char *what, const char *storage, sla2_status s, double err, double tol)
+{
+    int ok = s == SLA2_OK && err <= tol;
+    if (s != SLA2_OK)
+        printf("%-20s %-36s FAIL  %s\n", "fused op", what, sla2_context_last_error(c->gpu_ctx));
+    else
+        printf("%-20s %-28s %-7s %-4s  %.3e  %-9s  %-22s %.0e\n", "fused op", what, storage, ok ? "ok" : "FAIL", err,
+               "-", "-", tol);
+    c->failures += !ok;
+}
+
+/* A linear with dyadic weights (k/64, |k| <= 8) and bias (k/16) on both
+ * backends, stored as `storage` (all of them hold these values exactly). */
+typedef struct twin_linear {
+    dit_linear host, device;
+    float *w;
+} twin_linear;
+
+static void make_linear(fused_check *c, twin_linear *t, int in, int out, dit_weight_storage storage)
+{
+    size_t n = (size_t)in * out;
+    t->w = dyadic(n, 8, 1.0f / 64);
+    float *bias = dyadic((size_t)out, 16, 1.0f / 16);
+    t->host = (dit_linear){.bias = bias, .in = in, .out = out, .storage = storage};
+    t->device = t->host;
+    t->device.bias = to_device(c, bias, (size_t)out * sizeof *bias);
+    if (storage == DIT_WEIGHTS_F32) {
+        t->host.weight = t->w;
+        t->device.weight = to_device(c, t->w, n * sizeof *t->w);
+        return;
+    }
+    size_t code_bytes = dit_code_bytes(storage);
+    uint8_t *codes = malloc(n * code_bytes);
+    float *scale = malloc((size_t)out * sizeof *scale);
+    for (size_t i = 0; i < n; i++) {
+        if (storage == DIT_WEIGHTS_BF16)
+            ((uint16_t *)codes)[i] = sla2_float_to_bf16(t->w[i]);
+        else if (storage == DIT_WEIGHTS_INT8)
+            codes[i] = (uint8_t)(int8_t)lrintf(t->w[i] * 64.0f);
+        else
+            codes[i] = sla2_float_to_e4m3(t->w[i] * 64.0f);
+    }
+    for (int o = 0; o < out; o++)
+        scale[o] = 1.0f / 64;
+    t->host.codes = codes;
+    t->device.codes = to_device(c, codes, n * code_bytes);
+    t->host.scale = storage == DIT_WEIGHTS_BF16 ? NULL : scale;
+    t->device.scale = t->host.scale ? to_device(c, scale, (size_t)out * sizeof *scale) : NULL;
+    if (!t->host.scale)
+        free(scale);
+}
+
+static void free_linear(twin_linear *t)
+{
+    free(t->w);
+    free(t->host.bias);
+    free(t->host.codes);
+    free(t->host.scale);
+}
+
+static const char *const storage_names[] = {"f32", "int8", "fp8", "bf16"};
+
+/* acc += gate * (x W^T + b) with and without a gate, and three linears of one input. */
+static void check_linears(fused_check *c, dit_weight_storage storage)
+{
+    const int64_t rows = 1000;
+    const int in = 256, out = 192;
+    twin_linear lin[3];
+    for (int i = 0; i < 3; i++)
+        make_linear(c, &lin[i], in, out, storage);
+    size_t nx = (size_t)rows * in, ny = (size_t)rows * out;
+    float *x = dyadic(nx, 16, 1.0f / 8), *acc = dyadic(ny, 16, 1.0f / 8), *gate = dyadic((size_t)out, 4, 0.25f);
+    float *y = malloc(ny * sizeof *y);
+    float *dx = to_device(c, x, nx * sizeof *x), *dgate = to_device(c, gate, (size_t)out * sizeof *gate);
+    for (int gated = 0; gated < 2; gated++) {
+        float *dacc = to_device(c, acc, ny * sizeof *acc), *dy = to_device(c, NULL, ny * sizeof *y);
+        float *ref = malloc(ny * sizeof *ref);
+        memcpy(ref, acc, ny * sizeof *ref);
+        c->cpu->linear_residual(c->cpu_ctx, x, rows, &lin[0].host, gated ? gate : NULL, y, ref);
+        sla2_status s = c->cuda->linear_residual(c->gpu_ctx, dx, rows, &lin[0].device, gated ? dgate : NULL, dy, dacc);
+        float *got = download(c, dacc, ny);
+        report(c, gated ? "linear_residual, gate" : "linear_residual, no gate", storage_names[storage], s,
+               rel_l2(got, ref, ny), EXACT_TOL);
+        free(got), free(ref);
+    }
+    float *ref[3], *dys[3];
+    const dit_linear *host_lins[3], *device_lins[3];
+    for (int i = 0; i < 3; i++) {
+        ref[i] = malloc(ny * sizeof *ref[i]);
+        dys[i] = to_device(c, NULL, ny * sizeof(float));
+        host_lins[i] = &lin[i].host, device_lins[i] = &lin[i].device;
+    }
+    c->cpu->linears(c->cpu_ctx, x, rows, 3, host_lins, ref);
+    sla2_status s = c->cuda->linears(c->gpu_ctx, dx, rows, 3, device_lins, dys);
+    double err = 0.0;
+    for (int i = 0; i < 3; i++) {
+        float *got = download(c, dys[i], ny);
+        double e = rel_l2(got, ref[i], ny);
+        err = e > err ? e : err;
+        free(got), free(ref[i]);
+    }
+    report(c, "linears (3 of one input)", storage_names[storage], s, err, EXACT_TOL);
+    for (int i = 0; i < 3; i++)
+        free_linear(&lin[i]);
+    free(x), free(acc), free(gate), free(y);
+    release_all(c);
+}
+
+/* acc += gate * (gelu(x W0^T + b0) W2^T + b2): the hidden activations (exact
+ * GELU input) and the result. */
+static void check_ffn(fused_check *c, dit_weight_storage storage)
+{
+    const int64_t rows = 700;
+    const int dim = 256, hidden_dim = 512;
+    twin_linear ffn0, ffn2;
+    make_linear(c, &ffn0, dim, hidden_dim, storage);
+    make_linear(c, &ffn2, hidden_dim, dim, storage);
+    size_t nx = (size_t)rows * dim, nh = (size_t)rows * hidden_dim;
+    float *x = dyadic(nx, 16, 1.0f / 8), *acc = dyadic(nx, 16, 1.0f / 8), *gate = dyadic((size_t)dim, 4, 0.25f);
+    float *hidden = malloc(nh * sizeof *hidden), *y = malloc(nx * sizeof *y), *ref = malloc(nx * sizeof *ref);
+    memcpy(ref, acc, nx * sizeof *ref);
+    c->cpu->ffn_residual(c->cpu_ctx, x, rows, &ffn0.host, &ffn2.host, gate, hidden, y, ref);
+    float *dx = to_device(c, x, nx * sizeof *x), *dacc = to_device(c, acc, nx * sizeof *acc);
+    float *dgate = to_device(c, gate, (size_t)dim * sizeof *gate);
+    float *dhidden = to_device(c, NULL, nh * sizeof(float)), *dy = to_device(c, NULL, nx * sizeof(float));
+    sla2_status s =
+        c->cuda->ffn_residual(c->gpu_ctx, dx, rows, &ffn0.device, &ffn2.device, dgate, dhidden, dy, dacc);
+    if (storage != DIT_WEIGHTS_BF16) { /* float32 hidden activations: GELU alone */
+        float *got = download(c, dhidden, nh);
+        report(c, "ffn_residual: GELU", storage_names[storage], s, rel_l2(got, hidden, nh), GELU_TOL);
+        free(got);
+    }
+    float *got = download(c, dacc, nx);
+    report(c, "ffn_residual", storage_names[storage], s, rel_l2(got, ref, nx),
+           storage == DIT_WEIGHTS_BF16 ? BF16_HIDDEN_TOL : TF32_HIDDEN_TOL);
+    free(got);
+    free_linear(&ffn0), free_linear(&ffn2);
+    free(x), free(acc), free(gate), free(hidden), free(y), free(ref);
+    release_all(c);
+}
+
+static void fill_gaussian(float *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int j = 0; j < 4; j++)
+            s += (float)small_int(1 << 20) / (float)(1 << 21);
+        a[i] = s * 1.7320508f;
+    }
+}
+
+/* layer_norm + modulate, and rms_norm + RoPE (with and without the norm). */
+static void check_norms(fused_check *c)
+{
+    const int grid[3] = {3, 10, 12};
+    const int64_t heads = 2, head_dim = 64, dim = heads * head_dim, rows = 360;
+    size_t n = (size_t)rows * dim;
+    float *x = malloc(n * sizeof *x), *shift = malloc(dim * sizeof *shift), *scale = malloc(dim * sizeof *scale);
+    float *weight = malloc(dim * sizeof *weight), *ref = malloc(n * sizeof *ref);
+    fill_gaussian(x, n), fill_gaussian(shift, dim), fill_gaussian(scale, dim), fill_gaussian(weight, dim);
+    for (size_t i = 0; i < n; i++)
+        x[i] = 3.0f * x[i] + 0.5f; /* a mean and a scale for the norm to remove */
+    float *dx = to_device(c, x, n * sizeof *x), *dy = to_device(c, NULL, n * sizeof *x);
+    float *dshift = to_device(c, shift, dim * sizeof *shift), *dscale = to_device(c, scale, dim * sizeof *scale);
+    float *dweight = to_device(c, weight, dim * sizeof *weight);
+
+    c->cpu->norm_modulate(c->cpu_ctx, x, rows, dim, 1e-6, shift, scale, ref);
+    sla2_status s = c->cuda->norm_modulate(c->gpu_ctx, dx, rows, dim, 1e-6, dshift, dscale, dy);
+    float *got = download(c, dy, n);
+    report(c, "norm_modulate", "-", s, rel_l2(got, ref, n), NORM_TOL);
+    free(got);
+    for (int normed = 0; normed < 2; normed++) {
+        memcpy(ref, x, n * sizeof *ref);
+        c->cpu->norm_rope(c->cpu_ctx, ref, grid, heads, head_dim, 1e-6, normed ? weight : NULL);
+        s = c->cuda->upload(c->gpu_ctx, dy, x, n * sizeof *x);
+        if (s == SLA2_OK)
+            s = c->cuda->norm_rope(c->gpu_ctx, dy, grid, heads, head_dim, 1e-6, normed ? dweight : NULL);
+        got = download(c, dy, n);
+        report(c, normed ? "norm_rope" : "norm_rope, no norm", "-", s, rel_l2(got, ref, n), NORM_TOL);
+        free(got);
+    }
+    free(x), free(shift), free(scale), free(weight), free(ref);
+    release_all(c);
+}
+
+int check_fused_ops(sla2_context *cpu_ctx, sla2_context *gpu_ctx)
+{
+    fused_check c = {.cpu_ctx = cpu_ctx, .gpu_ctx = gpu_ctx, .cpu = dit_backend_cpu(), .cuda = dit_backend_for(gpu_ctx)};
+    check_norms(&c);
+    const dit_weight_storage storages[] = {DIT_WEIGHTS_F32, DIT_WEIGHTS_BF16, DIT_WEIGHTS_INT8, DIT_WEIGHTS_FP8};
+    for (int i = 0; i < 4; i++) {
+        check_linears(&c, storages[i]);
+        check_ffn(&c, storages[i]);
+    }
+    return c.failures;
+}
