@@ -12,25 +12,22 @@
  * through the CUDA operator table, then the file is removed. Each mode runs
  * one warm-up forward, then --runs timed forwards (wall clock of
  * dit_forward: host patchify, upload, the blocks, download), and reports
- * the median; then one more forward with CUDA events around every operator,
- * summed per class:
+ * the median; then one more forward with CUDA events (on the CPU: clock
+ * reads) around every operator, summed per class:
  *   gemm        linears (cuBLASLt: TF32; bf16 with --weights-storage bf16, incl. rounding the
- *               inputs), with the gated residuals of attn.o and cross_attn.o in their epilogues
- *   ffn         the FFN: ffn.0 with GELU in its epilogue, ffn.2 with the gated residual in its
+ *               inputs; OpenBLAS on the CPU) with the gated residuals of attn.o and cross_attn.o
+ *               (in their epilogues on CUDA)
+ *   ffn         the FFN: ffn.0, GELU, ffn.2 and its gated residual (fused on CUDA)
  *   norms       LayerNorm (with the modulation where it follows) and cross-attention's Q/K RMSNorm
  *   rope        self-attention's Q/K RMSNorm and 3-D RoPE (one fused pass each)
  *   attention   self-attention (the SLA2 operator, or its dense setting)
  *   cross_attn  cross-attention's softmax(QK^T)V (not its linears: gemm)
  *   other       time embedding activations, adds, uploads, download
  * and "host", the wall time not covered by any operator (launch gaps,
- * patchify). The events are put in by wrapping the CUDA operator table and
- * sla2_attention_forward at link time (-Wl,--wrap, see CMakeLists.txt), so
- * the SDK carries no timing code; the profiled forward is not among the
- * timed ones.
- *
- * With --backend cpu (any build; what CTest runs on a small config) the
- * breakdown has only the self-attention time the SDK measures
- * (dit_forward_args.attention_times) and the rest of the forward. */
+ * patchify). The timers are put in by wrapping the backends' operator
+ * tables and sla2_attention_forward at link time (-Wl,--wrap, see
+ * CMakeLists.txt), so the SDK carries no timing code; the profiled forward
+ * is not among the timed ones. */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
 #include "dit/dit.h"
@@ -56,18 +53,31 @@ static const char *const op_names[OP_CLASSES] = {"gemm", "ffn", "norms", "rope",
 #ifdef SLA2_BENCH_CUDA
 /* dit_ops.cu: the context's cudaStream_t. */
 void *sla2_cuda_dit_stream(sla2_context *ctx);
+#endif
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
 
 /* ---- Per-operator timing (link-time wrappers) ----------------------------- */
 
 #define MAX_TIMED_OPS 8192
 
+/* On CUDA each operator is bracketed by events on the context's stream; on
+ * the CPU (synchronous operators) by clock reads. */
 static struct {
-    int on;
+    int on, on_cuda;
+    double host_start[MAX_TIMED_OPS], host_stop[MAX_TIMED_OPS];
+#ifdef SLA2_BENCH_CUDA
     cudaStream_t stream;
     cudaEvent_t start[MAX_TIMED_OPS], stop[MAX_TIMED_OPS];
+#endif
     int op_class[MAX_TIMED_OPS];
     int count, overflow;
-    const dit_backend *real;
+    const dit_backend *real_cpu, *real_cuda;
 } prof;
 
 static int prof_begin(int op_class)
@@ -80,14 +90,40 @@ static int prof_begin(int op_class)
     }
     int i = prof.count++;
     prof.op_class[i] = op_class;
-    cudaEventRecord(prof.start[i], prof.stream);
+#ifdef SLA2_BENCH_CUDA
+    if (prof.on_cuda)
+        cudaEventRecord(prof.start[i], prof.stream);
+#endif
+    prof.host_start[i] = now_ms();
     return i;
 }
 
 static void prof_end(int i)
 {
-    if (i >= 0)
+    if (i < 0)
+        return;
+#ifdef SLA2_BENCH_CUDA
+    if (prof.on_cuda)
         cudaEventRecord(prof.stop[i], prof.stream);
+#endif
+    prof.host_stop[i] = now_ms();
+}
+
+/* ms of timed operator i (CUDA: after the stream has been synchronised) */
+static double prof_elapsed(int i)
+{
+#ifdef SLA2_BENCH_CUDA
+    float e = 0.0f;
+    if (prof.on_cuda)
+        return cudaEventElapsedTime(&e, prof.start[i], prof.stop[i]) == cudaSuccess ? e : 0.0;
+#endif
+    return prof.host_stop[i] - prof.host_start[i];
+}
+
+/* The untimed table of ctx's backend. */
+static const dit_backend *real(sla2_context *ctx)
+{
+    return sla2_context_backend(ctx) == SLA2_BACKEND_CUDA ? prof.real_cuda : prof.real_cpu;
 }
 
 #define TIMED(op_class, call)             \
@@ -100,74 +136,102 @@ static void prof_end(int i)
 
 static sla2_status p_upload(sla2_context *ctx, void *dst, const void *src, size_t bytes)
 {
-    TIMED(OP_OTHER, prof.real->upload(ctx, dst, src, bytes));
+    TIMED(OP_OTHER, real(ctx)->upload(ctx, dst, src, bytes));
 }
 static sla2_status p_download(sla2_context *ctx, void *dst, const void *src, size_t bytes)
 {
-    TIMED(OP_OTHER, prof.real->download(ctx, dst, src, bytes));
+    TIMED(OP_OTHER, real(ctx)->download(ctx, dst, src, bytes));
 }
 static sla2_status p_linear(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y)
 {
-    TIMED(OP_GEMM, prof.real->linear(ctx, x, rows, lin, y));
+    TIMED(OP_GEMM, real(ctx)->linear(ctx, x, rows, lin, y));
 }
 static sla2_status p_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
                                 const float *weight, const float *bias, float *y)
 {
-    TIMED(OP_NORM, prof.real->layer_norm(ctx, x, rows, dim, eps, weight, bias, y));
+    TIMED(OP_NORM, real(ctx)->layer_norm(ctx, x, rows, dim, eps, weight, bias, y));
 }
 static sla2_status p_rms_norm(sla2_context *ctx, float *x, int64_t rows, int64_t dim, double eps, const float *w)
 {
-    TIMED(OP_NORM, prof.real->rms_norm(ctx, x, rows, dim, eps, w));
+    TIMED(OP_NORM, real(ctx)->rms_norm(ctx, x, rows, dim, eps, w));
 }
 static sla2_status p_gelu(sla2_context *ctx, float *x, int64_t n)
 {
-    TIMED(OP_OTHER, prof.real->gelu_tanh(ctx, x, n));
+    TIMED(OP_OTHER, real(ctx)->gelu_tanh(ctx, x, n));
 }
 static sla2_status p_silu(sla2_context *ctx, const float *x, int64_t n, float *y)
 {
-    TIMED(OP_OTHER, prof.real->silu(ctx, x, n, y));
+    TIMED(OP_OTHER, real(ctx)->silu(ctx, x, n, y));
 }
 static sla2_status p_add(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n)
 {
-    TIMED(OP_OTHER, prof.real->add(ctx, a, b, b_elems, out, n));
+    TIMED(OP_OTHER, real(ctx)->add(ctx, a, b, b_elems, out, n));
 }
 static sla2_status p_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim)
 {
-    TIMED(OP_ROPE, prof.real->rope_3d(ctx, x, grid, heads, head_dim));
+    TIMED(OP_ROPE, real(ctx)->rope_3d(ctx, x, grid, heads, head_dim));
 }
 static sla2_status p_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
                                    const float *shift, const float *scale, float *y)
 {
-    TIMED(OP_NORM, prof.real->norm_modulate(ctx, x, rows, dim, eps, shift, scale, y));
+    TIMED(OP_NORM, real(ctx)->norm_modulate(ctx, x, rows, dim, eps, shift, scale, y));
 }
 static sla2_status p_linears(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
                              float *const *ys)
 {
-    TIMED(OP_GEMM, prof.real->linears(ctx, x, rows, count, lins, ys));
+    TIMED(OP_GEMM, real(ctx)->linears(ctx, x, rows, count, lins, ys));
 }
 static sla2_status p_norm_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim,
                                double eps, const float *weight)
 {
-    TIMED(OP_ROPE, prof.real->norm_rope(ctx, x, grid, heads, head_dim, eps, weight));
+    TIMED(OP_ROPE, real(ctx)->norm_rope(ctx, x, grid, heads, head_dim, eps, weight));
 }
 static sla2_status p_linear_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
                                      const float *gate, float *y, float *acc)
 {
-    TIMED(OP_GEMM, prof.real->linear_residual(ctx, x, rows, lin, gate, y, acc));
+    TIMED(OP_GEMM, real(ctx)->linear_residual(ctx, x, rows, lin, gate, y, acc));
 }
 static sla2_status p_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
                                   const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc)
 {
-    TIMED(OP_FFN, prof.real->ffn_residual(ctx, x, rows, ffn0, ffn2, gate, hidden, y, acc));
+    TIMED(OP_FFN, real(ctx)->ffn_residual(ctx, x, rows, ffn0, ffn2, gate, hidden, y, acc));
 }
 static sla2_status p_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
                                      int64_t Lk, int64_t heads, int64_t head_dim, float *out)
 {
-    TIMED(OP_CROSS, prof.real->dense_attention(ctx, q, Lq, k, v, Lk, heads, head_dim, out));
+    TIMED(OP_CROSS, real(ctx)->dense_attention(ctx, q, Lq, k, v, Lk, heads, head_dim, out));
 }
 
-const dit_backend *__real_sla2_cuda_dit_backend(void);
-const dit_backend *__wrap_sla2_cuda_dit_backend(void);
+/* A copy of a backend's table with every operator timed. */
+static dit_backend timed_table(const dit_backend *real_table, const char *name)
+{
+    dit_backend t = *real_table;
+    t.name = name;
+    t.upload = p_upload;
+    t.download = p_download;
+    t.linear = p_linear;
+    t.layer_norm = p_layer_norm;
+    t.rms_norm = p_rms_norm;
+    t.gelu_tanh = p_gelu;
+    t.silu = p_silu;
+    t.add = p_add;
+    t.rope_3d = p_rope;
+    t.dense_attention = p_dense_attention;
+    t.norm_modulate = p_norm_modulate;
+    t.linears = p_linears;
+    t.norm_rope = p_norm_rope;
+    t.linear_residual = p_linear_residual;
+    t.ffn_residual = p_ffn_residual;
+    return t;
+}
+
+/* The SDK asks for a backend's table through dit_backend_cpu,
+ * dit_backend_for and sla2_cuda_dit_backend (weights and forward alike):
+ * it gets the timed copies (-Wl,--wrap, CMakeLists.txt). */
+const dit_backend *__real_dit_backend_cpu(void);
+const dit_backend *__wrap_dit_backend_cpu(void);
+const dit_backend *__real_dit_backend_for(sla2_context *ctx);
+const dit_backend *__wrap_dit_backend_for(sla2_context *ctx);
 sla2_status __real_sla2_attention_forward(sla2_context *ctx, const sla2_attention_config *config,
                                           const sla2_attention_params *params, const sla2_tensor *q,
                                           const sla2_tensor *k, const sla2_tensor *v, sla2_tensor *out,
@@ -177,33 +241,37 @@ sla2_status __wrap_sla2_attention_forward(sla2_context *ctx, const sla2_attentio
                                           const sla2_tensor *k, const sla2_tensor *v, sla2_tensor *out,
                                           sla2_attention_stats *stats);
 
-/* The SDK asks for the CUDA table through sla2_cuda_dit_backend (weights
- * and forward alike): it gets this copy, each operator timed. */
-const dit_backend *__wrap_sla2_cuda_dit_backend(void)
+const dit_backend *__wrap_dit_backend_cpu(void)
 {
     static dit_backend table;
-    if (!prof.real) {
-        prof.real = __real_sla2_cuda_dit_backend();
-        table = *prof.real;
-        table.name = "cuda (timed)";
-        table.upload = p_upload;
-        table.download = p_download;
-        table.linear = p_linear;
-        table.layer_norm = p_layer_norm;
-        table.rms_norm = p_rms_norm;
-        table.gelu_tanh = p_gelu;
-        table.silu = p_silu;
-        table.norm_modulate = p_norm_modulate;
-        table.linears = p_linears;
-        table.norm_rope = p_norm_rope;
-        table.linear_residual = p_linear_residual;
-        table.ffn_residual = p_ffn_residual;
-        table.add = p_add;
-        table.rope_3d = p_rope;
-        table.dense_attention = p_dense_attention;
+    if (!prof.real_cpu) {
+        prof.real_cpu = __real_dit_backend_cpu();
+        table = timed_table(prof.real_cpu, "cpu (timed)");
     }
     return &table;
 }
+
+const dit_backend *__wrap_dit_backend_for(sla2_context *ctx)
+{
+    if (sla2_context_backend(ctx) == SLA2_BACKEND_CPU)
+        return __wrap_dit_backend_cpu();
+    return __real_dit_backend_for(ctx); /* CUDA: sla2_cuda_dit_backend, wrapped below */
+}
+
+#ifdef SLA2_BENCH_CUDA
+const dit_backend *__real_sla2_cuda_dit_backend(void);
+const dit_backend *__wrap_sla2_cuda_dit_backend(void);
+
+const dit_backend *__wrap_sla2_cuda_dit_backend(void)
+{
+    static dit_backend table;
+    if (!prof.real_cuda) {
+        prof.real_cuda = __real_sla2_cuda_dit_backend();
+        table = timed_table(prof.real_cuda, "cuda (timed)");
+    }
+    return &table;
+}
+#endif
 
 sla2_status __wrap_sla2_attention_forward(sla2_context *ctx, const sla2_attention_config *config,
                                           const sla2_attention_params *params, const sla2_tensor *q,
@@ -212,16 +280,8 @@ sla2_status __wrap_sla2_attention_forward(sla2_context *ctx, const sla2_attentio
 {
     TIMED(OP_ATTENTION, __real_sla2_attention_forward(ctx, config, params, q, k, v, out, stats));
 }
-#endif /* SLA2_BENCH_CUDA */
 
 /* ---- The benchmark -------------------------------------------------------- */
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
 
 static int compare_double(const void *a, const void *b)
 {
@@ -410,6 +470,7 @@ static int setup(bench *b, const options *o)
         state = state * 6364136223846793005ull + 1442695040888963407ull;
         b->context[i] = (float)(state >> 40) / 8388608.0f - 1.0f;
     }
+    prof.on_cuda = on_cuda(b);
 #ifdef SLA2_BENCH_CUDA
     if (on_cuda(b)) {
         prof.stream = (cudaStream_t)sla2_cuda_dit_stream(b->ctx);
@@ -421,16 +482,13 @@ static int setup(bench *b, const options *o)
     return 1;
 }
 
-/* attention_ms: NULL, or the self-attention time the SDK measured */
-static int forward(bench *b, const dit_attention_settings *layers, double *ms, double *attention_ms)
+static int forward(bench *b, const dit_attention_settings *layers, double *ms)
 {
     dit_forward_args args = {.x = b->x, .timestep = 900.0, .context = b->context, .layers = layers,
                              .workspace = b->ws};
     double t0 = now_ms();
     sla2_status s = dit_forward(b->ctx, &b->config, &b->weights, &args, b->velocity);
     *ms = now_ms() - t0;
-    if (attention_ms)
-        *attention_ms = args.attention_times.total_ms;
     if (s != SLA2_OK)
         return fail("dit_forward", sla2_context_last_error(b->ctx));
     return 1;
@@ -439,49 +497,36 @@ static int forward(bench *b, const dit_attention_settings *layers, double *ms, d
 static int run_mode(bench *b, const char *label, const dit_attention_settings *layers, int runs)
 {
     double ms, *times = malloc((size_t)runs * sizeof *times), class_ms[OP_CLASSES] = {0};
-    if (!times || !forward(b, layers, &ms, NULL)) /* warm-up: cuBLASLt's first calls, the attention workspace */
+    if (!times || !forward(b, layers, &ms)) /* warm-up: cuBLASLt's first calls, the attention workspace */
         return free(times), 0;
     for (int r = 0; r < runs; r++)
-        if (!forward(b, layers, &times[r], NULL))
+        if (!forward(b, layers, &times[r]))
             return free(times), 0;
     qsort(times, (size_t)runs, sizeof *times, compare_double);
     double median = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
 
     double profiled_ms = 0.0, covered = 0.0;
-    int op_count = 0, overflow = 0;
+    prof.on = 1, prof.count = 0, prof.overflow = 0;
+    int ok = forward(b, layers, &profiled_ms);
+    prof.on = 0;
+    if (!ok)
+        return free(times), 0;
 #ifdef SLA2_BENCH_CUDA
-    if (on_cuda(b)) {
-        prof.on = 1, prof.count = 0, prof.overflow = 0;
-        int ok = forward(b, layers, &profiled_ms, NULL);
-        prof.on = 0;
-        if (!ok)
-            return free(times), 0;
+    if (on_cuda(b))
         cudaDeviceSynchronize();
-        for (int i = 0; i < prof.count; i++) {
-            float e = 0.0f;
-            if (cudaEventElapsedTime(&e, prof.start[i], prof.stop[i]) == cudaSuccess)
-                class_ms[prof.op_class[i]] += e, covered += e;
-        }
-        op_count = prof.count, overflow = prof.overflow;
-    }
 #endif
-    if (!on_cuda(b)) {
-        if (!forward(b, layers, &profiled_ms, &class_ms[OP_ATTENTION]))
-            return free(times), 0;
-        covered = class_ms[OP_ATTENTION];
+    for (int i = 0; i < prof.count; i++) {
+        double e = prof_elapsed(i);
+        class_ms[prof.op_class[i]] += e, covered += e;
     }
     size_t finite = 0;
     for (size_t i = 0; i < b->video_elems; i++)
         finite += b->velocity[i] == b->velocity[i] && b->velocity[i] - b->velocity[i] == 0.0f;
     printf("%-28s %9.1f %9.1f %9.1f |", label, median, times[0], profiled_ms);
     for (int c = 0; c < OP_CLASSES; c++)
-        if (on_cuda(b) || c == OP_ATTENTION)
-            printf(" %10.1f", class_ms[c]);
-        else
-            printf(" %10s", "-");
+        printf(" %10.1f", class_ms[c]);
     printf(" %8.1f |", profiled_ms - covered);
-    if (on_cuda(b))
-        printf(" %d ops%s", op_count, overflow ? " (event pool overflowed)" : "");
+    printf(" %d ops%s", prof.count, prof.overflow ? " (timer pool overflowed)" : "");
     printf("%s\n", finite == b->video_elems ? "" : " NON-FINITE OUTPUT");
     free(times);
     return 1;
@@ -513,14 +558,9 @@ int bench_model_main(int argc, char **argv)
         layers[i] = (dit_attention_settings){.dense = 0, .feature_map = SLA2_FEATURE_SOFTMAX,
                                              .layer = {o.topk, o.quant, o.block_q, 64}};
     ok = run_mode(&b, label, layers, o.runs) && ok;
-    if (on_cuda(&b))
-        printf("(median/min: wall time of dit_forward over %d runs after one warm-up; the breakdown is one more forward\n"
-               " with CUDA events around each operator; host = profiled - sum of the operators)\n",
-               o.runs);
-    else
-        printf("(median/min: wall time of dit_forward over %d runs after one warm-up; on the CPU the breakdown is the\n"
-               " SDK's self-attention time in one more forward, and host = the rest of that forward)\n",
-               o.runs);
+    printf("(median/min: wall time of dit_forward over %d runs after one warm-up; the breakdown is one more forward\n"
+           " with %s around each operator; host = profiled - sum of the operators)\n",
+           o.runs, on_cuda(&b) ? "CUDA events" : "clock reads");
     free(layers);
     dit_workspace_free(b.ws);
     dit_weights_free(&b.weights, b.ctx, b.config.num_layers);
