@@ -1,13 +1,16 @@
-/* Passes over K, V and Q before the sparse kernel:
- *   key pass   (per key block): sum of K rows (smoothing mean and router
- *              pooling), |V| max per channel, phi(K) and V in fp16,
- *              z = sum phi(K) (per block and in total);
+/* Passes over K, V and Q before the router and the sparse kernel:
+ *   key stats  (per key block): sum of K (the smoothing mean) and, for FP8
+ *              P.V, |V| max per channel: the token statistics that
+ *              quantising needs;
  *   query pool (per query block): mean of Q rows for the router;
- *   key quant  (per key block, after the key pass): INT8 smoothed K with
- *              one scale per block, or raw K split in two fp16 (mode NONE).
- * Each block of 256 threads handles 64 rows; a lane owns channels
+ *   key-value  (per key block, after key stats): all that is derived from
+ *              K and V, so that this pass reads each of them once.
+ * Each block of 256 threads handles 64 rows of one tensor (the key passes
+ * give K and V of a key block to two blocks); a lane owns channels
  * lane + 32 c, so every warp load is one coalesced row. */
+#include "kernels_fp8/value_quant.cuh"
 #include "kernels_int8/device_common.cuh"
+#include "kernels_int8/feature_map.cuh"
 #include "kernels_int8/sparse_attention.cuh"
 
 namespace sla2k {
@@ -15,121 +18,236 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+constexpr int kRows = SLA2K_BLOCK_K / kWarps; /* rows per warp in the key passes */
 
 __device__ __forceinline__ int64_t row_offset(const sla2k_tensor &t, int bh, int heads, int64_t row)
 {
     return (int64_t)(bh / heads) * t.stride_b + (int64_t)(bh % heads) * t.stride_h + row * t.stride_l;
 }
 
-template <int D>
-__global__ void __launch_bounds__(kThreads) key_pass_kernel(const sla2k_problem p)
+/* The passes run 1-D grids over (block, head) with the heads varying
+ * fastest: in the [B, L, H, D] layout the CTAs that run together then read
+ * whole rows of all heads. Head-major order (each CTA of a wave reading
+ * 256 bytes of every 3 KB row) held HBM to 1.2-1.7 TB/s (ncu, H100, v8). */
+struct BlockOfHead {
+    int block, bh;
+};
+__device__ __forceinline__ BlockOfHead block_of_head(const sla2k_problem &p, int index)
 {
-    __shared__ double k_part[kWarps][D];
-    __shared__ float z_part[kWarps][D];
-    __shared__ float v_part[kWarps][D];
-    __shared__ float phi_max_part[kWarps];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int j = blockIdx.x, bh = blockIdx.y;
-    const bool need_phi = p.use_linear != 0;
-    const bool need_v16 = p.v16 != nullptr; /* FP16 P.V or the linear branch */
+    const int bh_count = p.batch * p.heads; /* the grid is below 2^31 (cuda_backend.cu) */
+    return {index / bh_count, index % bh_count};
+}
 
-    double ks[D / 32] = {};
-    float zs[D / 32] = {}, vm[D / 32] = {};
-    float phi_max = 0.0f;
+/* Offset of row warp + kWarps rr of key block j in t, or -1 past the end. */
+__device__ __forceinline__ int64_t key_row_offset(const sla2k_problem &p, const sla2k_tensor &t, int bh, int j,
+                                                  int warp, int rr)
+{
+    const int64_t row = (int64_t)j * SLA2K_BLOCK_K + warp + rr * kWarps;
+    return row < p.seq_len ? row_offset(t, bh, p.heads, row) : (int64_t)-1;
+}
+
+/* Both key passes give K and V of a block to two CTAs (K at even, V at odd
+ * indices, the two side by side): each holds half the rows in registers, so
+ * that more CTAs, and more loads, are in flight per SM. */
+struct PassItem {
+    int block, bh;
+    bool value; /* this CTA's tensor: V, else K */
+};
+__device__ __forceinline__ PassItem pass_item(const sla2k_problem &p, int index, int roles)
+{
+    const BlockOfHead at = block_of_head(p, index / roles);
+    return {at.block, at.bh, roles == 2 && index % 2 == 1};
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads) key_stats_kernel(const sla2k_problem p)
+{
+    __shared__ double part[kWarps][D];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const PassItem it = pass_item(p, blockIdx.x, p.pv != SLA2K_PV_F16 ? 2 : 1);
+    const sla2k_tensor &t = it.value ? p.v : p.k;
+
     /* All of the warp's rows in flight at once. */
-    constexpr int kRows = SLA2K_BLOCK_K / kWarps;
-    float ks_in[kRows][D / 32], vs_in[kRows][D / 32];
-    const int64_t first_row = (int64_t)j * SLA2K_BLOCK_K + warp;
-    load_rows(ks_in, p.k.data, p.in_dtype, [&](int rr) {
-        const int64_t row = first_row + rr * kWarps;
-        return row < p.seq_len ? row_offset(p.k, bh, p.heads, row) : (int64_t)-1;
-    }, lane);
-    load_rows(vs_in, p.v.data, p.in_dtype, [&](int rr) {
-        const int64_t row = first_row + rr * kWarps;
-        return row < p.seq_len ? row_offset(p.v, bh, p.heads, row) : (int64_t)-1;
-    }, lane);
+    float x[kRows][D / 32];
+    load_rows(x, t.data, p.in_dtype, [&](int rr) { return key_row_offset(p, t, it.bh, it.block, warp, rr); }, lane);
+    double sum[D / 32] = {}; /* K: sum; V: max |v| */
+#pragma unroll
+    for (int rr = 0; rr < kRows; ++rr)
+#pragma unroll
+        for (int c = 0; c < D / 32; ++c)
+            sum[c] = it.value ? fmax(sum[c], (double)fabsf(x[rr][c])) : sum[c] + x[rr][c];
+#pragma unroll
+    for (int c = 0; c < D / 32; ++c)
+        part[warp][lane + 32 * c] = sum[c];
+    __syncthreads();
+    if (threadIdx.x < D) {
+        const int d = threadIdx.x;
+        double total = 0.0;
+        for (int w = 0; w < kWarps; ++w)
+            total = it.value ? fmax(total, part[w][d]) : total + part[w][d];
+        if (it.value)
+            atomic_max_nonneg(&p.v_absmax[(size_t)it.bh * D + d], (float)total);
+        else
+            atomicAdd(&p.k_sum[(size_t)it.bh * D + d], total);
+    }
+}
+
+/* The key-value pass, in the reverse block order of key stats: its first
+ * reads are the blocks key stats read last, still in L2. */
+
+/* K: smoothed (K - mean), the smoothed block mean for the router, INT8 with
+ * one scale per block (or raw K split in two fp16, mode NONE), phi(K) in
+ * fp16 and z = sum phi(K) (per block and in total). */
+template <int D>
+__device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
+{
+    __shared__ double pool_part[kWarps][D];
+    __shared__ float z_part[kWarps][D];
+    __shared__ float k_max_part[kWarps], phi_max_part[kWarps];
+    constexpr int C = D / 32;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const bool need_phi = p.use_linear != 0;
+
+    float mean[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+        mean[c] = (float)(p.k_sum[(size_t)bh * D + lane + 32 * c] / p.seq_len);
+    float ks[kRows][C];
+    load_rows(ks, p.k.data, p.in_dtype, [&](int rr) { return key_row_offset(p, p.k, bh, j, warp, rr); }, lane);
+
+    /* The router's pooled key sums the smoothed rows in double (exact for
+     * these floats, so in any order), as the CPU reference does. */
+    double pool[C] = {};
+    float z[C] = {};
+    float k_max = 0.0f, phi_max = 0.0f;
 #pragma unroll
     for (int rr = 0; rr < kRows; ++rr) {
-        const int64_t row = (int64_t)j * SLA2K_BLOCK_K + warp + rr * kWarps;
+        const int r = warp + rr * kWarps;
+        const int64_t row = (int64_t)j * SLA2K_BLOCK_K + r;
         const bool valid = row < p.seq_len;
-        const float *k = ks_in[rr], *v = vs_in[rr];
         const size_t out_row = ((size_t)bh * p.padded_len + row) * D;
-#pragma unroll
-        for (int c = 0; c < D / 32; ++c) {
-            ks[c] += k[c];
-            vm[c] = fmaxf(vm[c], fabsf(v[c]));
-            if (need_v16)
-                p.v16[out_row + lane + 32 * c] = __float2half_rn(v[c]);
-        }
         if (need_phi) {
-            float phi[D / 32];
-            if (p.feature_map == SLA2K_PHI_SOFTMAX) {
-                float m = k[0];
+            float phi[C];
+            feature_map_row(phi, ks[rr], p.feature_map);
 #pragma unroll
-                for (int c = 1; c < D / 32; ++c)
-                    m = fmaxf(m, k[c]);
-                m = warp_max(m);
-                float s = 0.0f;
-#pragma unroll
-                for (int c = 0; c < D / 32; ++c) {
-                    phi[c] = expf(k[c] - m);
-                    s += phi[c];
-                }
-                s = warp_sum(s);
-#pragma unroll
-                for (int c = 0; c < D / 32; ++c)
-                    phi[c] = phi[c] / s;
-            } else if (p.feature_map == SLA2K_PHI_ELU) {
-#pragma unroll
-                for (int c = 0; c < D / 32; ++c)
-                    phi[c] = k[c] > 0.0f ? k[c] + 1.0f : expf(k[c]);
-            } else {
-#pragma unroll
-                for (int c = 0; c < D / 32; ++c)
-                    phi[c] = fmaxf(k[c], 0.0f);
-            }
-#pragma unroll
-            for (int c = 0; c < D / 32; ++c) {
+            for (int c = 0; c < C; ++c) {
                 if (!valid)
                     phi[c] = 0.0f;
-                zs[c] += phi[c];
+                z[c] += phi[c];
                 phi_max = fmaxf(phi_max, phi[c]);
                 p.phi_k[out_row + lane + 32 * c] = __float2half_rn(phi[c]);
             }
         }
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+            const size_t idx = out_row + lane + 32 * c;
+            const float k = ks[rr][c];
+            if (p.qk != SLA2K_QK_INT8) {
+                const __half hi = __float2half_rn(k);
+                p.k16_hi[idx] = hi;
+                if (p.qk == SLA2K_QK_F16X3)
+                    p.k16_lo[idx] = __float2half_rn(k - __half2float(hi));
+            }
+            const float smooth = valid ? k - mean[c] : 0.0f;
+            pool[c] += smooth;
+            k_max = fmaxf(k_max, fabsf(smooth));
+            ks[rr][c] = smooth;
+        }
     }
 #pragma unroll
-    for (int c = 0; c < D / 32; ++c) {
-        k_part[warp][lane + 32 * c] = ks[c];
-        z_part[warp][lane + 32 * c] = zs[c];
-        v_part[warp][lane + 32 * c] = vm[c];
+    for (int c = 0; c < C; ++c) {
+        pool_part[warp][lane + 32 * c] = pool[c];
+        z_part[warp][lane + 32 * c] = z[c];
     }
+    k_max = warp_max(k_max);
     phi_max = warp_max(phi_max);
-    if (lane == 0)
+    if (lane == 0) {
+        k_max_part[warp] = k_max;
         phi_max_part[warp] = phi_max;
+    }
     __syncthreads();
+    float amax = 0.0f;
+    for (int w = 0; w < kWarps; ++w)
+        amax = fmaxf(amax, k_max_part[w]);
+    const float scale = amax / SLA2K_INT8_MAX;
     if (threadIdx.x < D) {
         const int d = threadIdx.x;
-        double k_total = 0.0;
-        float z_total = 0.0f, v_max = 0.0f;
+        const int rows = min(SLA2K_BLOCK_K, p.seq_len - j * SLA2K_BLOCK_K);
+        double pooled = 0.0;
+        float z_block = 0.0f;
         for (int w = 0; w < kWarps; ++w) {
-            k_total += k_part[w][d];
-            z_total += z_part[w][d];
-            v_max = fmaxf(v_max, v_part[w][d]);
+            pooled += pool_part[w][d];
+            z_block += z_part[w][d];
         }
-        atomicAdd(&p.k_sum[(size_t)bh * D + d], k_total);
-        atomic_max_nonneg(&p.v_absmax[(size_t)bh * D + d], v_max);
+        p.k_block_mean[((size_t)bh * p.num_k_blocks + j) * D + d] = (float)(pooled / rows);
         if (need_phi)
-            atomicAdd(&p.phi_k_sum[(size_t)bh * D + d], z_total);
+            atomicAdd(&p.phi_k_sum[(size_t)bh * D + d], z_block);
         if (p.phi_k_block_sum)
-            p.phi_k_block_sum[((size_t)bh * p.num_k_blocks + j) * D + d] = z_total;
+            p.phi_k_block_sum[((size_t)bh * p.num_k_blocks + j) * D + d] = z_block;
     }
-    if (threadIdx.x == 0 && need_phi) {
-        float m = 0.0f;
-        for (int w = 0; w < kWarps; ++w)
-            m = fmaxf(m, phi_max_part[w]);
-        atomic_max_nonneg(&p.phi_k_max[bh], m);
+    if (threadIdx.x == 0) {
+        if (p.qk == SLA2K_QK_INT8)
+            p.k_scale[(size_t)bh * p.num_k_blocks + j] = scale;
+        if (need_phi) {
+            float m = 0.0f;
+            for (int w = 0; w < kWarps; ++w)
+                m = fmaxf(m, phi_max_part[w]);
+            atomic_max_nonneg(&p.phi_k_max[bh], m);
+        }
     }
+    if (p.qk == SLA2K_QK_INT8) {
+#pragma unroll
+        for (int rr = 0; rr < kRows; ++rr) {
+            const size_t out_row = ((size_t)bh * p.padded_len + (size_t)j * SLA2K_BLOCK_K + warp + rr * kWarps) * D;
+#pragma unroll
+            for (int c = 0; c < C; ++c)
+                p.k8[out_row + lane + 32 * c] = scale > 0.0f ? round_int8(ks[rr][c] / scale) : (int8_t)0;
+        }
+    }
+}
+
+/* V: fp16 (FP16 P.V, linear branch) and e4m3 (FP8 P.V). */
+template <int D>
+__device__ __forceinline__ void value_part(const sla2k_problem &p, int j, int bh)
+{
+    extern __shared__ float v_tile[]; /* [64][D + 1]: V for the transposed e4m3 (PV_FP8 only) */
+    constexpr int C = D / 32;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float sv[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+        sv[c] = p.pv != SLA2K_PV_F16 ? value_scale(p, bh, lane + 32 * c) : 0.0f;
+    float vs[kRows][C];
+    load_rows(vs, p.v.data, p.in_dtype, [&](int rr) { return key_row_offset(p, p.v, bh, j, warp, rr); }, lane);
+#pragma unroll
+    for (int rr = 0; rr < kRows; ++rr) {
+        const int r = warp + rr * kWarps;
+        const size_t out_row = ((size_t)bh * p.padded_len + (size_t)j * SLA2K_BLOCK_K + r) * D;
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+            const float v = vs[rr][c];
+            if (p.v16)
+                p.v16[out_row + lane + 32 * c] = __float2half_rn(v);
+            if (p.pv == SLA2K_PV_FP8_F16)
+                p.v8h[out_row + lane + 32 * c] = e4m3_as_half(v, sv[c]);
+            if (p.pv == SLA2K_PV_FP8)
+                v_tile[r * (D + 1) + lane + 32 * c] = v;
+        }
+    }
+    if (p.pv == SLA2K_PV_FP8) {
+        __syncthreads();
+        store_v8_transposed<D>(p, v_tile, bh, j);
+    }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads) key_value_kernel(const sla2k_problem p)
+{
+    const PassItem it = pass_item(p, (int)(gridDim.x - 1 - blockIdx.x), 2);
+    if (it.value)
+        value_part<D>(p, it.block, it.bh);
+    else
+        key_part<D>(p, it.block, it.bh);
 }
 
 template <int D>
@@ -137,7 +255,8 @@ __global__ void __launch_bounds__(kThreads) query_pool_kernel(const sla2k_proble
 {
     __shared__ double part[kWarps][D];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int i = blockIdx.x, bh = blockIdx.y;
+    const BlockOfHead at = block_of_head(p, blockIdx.x);
+    const int i = at.block, bh = at.bh;
     const int row0 = i * p.block_q;
     const int rows = min(p.block_q, p.seq_len - row0);
     double s[D / 32] = {};
@@ -165,101 +284,36 @@ __global__ void __launch_bounds__(kThreads) query_pool_kernel(const sla2k_proble
     }
 }
 
-template <int D>
-__global__ void __launch_bounds__(kThreads) key_quant_kernel(const sla2k_problem p)
-{
-    __shared__ float tile[SLA2K_BLOCK_K][D];
-    __shared__ float red[kWarps];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int j = blockIdx.x, bh = blockIdx.y;
-    float mean[D / 32];
-#pragma unroll
-    for (int c = 0; c < D / 32; ++c)
-        mean[c] = (float)(p.k_sum[(size_t)bh * D + lane + 32 * c] / p.seq_len);
-
-    float m = 0.0f;
-    constexpr int kRows = SLA2K_BLOCK_K / kWarps;
-    float ks_in[kRows][D / 32];
-    load_rows(ks_in, p.k.data, p.in_dtype, [&](int rr) {
-        const int64_t row = (int64_t)j * SLA2K_BLOCK_K + warp + rr * kWarps;
-        return row < p.seq_len ? row_offset(p.k, bh, p.heads, row) : (int64_t)-1;
-    }, lane);
-#pragma unroll
-    for (int rr = 0; rr < kRows; ++rr) {
-        const int r = warp + rr * kWarps;
-        const int64_t row = (int64_t)j * SLA2K_BLOCK_K + r;
-        const bool valid = row < p.seq_len;
-#pragma unroll
-        for (int c = 0; c < D / 32; ++c) {
-            const float k = ks_in[rr][c];
-            const float smooth = valid ? k - mean[c] : 0.0f;
-            tile[r][lane + 32 * c] = smooth;
-            m = fmaxf(m, fabsf(smooth));
-            if (p.qk != SLA2K_QK_INT8) {
-                const size_t idx = ((size_t)bh * p.padded_len + row) * D + lane + 32 * c;
-                __half hi = __float2half_rn(k);
-                p.k16_hi[idx] = hi;
-                if (p.qk == SLA2K_QK_F16X3)
-                    p.k16_lo[idx] = __float2half_rn(k - __half2float(hi));
-            }
-        }
-    }
-    m = warp_max(m);
-    if (lane == 0)
-        red[warp] = m;
-    __syncthreads();
-    /* The router's pooled key: mean of the smoothed rows, summed in row order
-     * in double and rounded to float, as the CPU reference does. */
-    const int rows = min(SLA2K_BLOCK_K, p.seq_len - j * SLA2K_BLOCK_K);
-    if (threadIdx.x < D) {
-        double s = 0.0;
-        for (int r = 0; r < rows; ++r)
-            s += tile[r][threadIdx.x];
-        p.k_block_mean[((size_t)bh * p.num_k_blocks + j) * D + threadIdx.x] = (float)(s / rows);
-    }
-    if (p.qk != SLA2K_QK_INT8)
-        return;
-    float amax = 0.0f;
-    for (int w = 0; w < kWarps; ++w)
-        amax = fmaxf(amax, red[w]);
-    const float scale = amax / SLA2K_INT8_MAX;
-    if (threadIdx.x == 0)
-        p.k_scale[(size_t)bh * p.num_k_blocks + j] = scale;
-    for (int r = warp; r < SLA2K_BLOCK_K; r += kWarps) {
-        const size_t out_row = ((size_t)bh * p.padded_len + (size_t)j * SLA2K_BLOCK_K + r) * D;
-#pragma unroll
-        for (int c = 0; c < D / 32; ++c)
-            p.k8[out_row + lane + 32 * c] = scale > 0.0f ? round_int8(tile[r][lane + 32 * c] / scale) : (int8_t)0;
-    }
-}
-
 } // namespace
 } // namespace sla2k
 
 using namespace sla2k;
 
-#define SLA2K_LAUNCH_BY_D(kernel, grid, stream)                          \
+#define SLA2K_LAUNCH_BY_D(kernel, grid, smem, stream)                    \
     do {                                                                 \
         if (p.head_dim == 64)                                            \
-            kernel<64><<<(grid), kThreads, 0, (stream)>>>(p);            \
+            kernel<64><<<(grid), kThreads, (smem), (stream)>>>(p);       \
         else                                                             \
-            kernel<128><<<(grid), kThreads, 0, (stream)>>>(p);           \
+            kernel<128><<<(grid), kThreads, (smem), (stream)>>>(p);      \
         return cudaGetLastError();                                       \
     } while (0)
 
-cudaError_t sla2k_launch_key_pass(const sla2k_problem &p, cudaStream_t stream)
+cudaError_t sla2k_launch_key_stats(const sla2k_problem &p, cudaStream_t stream)
 {
-    SLA2K_LAUNCH_BY_D(key_pass_kernel, dim3(p.num_k_blocks, p.batch * p.heads), stream);
+    const unsigned roles = p.pv != SLA2K_PV_F16 ? 2 : 1; /* V's max only for FP8 P.V */
+    SLA2K_LAUNCH_BY_D(key_stats_kernel, roles * p.num_k_blocks * p.batch * p.heads, 0, stream);
 }
 
 cudaError_t sla2k_launch_query_pool(const sla2k_problem &p, cudaStream_t stream)
 {
-    SLA2K_LAUNCH_BY_D(query_pool_kernel, dim3(p.num_q_blocks, p.batch * p.heads), stream);
+    SLA2K_LAUNCH_BY_D(query_pool_kernel, (unsigned)p.num_q_blocks * p.batch * p.heads, 0, stream);
 }
 
-cudaError_t sla2k_launch_key_quant(const sla2k_problem &p, cudaStream_t stream)
+cudaError_t sla2k_launch_key_value(const sla2k_problem &p, cudaStream_t stream)
 {
-    SLA2K_LAUNCH_BY_D(key_quant_kernel, dim3(p.num_k_blocks, p.batch * p.heads), stream);
+    /* at most 33 KB: under the 48 KB that needs no opt-in */
+    const size_t tile_bytes = p.pv == SLA2K_PV_FP8 ? (size_t)SLA2K_BLOCK_K * (p.head_dim + 1) * sizeof(float) : 0;
+    SLA2K_LAUNCH_BY_D(key_value_kernel, 2u * p.num_k_blocks * p.batch * p.heads, tile_bytes, stream);
 }
 
 size_t sla2k_sparse_smem_bytes(const sla2k_problem &p, int stages)

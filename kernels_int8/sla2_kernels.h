@@ -85,10 +85,11 @@ static inline __host__ __device__ bool sla2k_kept_sum(const sla2k_problem &p)
 }
 
 /* Stage launchers; each returns the launch's cudaError_t. */
-cudaError_t sla2k_launch_key_pass(const sla2k_problem &p, cudaStream_t stream);
+/* key_value needs key_stats's k_sum and v_absmax: launch it right after, so
+ * that its first reads (the blocks key_stats read last) hit L2. */
 cudaError_t sla2k_launch_query_pool(const sla2k_problem &p, cudaStream_t stream);
-cudaError_t sla2k_launch_key_quant(const sla2k_problem &p, cudaStream_t stream);
-cudaError_t sla2k_launch_value_quant(const sla2k_problem &p, cudaStream_t stream);
+cudaError_t sla2k_launch_key_stats(const sla2k_problem &p, cudaStream_t stream);
+cudaError_t sla2k_launch_key_value(const sla2k_problem &p, cudaStream_t stream);
 /* scores: [BH, Nq, Nk] floats of workspace; max_smem: the device's opt-in limit. */
 cudaError_t sla2k_launch_router(const sla2k_problem &p, cudaStream_t stream, float *scores, size_t max_smem);
 cudaError_t sla2k_launch_split_s(const sla2k_problem &p, cudaStream_t stream);

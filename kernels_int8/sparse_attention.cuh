@@ -15,6 +15,7 @@
 
 #include "kernels_fp8/fp8_common.cuh"
 #include "kernels_int8/device_common.cuh"
+#include "kernels_int8/feature_map.cuh"
 
 namespace sla2k {
 
@@ -319,31 +320,7 @@ __device__ void sparse_prologue(const sla2k_problem &p, char *smem, const Sparse
         }
         if (need_phi) {
             float phi[D / 32];
-            if (p.feature_map == SLA2K_PHI_SOFTMAX) {
-                float m = x[0];
-#pragma unroll
-                for (int c = 1; c < D / 32; ++c)
-                    m = fmaxf(m, x[c]);
-                m = warp_max(m);
-                float s = 0.0f;
-#pragma unroll
-                for (int c = 0; c < D / 32; ++c) {
-                    phi[c] = expf(x[c] - m);
-                    s += phi[c];
-                }
-                s = warp_sum(s);
-#pragma unroll
-                for (int c = 0; c < D / 32; ++c)
-                    phi[c] = phi[c] / s;
-            } else if (p.feature_map == SLA2K_PHI_ELU) {
-#pragma unroll
-                for (int c = 0; c < D / 32; ++c)
-                    phi[c] = x[c] > 0.0f ? x[c] + 1.0f : expf(x[c]);
-            } else {
-#pragma unroll
-                for (int c = 0; c < D / 32; ++c)
-                    phi[c] = fmaxf(x[c], 0.0f);
-            }
+            feature_map_row(phi, xr[0], p.feature_map);
             __half *prow = reinterpret_cast<__half *>(smem + L.off_phiq + r * L.h_row_bytes);
             float rs = 0.0f, qz = 0.0f;
 #pragma unroll

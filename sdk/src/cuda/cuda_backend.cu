@@ -1,6 +1,7 @@
 /* The CUDA backend: device selection, the context's stream, cuBLASLt handle
  * and workspace, and the attention forward as a sequence of kernels:
- *   quantise: key pass, query pooling, K quantisation, V to e4m3
+ *   quantise: query pooling, key statistics, then one key-value pass
+ *             (smoothed INT8 K, phi(K), V in fp16 and e4m3)
  *   router:   projections, scores, top-k lists
  *   linear:   S_total = phi(K)^T V (cuBLASLt) and its fp16 split
  *   sparse:   the block-sparse kernel with the alpha-mix in its epilogue
@@ -140,7 +141,9 @@ static sla2_status describe(sla2_context *ctx, const sla2_cuda_state *st, const 
         (pr->head_dim != 64 && pr->head_dim != 128))
         return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "CUDA backend: block_q %d, block_k %d, head_dim %lld not supported",
                          pr->block_q, pr->block_k, (long long)pr->head_dim);
-    if (pr->seq_len > INT32_MAX / 2 || pr->batch * pr->heads > 65535)
+    /* the passes before the sparse kernel run 1-D grids of num_k_blocks * batch * heads */
+    if (pr->seq_len > INT32_MAX / 2 || pr->batch * pr->heads > 65535 ||
+        pr->num_k_blocks * pr->batch * pr->heads > INT32_MAX)
         return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "CUDA backend: seq_len %lld or batch*heads %lld too large",
                          (long long)pr->seq_len, (long long)(pr->batch * pr->heads));
 
@@ -245,7 +248,7 @@ static sla2_status forward_on_device(sla2_context *ctx, const sla2_attention_pro
 {
     sla2_cuda_state *st = state_of(ctx);
     sla2k_problem p;
-    sla2_quant_mode used;
+    sla2_quant_mode used = pr->quant;
     sla2_status status = describe(ctx, st, pr, &p, &used);
     if (status != SLA2_OK)
         return status;
@@ -262,11 +265,9 @@ static sla2_status forward_on_device(sla2_context *ctx, const sla2_attention_pro
 
     LAUNCH(mark(st, timed, 0));
     LAUNCH(cudaMemsetAsync(st->workspace, 0, zeroed, s));
-    LAUNCH(sla2k_launch_key_pass(p, s));
     LAUNCH(sla2k_launch_query_pool(p, s));
-    LAUNCH(sla2k_launch_key_quant(p, s));
-    if (p.pv != SLA2K_PV_F16)
-        LAUNCH(sla2k_launch_value_quant(p, s));
+    LAUNCH(sla2k_launch_key_stats(p, s));
+    LAUNCH(sla2k_launch_key_value(p, s));
     LAUNCH(mark(st, timed, 1));
     LAUNCH(sla2k_launch_router(p, s, scores, st->smem_optin_bytes));
     LAUNCH(mark(st, timed, 2));
@@ -378,7 +379,7 @@ extern "C" sla2_status sla2_cuda_backend_init(sla2_context *ctx, int device)
         ctx->ops = nullptr;
         return status;
     }
-    snprintf(ctx->device_name, sizeof ctx->device_name, "%s (sm_%d%d)", prop.name, prop.major, prop.minor);
+    snprintf(ctx->device_name, sizeof ctx->device_name, "%.140s (sm_%d%d)", prop.name, prop.major, prop.minor);
     return SLA2_OK;
 }
 

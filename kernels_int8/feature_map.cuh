@@ -1,0 +1,43 @@
+/* The linear branch's feature map phi (ARCHITECTURE.md section 2: softmax
+ * over the head dimension, elu + 1, relu), one definition for phi(K) in the
+ * key-value pass and phi(Q) in the sparse kernel's prologue, so that both
+ * sides of phi(q).phi(k) round alike. */
+#pragma once
+
+#include "kernels_int8/device_common.cuh"
+
+namespace sla2k {
+
+/* phi of one row held by a whole warp, lane owning channels lane + 32 c;
+ * every lane of the warp must call it (softmax reduces across the warp). */
+template <int C>
+__device__ __forceinline__ void feature_map_row(float (&phi)[C], const float (&x)[C], int feature_map)
+{
+    if (feature_map == SLA2K_PHI_SOFTMAX) {
+        float m = x[0];
+#pragma unroll
+        for (int c = 1; c < C; ++c)
+            m = fmaxf(m, x[c]);
+        m = warp_max(m);
+        float s = 0.0f;
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+            phi[c] = expf(x[c] - m);
+            s += phi[c];
+        }
+        s = warp_sum(s);
+#pragma unroll
+        for (int c = 0; c < C; ++c)
+            phi[c] = phi[c] / s;
+    } else if (feature_map == SLA2K_PHI_ELU) {
+#pragma unroll
+        for (int c = 0; c < C; ++c)
+            phi[c] = x[c] > 0.0f ? x[c] + 1.0f : expf(x[c]);
+    } else {
+#pragma unroll
+        for (int c = 0; c < C; ++c)
+            phi[c] = fmaxf(x[c], 0.0f);
+    }
+}
+
+} // namespace sla2k
