@@ -27,18 +27,6 @@ typedef struct fixture {
     size_t video_elems;
 } fixture;
 
-static float *read_tensor(sla2_safetensors *st, const char *name, size_t *elems)
-{
-    const sla2_st_tensor *t = sla2_safetensors_find(st, name);
-    ck_assert_msg(t != NULL, "io fixture: no tensor %s", name);
-    float *data = malloc(t->num_elems * sizeof *data);
-    char err[256];
-    ck_assert_int_eq(sla2_safetensors_read_f32(st, t, data, t->num_elems, err, sizeof err), SLA2_OK);
-    if (elems)
-        *elems = t->num_elems;
-    return data;
-}
-
 static void fixture_load(fixture *f)
 {
     char err[512];

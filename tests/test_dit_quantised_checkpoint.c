@@ -124,18 +124,6 @@ static sla2_safetensors *checkpoint_open(checkpoint *c, const char *path)
     return st;
 }
 
-static float *read_tensor(sla2_safetensors *st, const char *name, size_t *elems)
-{
-    const sla2_st_tensor *t = sla2_safetensors_find(st, name);
-    ck_assert_msg(t != NULL, "no tensor %s", name);
-    float *data = malloc(t->num_elems * sizeof *data);
-    char err[256];
-    ck_assert_int_eq(sla2_safetensors_read_f32(st, t, data, t->num_elems, err, sizeof err), SLA2_OK);
-    if (elems)
-        *elems = t->num_elems;
-    return data;
-}
-
 static float round_to(sla2_st_dtype dtype, float x)
 {
     return dtype == SLA2_ST_F16 ? sla2_f16_to_float(sla2_float_to_f16(x))

@@ -1,5 +1,7 @@
 #include "test_util.h"
 
+#include "model/safetensors.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,4 +123,16 @@ int run_suite(Suite *suite)
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+float *read_tensor(const sla2_safetensors *st, const char *name, size_t *elems)
+{
+    const sla2_st_tensor *t = sla2_safetensors_find(st, name);
+    ck_assert_msg(t != NULL, "no tensor %s", name);
+    float *data = malloc((t->num_elems ? t->num_elems : 1) * sizeof *data);
+    char err[256];
+    ck_assert_msg(sla2_safetensors_read_f32(st, t, data, t->num_elems, err, sizeof err) == SLA2_OK, "%s", err);
+    if (elems)
+        *elems = t->num_elems;
+    return data;
 }

@@ -27,6 +27,11 @@ void dense_attention_double(const float *q, const float *k, const float *v, int6
 /* Runs a suite; the process's exit status. */
 int run_suite(Suite *suite);
 
+/* Tensor `name` of a safetensors file as a new float array (the test fails
+ * if it is missing or unreadable); *elems its length when elems is given. */
+typedef struct sla2_safetensors sla2_safetensors;
+float *read_tensor(const sla2_safetensors *st, const char *name, size_t *elems);
+
 /* A CPU context (reference or fast path); fails the test if creation fails. */
 sla2_context *test_cpu_context(int reference);
 

@@ -5,7 +5,7 @@ add_executable(test_torch_parity
   ${CMAKE_CURRENT_LIST_DIR}/test_torch_parity.c
   ${CMAKE_CURRENT_LIST_DIR}/test_util.c)
 target_link_libraries(test_torch_parity PRIVATE sla2_static PkgConfig::CHECK m)
-target_include_directories(test_torch_parity PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+target_include_directories(test_torch_parity PRIVATE ${CMAKE_CURRENT_LIST_DIR} ${PROJECT_SOURCE_DIR}/sdk/src)
 target_compile_definitions(test_torch_parity PRIVATE
   _POSIX_C_SOURCE=200809L
   SLA2_OPERATOR_FIXTURE_DIR="${CMAKE_CURRENT_LIST_DIR}/fixtures/operator")

@@ -37,16 +37,18 @@ SLA2_API void sla2_model_free(sla2_model *model);
  * once loaded. The embeddings, time projection and head stay float32.
  * - F32: as loaded (a bf16 checkpoint widened exactly).
  * - INT8 / FP8 (e4m3): weight-only codes with one float scale per output
- *   channel (a quarter of the memory), dequantised into scratch before the
- *   same float32 GEMMs: memory shrinks, speed does not improve. A
- *   checkpoint's own I8 / F8_E4M3 codes with their scales (README) are kept
- *   bit for bit; float weights are quantised as they load.
+ *   channel (a quarter of the memory), dequantised before each GEMM: into
+ *   float32 for the CPU's float32 GEMMs, into bf16 for the bf16 GEMMs of
+ *   CUDA (as BF16 below). A checkpoint's own I8 / F8_E4M3 codes with their
+ *   scales (README) are kept bit for bit; float weights are quantised as
+ *   they load.
  * - BF16: bfloat16, rounded to nearest even (a bf16 checkpoint, Wan's own
  *   format, loads bit-exactly), half the memory. On CUDA these linears run
  *   as bf16 GEMMs (float32 accumulation and output) with the activations
  *   rounded to bf16 before each one; the CPU widens the weights to float32
  *   and keeps float32 activations, so the two backends differ by that
- *   activation rounding (2^-9 relative per element). */
+ *   activation rounding (2^-9 relative per element); for INT8 / FP8 also by
+ *   the rounding of the dequantised weights to bf16. */
 typedef enum sla2_weight_storage {
     SLA2_WEIGHTS_F32 = 0,
     SLA2_WEIGHTS_INT8,

@@ -1,7 +1,8 @@
 /* The DiT's operators on the GPU (the CUDA table of dit/dit_backend.h): the
  * linears on cuBLASLt, the small steps (norms, RoPE, activations) as
- * elementwise kernels, cross-attention as two batched cuBLASLt GEMMs around
- * a row softmax. Everything runs on the context's stream; only download
+ * elementwise kernels, cross-attention as one fused kernel
+ * (cross_attention.cu: scores and softmax in float32 registers, q, k, v
+ * and P in bf16 for the tensor cores). Everything runs on the context's stream; only download
  * waits for it.
  *
  * The block's fused steps save passes over the [tokens x dim] activations:
@@ -13,21 +14,23 @@
  * rounding of their input to bf16. Where cuBLASLt has no algorithm for a
  * fused epilogue, the plain GEMM plus epilogue_kernel computes the same.
  *
- * Precision: the GEMMs use CUBLAS_COMPUTE_32F_FAST_TF32 (float32 in and out,
- * tensor cores with 10-bit mantissa inputs and float32 accumulation): about
- * 1e-3 relative error per product against float32, which tests/gpu/dit
- * bounds for the whole forward. With BF16 weight storage the blocks'
- * linears are true bf16 GEMMs instead (bf16 weights and activations,
- * CUBLAS_COMPUTE_32F, float32 output and bias): the activations are
+ * Precision: with float32 weights the GEMMs use CUBLAS_COMPUTE_32F_FAST_TF32
+ * (float32 in and out, tensor cores with 10-bit mantissa inputs and float32
+ * accumulation): about 1e-3 relative error per product against float32,
+ * which tests/gpu/dit bounds for the whole forward. With BF16, INT8 or FP8
+ * weight storage the blocks' linears are bf16 GEMMs instead (bf16 weights
+ * and activations, CUBLAS_COMPUTE_32F, float32 output and bias; INT8 / FP8
+ * codes are dequantised to a bf16 copy per call): the activations are
  * rounded to bf16 (8-bit mantissa, 2^-9 relative) right before each GEMM,
- * and a gated linear's weight rows are rounded again after the gate is
- * folded in, which the CPU backend does not do (it widens the bf16 weights
- * and keeps float32 activations), so the two differ by that rounding.
+ * and a gated linear's or a dequantised weight's rows once more, which the
+ * CPU backend does not do (it widens the weights to float32 and keeps
+ * float32 activations), so the two differ by that rounding.
  * cuBLASLt's GELU is the tanh form the CPU uses (tests/gpu/dit/fused_ops.c:
  * 1.6e-6 on exact inputs). Norms accumulate in float32; RoPE angles and
  * their sines and cosines are computed in float64 on the device, as the CPU
  * does. */
 #include "cuda_backend.h"
+#include "cross_attention.h"
 
 extern "C" {
 #include "dit/dit_backend.h"
@@ -603,14 +606,18 @@ __device__ float e4m3_to_float(uint8_t bits)
     return bits & 0x80 ? -v : v;
 }
 
-/* out[r][i] = code[r][i] * scale[r] for a weight-only INT8 or FP8 block of rows */
+/* out[o][i] = bf16(code[o][i] * scale[o] (* gate[o])): a weight-only INT8 or
+ * FP8 weight as the bf16 operand of its GEMM */
 __global__ void dequantise_kernel(const uint8_t *codes, const float *scale, int64_t in, int64_t n, bool fp8,
-                                  const float *gate, float *out)
+                                  const float *gate, __nv_bfloat16 *out)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        const float code = fp8 ? e4m3_to_float(codes[i]) : (float)(int8_t)codes[i];
-        out[i] = code * scale[i / in] * (gate ? gate[i / in] : 1.0f);
-    }
+    /* each code's value, decoded once per block (per element, e4m3 made the
+     * fp8 forward 15 ms slower than the int8 one) */
+    __shared__ float value[256];
+    for (int c = threadIdx.x; c < 256; c += blockDim.x)
+        value[c] = fp8 ? e4m3_to_float((uint8_t)c) : (float)(int8_t)c;
+    __syncthreads();
+    GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(value[codes[i]] * scale[i / in] * (gate ? gate[i / in] : 1.0f));
 }
 
 /* out[o][i] = gate[o] * w[o][i]: a gated linear's weight (T: float or bf16, rounded back to T) */
@@ -619,10 +626,6 @@ __global__ void scale_rows_kernel(const T *w, const float *gate, int64_t in, int
 {
     GRID_STRIDE(i, n) out[i] = (T)((float)w[i] * gate[i / in]);
 }
-
-/* Output channels of a quantised weight dequantised per GEMM (64 MB of
- * float32 scratch at most; Wan2.1-1.3B's largest linear, 8960 x 1536, fits). */
-constexpr int64_t kDequantChunkElems = int64_t(16) << 20;
 
 /* Activation rows rounded to bf16 per GEMM (128 MB of scratch at most: at
  * Wan2.1-1.3B's 32760 tokens every linear but ffn.2, whose input is 8960
@@ -645,7 +648,7 @@ struct LinearOut {
 
 /* The row-major linear in cuBLASLt's column-major view:
  * y^T [out x rows] = W [in x out]^T x^T [in x rows], the bias along y^T's
- * rows (o.gate is applied to the weight and bias beforehand: gated_copy). */
+ * rows (o.gate is applied to the weight and bias beforehand: gemm_operand). */
 Gemm linear_gemm(const dit_linear *lin, const void *w, const void *x, int64_t rows, const LinearOut &o,
                  const float *bias)
 {
@@ -691,49 +694,21 @@ sla2_status bf16_linears(sla2_context *ctx, sla2_cuda_state *st, const float *x,
     return s;
 }
 
-/* A weight-only INT8 / FP8 linear: its weight is dequantised, a block of
- * output channels at a time, into scratch for the TF32 GEMM of those
- * columns of y (this saves memory, not time). */
-sla2_status quantised_linear(sla2_context *ctx, sla2_cuda_state *st, const float *x, int64_t rows,
-                             const dit_linear *lin, const LinearOut &o)
-{
-    /* a multiple of 64 rows keeps y + o0 and bias + o0 16-byte aligned */
-    int64_t chunk = kDequantChunkElems / lin->in / 64 * 64;
-    chunk = chunk < 64 ? 64 : chunk;
-    chunk = chunk > lin->out ? lin->out : chunk;
-    Scratch weights;
-    sla2_status s = scratch_alloc(ctx, st, (size_t)(chunk * lin->in) * sizeof(float), &weights);
-    for (int64_t o0 = 0; o0 < lin->out && s == SLA2_OK; o0 += chunk) {
-        const int64_t count = lin->out - o0 < chunk ? lin->out - o0 : chunk, n = count * lin->in;
-        dequantise_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(
-            static_cast<const uint8_t *>(lin->codes) + o0 * lin->in, lin->scale + o0, lin->in, n,
-            lin->storage == DIT_WEIGHTS_FP8, o.gate ? o.gate + o0 : nullptr, static_cast<float *>(weights.p));
-        s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
-        if (s != SLA2_OK)
-            break;
-        Gemm g = linear_gemm(lin, weights.p, x, rows, o, lin->bias ? lin->bias + o0 : nullptr);
-        g.m = count;
-        g.d = advance(o.y, o0, o.type);
-        s = gemm(ctx, st, g);
-    }
-    return s;
-}
-
 constexpr int kMaxLinears = 4;
 
-/* A gated linear y += gate * (x W^T + b) as a plain accumulating one: a
- * copy of the linear whose weight rows and bias are multiplied by the gate
- * (what cuBLASLt does with a per-row alpha vector, but 1.5x slower on the
- * H100). INT8 / FP8 weights take the gate when they are dequantised
- * (quantised_linear), so only their bias is copied. The copies live in
- * `weight` and `bias` (stream-ordered scratch). */
-sla2_status gated_copy(sla2_context *ctx, sla2_cuda_state *st, const dit_linear *lin, const float *gate,
-                       dit_linear *out, Scratch *weight, Scratch *bias)
+/* The linear as its GEMM runs it, with the gate of a gated linear
+ * (y += gate * (x W^T + b)) folded into its weight rows and bias (what
+ * cuBLASLt does with a per-row alpha vector, but 1.5x slower on the H100):
+ * float32 and bf16 weights as they are (or a gated copy); INT8 / FP8
+ * weights dequantised to a bf16 copy (scale, then gate, then one rounding),
+ * so that they run as bf16 GEMMs too. Copies live in `weight` and `bias`
+ * (stream-ordered scratch). */
+sla2_status gemm_operand(sla2_context *ctx, sla2_cuda_state *st, const dit_linear *lin, const float *gate,
+                         dit_linear *out, Scratch *weight, Scratch *bias)
 {
     *out = *lin;
-    sla2_status s = SLA2_OK;
-    if (lin->bias) {
-        s = scratch_alloc(ctx, st, (size_t)lin->out * sizeof(float), bias);
+    if (gate && lin->bias) {
+        sla2_status s = scratch_alloc(ctx, st, (size_t)lin->out * sizeof(float), bias);
         if (s != SLA2_OK)
             return s;
         scale_kernel<<<grid_for(lin->out), kThreads, 0, st->stream>>>(gate, lin->bias, lin->out,
@@ -741,14 +716,20 @@ sla2_status gated_copy(sla2_context *ctx, sla2_cuda_state *st, const dit_linear 
         SLA2_CUDA_TRY(ctx, cudaGetLastError());
         out->bias = static_cast<float *>(bias->p);
     }
-    if (lin->storage != DIT_WEIGHTS_F32 && lin->storage != DIT_WEIGHTS_BF16)
+    const bool quantised = lin->storage == DIT_WEIGHTS_INT8 || lin->storage == DIT_WEIGHTS_FP8;
+    if (!gate && !quantised)
         return SLA2_OK;
     const int64_t n = (int64_t)lin->in * lin->out;
-    const bool b16 = lin->storage == DIT_WEIGHTS_BF16;
-    s = scratch_alloc(ctx, st, (size_t)n * (b16 ? sizeof(__nv_bfloat16) : sizeof(float)), weight);
+    const bool f32 = lin->storage == DIT_WEIGHTS_F32;
+    sla2_status s = scratch_alloc(ctx, st, (size_t)n * (f32 ? sizeof(float) : sizeof(__nv_bfloat16)), weight);
     if (s != SLA2_OK)
         return s;
-    if (b16) {
+    if (quantised) {
+        dequantise_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(
+            static_cast<const uint8_t *>(lin->codes), lin->scale, lin->in, n, lin->storage == DIT_WEIGHTS_FP8, gate,
+            static_cast<__nv_bfloat16 *>(weight->p));
+        out->storage = DIT_WEIGHTS_BF16, out->codes = weight->p, out->scale = nullptr;
+    } else if (!f32) {
         scale_rows_kernel<__nv_bfloat16><<<grid_for(n), kThreads, 0, st->stream>>>(
             static_cast<const __nv_bfloat16 *>(lin->codes), gate, lin->in, n, static_cast<__nv_bfloat16 *>(weight->p));
         out->codes = weight->p;
@@ -762,10 +743,9 @@ sla2_status gated_copy(sla2_context *ctx, sla2_cuda_state *st, const dit_linear 
 }
 
 /* y_i = x lins[i]^T + b_i with outs[i]'s epilogue, for linears of the same
- * input width; x is float32, or bf16 (x_bf16) for BF16 weights only.
- * Float32 weights run TF32 GEMMs; BF16 weights bf16 GEMMs, their float32
- * input rounded to bf16 once for all of them; INT8 / FP8 weights are
- * dequantised first. */
+ * input width; x is float32, or bf16 (x_bf16) for weights other than
+ * float32. Float32 weights run TF32 GEMMs; the others bf16 GEMMs
+ * (gemm_operand), their float32 input rounded to bf16 once for all of them. */
 sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, bool x_bf16, int64_t rows, int count,
                         const dit_linear *const *lins, const LinearOut *outs)
 {
@@ -773,8 +753,8 @@ sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, b
         return SLA2_OK;
     if (count > kMaxLinears)
         return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "DiT linears: %d at once (at most %d)", count, kMaxLinears);
-    Scratch gated_weight[kMaxLinears], gated_bias[kMaxLinears];
-    dit_linear gated[kMaxLinears];
+    Scratch weights[kMaxLinears], biases[kMaxLinears];
+    dit_linear operand[kMaxLinears];
     const dit_linear *bf16[kMaxLinears];
     LinearOut bf16_outs[kMaxLinears];
     int num_bf16 = 0;
@@ -782,25 +762,20 @@ sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, b
     for (int i = 0; i < count && s == SLA2_OK; i++) {
         if (lins[i]->in != lins[0]->in)
             return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT linears: input widths %d and %d", lins[0]->in, lins[i]->in);
-        if (x_bf16 && lins[i]->storage != DIT_WEIGHTS_BF16)
-            return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT linears: bf16 input for a non-bf16 weight");
-        const dit_linear *lin = lins[i];
-        if (outs[i].gate) {
-            s = gated_copy(ctx, st, lins[i], outs[i].gate, &gated[i], &gated_weight[i], &gated_bias[i]);
-            lin = &gated[i];
-        }
+        if (x_bf16 && lins[i]->storage == DIT_WEIGHTS_F32)
+            return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT linears: bf16 input for a float32 weight");
+        s = gemm_operand(ctx, st, lins[i], outs[i].gate, &operand[i], &weights[i], &biases[i]);
+        const dit_linear *lin = &operand[i];
         if (s != SLA2_OK)
             break;
-        if (lin->storage == DIT_WEIGHTS_BF16 && !x_bf16) {
+        if (lin->storage == DIT_WEIGHTS_F32) {
+            s = gemm(ctx, st, linear_gemm(lin, lin->weight, x, rows, outs[i], lin->bias));
+        } else if (!x_bf16) {
             bf16[num_bf16] = lin, bf16_outs[num_bf16++] = outs[i];
-        } else if (lin->storage == DIT_WEIGHTS_BF16) {
+        } else {
             Gemm g = linear_gemm(lin, lin->codes, x, rows, outs[i], lin->bias);
             g.ab_type = CUDA_R_16BF;
             s = gemm(ctx, st, g);
-        } else if (lin->storage == DIT_WEIGHTS_F32) {
-            s = gemm(ctx, st, linear_gemm(lin, lin->weight, x, rows, outs[i], lin->bias));
-        } else {
-            s = quantised_linear(ctx, st, static_cast<const float *>(x), rows, lin, outs[i]);
         }
     }
     if (s == SLA2_OK && num_bf16 > 0)
@@ -829,7 +804,7 @@ sla2_status cuda_linears(sla2_context *ctx, const float *x, int64_t rows, int co
 }
 
 /* acc += gate * (x W^T + b) in the GEMM's epilogue (acc read as C, the gate
- * applied to a copy of the weight: gated_copy): no pass over y, which is
+ * applied to a copy of the weight: gemm_operand): no pass over y, which is
  * not needed. */
 sla2_status cuda_linear_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
                                  const float *gate, float *y, float *acc)
@@ -841,10 +816,12 @@ sla2_status cuda_linear_residual(sla2_context *ctx, const float *x, int64_t rows
     return run_linears(ctx, st, x, false, rows, 1, &lin, &o);
 }
 
-/* The FFN with GELU in ffn.0's epilogue. With BF16 weights ffn.0 writes its
- * hidden activations as bf16 straight into `hidden` (what ffn.2's bf16 GEMM
- * reads: the rounding the unfused path does, without its passes); else they
- * stay float32 for ffn.2's TF32 GEMM. ffn.2 adds gate * (...) to acc. */
+/* The FFN with GELU in ffn.0's epilogue. With bf16 GEMMs (weights other
+ * than float32) ffn.0 writes the hidden activations as bf16 straight into
+ * `hidden` (what ffn.2's bf16 GEMM reads: the rounding the unfused path
+ * does, without its passes); with float32 weights they stay float32 for
+ * ffn.2's TF32 GEMM (a GELU pass of its own instead measured no faster).
+ * ffn.2 adds gate * (...) to acc in its epilogue. */
 sla2_status cuda_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
                               const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc)
 {
@@ -853,7 +830,7 @@ sla2_status cuda_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, c
     if (ffn0->out != ffn2->in)
         return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT FFN: ffn.0 gives %d features, ffn.2 takes %d", ffn0->out,
                          ffn2->in);
-    const bool bf16_hidden = ffn2->storage == DIT_WEIGHTS_BF16;
+    const bool bf16_hidden = ffn0->storage != DIT_WEIGHTS_F32 && ffn2->storage != DIT_WEIGHTS_F32;
     LinearOut h;
     h.y = hidden, h.gelu = true, h.type = bf16_hidden ? CUDA_R_16BF : CUDA_R_32F;
     sla2_status s = run_linears(ctx, st, x, false, rows, 1, &ffn0, &h);
@@ -973,7 +950,8 @@ sla2_status cuda_norm_rope(sla2_context *ctx, float *x, const int grid[3], int64
 }
 
 /* softmax(q k^T / sqrt(d)) v per head, q [Lq][H][d], k and v [Lk][H][d]:
- * per chunk of queries, scores [H][rows][Lk] = one batched GEMM over the
+ * the fused bf16 kernel of cross_attention.cu where it applies (head_dim 64
+ * and 128, aligned pointers); else per chunk of queries, scores [H][rows][Lk] = one batched GEMM over the
  * heads, a row softmax, then out = scores v, another batched GEMM. The
  * scores live in stream-ordered scratch (cudaMallocAsync), so no
  * synchronisation is needed to free them. */
@@ -985,6 +963,10 @@ sla2_status cuda_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, 
         return SLA2_OK;
     if (Lk <= 0)
         return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT cross-attention: no keys");
+    sla2_status fused = cuda_cross_attention(ctx, st, q, Lq, k, v, Lk, heads, head_dim, out);
+    if (fused != SLA2_ERR_UNSUPPORTED)
+        return fused;
+    sla2_clear_error(ctx); /* another head_dim, or misaligned pointers: the GEMM path below */
     const int64_t stride = heads * head_dim;
     int64_t chunk = kScoreChunkElems / (heads * Lk);
     chunk = chunk < 1 ? 1 : (chunk > Lq ? Lq : chunk);

@@ -10,11 +10,11 @@
 
 /* Storage of a linear's weight: float32; INT8 / FP8 (e4m3) codes with one
  * float scale per output channel, w[o][i] = code[o][i] * scale[o], which the
- * backends dequantise into scratch before their float32 GEMM (the point is
- * resident memory, not speed); or bfloat16 codes, w[o][i] = bf16(code[o][i]),
- * which the CPU widens to float32 per GEMM and CUDA feeds to a bf16 GEMM
- * with the activations rounded to bf16 (half the memory, and the speed of
- * bf16 tensor cores). */
+ * CPU dequantises into scratch before its float32 GEMM and CUDA into a bf16
+ * copy for a bf16 GEMM (a quarter of the memory); or bfloat16 codes,
+ * w[o][i] = bf16(code[o][i]), which the CPU widens to float32 per GEMM and
+ * CUDA feeds to a bf16 GEMM (half the memory). CUDA's bf16 GEMMs take their
+ * activations rounded to bf16: the speed of bf16 tensor cores. */
 typedef enum dit_weight_storage {
     DIT_WEIGHTS_F32 = 0,
     DIT_WEIGHTS_INT8,
