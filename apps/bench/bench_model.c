@@ -177,19 +177,19 @@ static sla2_status p_norm_modulate(sla2_context *ctx, const float *x, int64_t ro
     TIMED(OP_NORM, real(ctx)->norm_modulate(ctx, x, rows, dim, eps, shift, scale, y));
 }
 static sla2_status p_linears(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
-                             float *const *ys)
+                             void *const *ys, sla2_dtype act)
 {
-    TIMED(OP_GEMM, real(ctx)->linears(ctx, x, rows, count, lins, ys));
+    TIMED(OP_GEMM, real(ctx)->linears(ctx, x, rows, count, lins, ys, act));
 }
-static sla2_status p_norm_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim,
-                               double eps, const float *weight)
+static sla2_status p_norm_rope(sla2_context *ctx, void *x, sla2_dtype act, const int grid[3], int64_t heads,
+                               int64_t head_dim, double eps, const float *weight)
 {
-    TIMED(OP_ROPE, real(ctx)->norm_rope(ctx, x, grid, heads, head_dim, eps, weight));
+    TIMED(OP_ROPE, real(ctx)->norm_rope(ctx, x, act, grid, heads, head_dim, eps, weight));
 }
-static sla2_status p_linear_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
-                                     const float *gate, float *y, float *acc)
+static sla2_status p_linear_residual(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
+                                     const dit_linear *lin, const float *gate, float *y, float *acc)
 {
-    TIMED(OP_GEMM, real(ctx)->linear_residual(ctx, x, rows, lin, gate, y, acc));
+    TIMED(OP_GEMM, real(ctx)->linear_residual(ctx, x, act, rows, lin, gate, y, acc));
 }
 static sla2_status p_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
                                   const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc)

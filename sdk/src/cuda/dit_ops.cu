@@ -74,6 +74,14 @@ sla2_status enter(sla2_context *ctx, sla2_cuda_state **out)
 /* Checks the launch just made. */
 #define LAUNCHED(ctx) SLA2_CUDA_TRY(ctx, cudaGetLastError())
 
+/* Returns a failing status. */
+#define TRY_STATUS(call)                 \
+    do {                                 \
+        sla2_status try_ = (call);       \
+        if (try_ != SLA2_OK)             \
+            return try_;                 \
+    } while (0)
+
 #define LT_TRY(ctx, call)                                  \
     do {                                                   \
         sla2_status lt_ = SLA2_CUBLAS_CHECK(ctx, call);    \
@@ -500,12 +508,14 @@ __global__ void rope_3d_kernel(float *x, RopeGrid g)
     }
 }
 
-/* RMSNorm over a token's full width, then RoPE, in one pass: one block per
- * token; the token's cosines and sines (in double, once per pair as
+/* RMSNorm over a token's full width (weight not NULL), then RoPE, in one
+ * pass over x (T: float or bf16, computed in float): one block per token;
+ * the token's cosines and sines (in double, once per pair as
  * rope_3d_kernel) go to shared memory, then each thread rotates whole pairs
- * of any head (the same float rounding as rms_norm_kernel followed by
+ * of any head (for float, the same rounding as rms_norm_kernel followed by
  * rope_3d_kernel). Dynamic shared memory: pairs x double2. */
-__global__ void __launch_bounds__(kNormThreads) norm_rope_kernel(float *x, RopeGrid g, float eps, const float *weight)
+template <typename T>
+__global__ void __launch_bounds__(kNormThreads) norm_rope_kernel(T *x, RopeGrid g, float eps, const float *weight)
 {
     extern __shared__ double2 cos_sin[];
     __shared__ float shared32[32];
@@ -515,17 +525,21 @@ __global__ void __launch_bounds__(kNormThreads) norm_rope_kernel(float *x, RopeG
         sincos(rope_angle(g, token, i), &s, &c);
         cos_sin[i] = make_double2(c, s);
     }
-    float *row = x + token * dim;
+    T *row = x + token * dim;
     float sq = 0.0f;
-    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-        sq += row[d] * row[d];
-    const float inv = rsqrtf(block_sum(sq, shared32) / (float)dim + eps); /* its barriers publish cos_sin */
+    for (int64_t d = threadIdx.x; d < dim && weight; d += blockDim.x)
+        sq += (float)row[d] * (float)row[d];
+    /* the barriers of block_sum (or this one) publish cos_sin */
+    const float inv = weight ? rsqrtf(block_sum(sq, shared32) / (float)dim + eps) : 1.0f;
+    if (!weight)
+        __syncthreads();
     for (int64_t p = threadIdx.x; p < dim / 2; p += blockDim.x) {
-        float2 *pair = reinterpret_cast<float2 *>(row) + p;
-        float2 v = *pair;
-        v.x = v.x * inv * weight[2 * p], v.y = v.y * inv * weight[2 * p + 1];
+        float2 v = make_float2((float)row[2 * p], (float)row[2 * p + 1]);
+        if (weight)
+            v.x = v.x * inv * weight[2 * p], v.y = v.y * inv * weight[2 * p + 1];
         const double2 cs = cos_sin[p % g.pairs];
-        *pair = rotate(v, cs.x, cs.y);
+        const float2 r = rotate(v, cs.x, cs.y);
+        row[2 * p] = (T)r.x, row[2 * p + 1] = (T)r.y;
     }
 }
 
@@ -791,29 +805,42 @@ sla2_status cuda_linear(sla2_context *ctx, const float *x, int64_t rows, const d
     return run_linears(ctx, st, x, false, rows, 1, &lin, &o);
 }
 
+/* the cuBLASLt type of a DiT activation dtype (float32 or bf16) */
+sla2_status act_type(sla2_context *ctx, sla2_dtype act, cudaDataType_t *out)
+{
+    if (act != SLA2_DTYPE_F32 && act != SLA2_DTYPE_BF16)
+        return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT activations: %s (expected f32 or bf16)", sla2_dtype_name(act));
+    *out = act == SLA2_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    return SLA2_OK;
+}
+
 sla2_status cuda_linears(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
-                         float *const *ys)
+                         void *const *ys, sla2_dtype act)
 {
     ENTER(ctx, st);
     if (count < 0 || count > kMaxLinears)
         return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT linears: %d at once (0 to %d)", count, kMaxLinears);
     LinearOut outs[kMaxLinears];
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) {
         outs[i].y = ys[i];
+        TRY_STATUS(act_type(ctx, act, &outs[i].type));
+    }
     return run_linears(ctx, st, x, false, rows, count, lins, outs);
 }
 
 /* acc += gate * (x W^T + b) in the GEMM's epilogue (acc read as C, the gate
  * applied to a copy of the weight: gemm_operand): no pass over y, which is
  * not needed. */
-sla2_status cuda_linear_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
-                                 const float *gate, float *y, float *acc)
+sla2_status cuda_linear_residual(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
+                                 const dit_linear *lin, const float *gate, float *y, float *acc)
 {
     ENTER(ctx, st);
     (void)y;
+    cudaDataType_t x_type = CUDA_R_32F;
+    TRY_STATUS(act_type(ctx, act, &x_type));
     LinearOut o;
     o.y = acc, o.accumulate = true, o.gate = gate;
-    return run_linears(ctx, st, x, false, rows, 1, &lin, &o);
+    return run_linears(ctx, st, x, x_type == CUDA_R_16BF, rows, 1, &lin, &o);
 }
 
 /* The FFN with GELU in ffn.0's epilogue. With bf16 GEMMs (weights other
@@ -932,19 +959,24 @@ sla2_status cuda_rope(sla2_context *ctx, float *x, const int grid[3], int64_t he
     return SLA2_OK;
 }
 
-sla2_status cuda_norm_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim,
-                           double eps, const float *weight)
+sla2_status cuda_norm_rope(sla2_context *ctx, void *x, sla2_dtype act, const int grid[3], int64_t heads,
+                           int64_t head_dim, double eps, const float *weight)
 {
-    if (!weight)
-        return cuda_rope(ctx, x, grid, heads, head_dim);
     ENTER(ctx, st);
+    if (act != SLA2_DTYPE_F32 && act != SLA2_DTYPE_BF16)
+        return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT norm_rope: %s activations", sla2_dtype_name(act));
     RopeGrid g;
     sla2_status s = rope_grid(ctx, grid, heads, head_dim, &g);
     const int64_t tokens = g.frames * g.height * g.width;
     if (s != SLA2_OK || tokens <= 0)
         return s;
-    norm_rope_kernel<<<(unsigned)tokens, kNormThreads, (size_t)g.pairs * sizeof(double2), st->stream>>>(
-        x, g, (float)eps, weight);
+    const size_t smem = (size_t)g.pairs * sizeof(double2);
+    if (act == SLA2_DTYPE_BF16)
+        norm_rope_kernel<__nv_bfloat16><<<(unsigned)tokens, kNormThreads, smem, st->stream>>>(
+            static_cast<__nv_bfloat16 *>(x), g, (float)eps, weight);
+    else
+        norm_rope_kernel<float><<<(unsigned)tokens, kNormThreads, smem, st->stream>>>(static_cast<float *>(x), g,
+                                                                                     (float)eps, weight);
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -1021,6 +1053,7 @@ const dit_backend cuda_table = {
     cuda_rope,
     cuda_dense_attention,
     cuda_norm_modulate,
+    1, /* bf16_attention */
     cuda_linears,
     cuda_norm_rope,
     cuda_linear_residual,

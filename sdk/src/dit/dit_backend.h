@@ -36,16 +36,24 @@ typedef struct dit_backend {
     /* y = layer_norm(x) * (1 + scale) + shift: layer_norm without affine, op_modulate */
     sla2_status (*norm_modulate)(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
                                  const float *shift, const float *scale, float *y);
-    /* ys[i] = x lins[i]^T + b_i for count (at most 4) linears of the same input width */
+    /* The activations of self-attention (q, k, v and its output, the
+     * `act` arguments below) may be bf16 (SLA2_DTYPE_BF16) on a backend
+     * with bf16_attention set and weights other than float32, to halve
+     * their passes; float32 (SLA2_DTYPE_F32) everywhere else. */
+    int bf16_attention;
+    /* ys[i] = x lins[i]^T + b_i for count (at most 4) linears of the same
+     * input width; ys of dtype act */
     sla2_status (*linears)(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
-                           float *const *ys);
-    /* rms_norm over the full width (when weight is not NULL), then rope_3d, in place on x [L][heads][head_dim] */
-    sla2_status (*norm_rope)(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim,
-                             double eps, const float *weight);
-    /* acc += gate * (x lin^T + b) (NULL gate = 1): linear into y [rows][lin->out]
-     * (scratch, which a fusing backend may leave alone), op_gated_residual */
-    sla2_status (*linear_residual)(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
-                                   const float *gate, float *y, float *acc);
+                           void *const *ys, sla2_dtype act);
+    /* rms_norm over the full width (when weight is not NULL), then rope_3d,
+     * in place on x [L][heads][head_dim] of dtype act */
+    sla2_status (*norm_rope)(sla2_context *ctx, void *x, sla2_dtype act, const int grid[3], int64_t heads,
+                             int64_t head_dim, double eps, const float *weight);
+    /* acc += gate * (x lin^T + b) (NULL gate = 1), x of dtype act: linear
+     * into y [rows][lin->out] (scratch, which a fusing backend may leave
+     * alone), op_gated_residual */
+    sla2_status (*linear_residual)(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
+                                   const dit_linear *lin, const float *gate, float *y, float *acc);
     /* acc += gate * (gelu_tanh(x ffn0^T + b0) ffn2^T + b2): linear into hidden
      * [rows][ffn0->out] (scratch), gelu_tanh, linear_residual through y */
     sla2_status (*ffn_residual)(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,

@@ -99,29 +99,42 @@ static sla2_status cpu_norm_modulate(sla2_context *ctx, const float *x, int64_t 
     return SLA2_OK;
 }
 
-static sla2_status cpu_linears(sla2_context *ctx, const float *x, int64_t rows, int count,
-                               const dit_linear *const *lins, float *const *ys)
+/* The CPU keeps every activation float32 (bf16_attention is 0). */
+static sla2_status check_f32(sla2_context *ctx, sla2_dtype act)
 {
-    sla2_status s = SLA2_OK;
+    if (act == SLA2_DTYPE_F32)
+        return SLA2_OK;
+    return sla2_fail(ctx, SLA2_ERR_DTYPE, "the CPU DiT operators take float32 activations, not %s",
+                     sla2_dtype_name(act));
+}
+
+static sla2_status cpu_linears(sla2_context *ctx, const float *x, int64_t rows, int count,
+                               const dit_linear *const *lins, void *const *ys, sla2_dtype act)
+{
+    sla2_status s = check_f32(ctx, act);
     for (int i = 0; i < count && s == SLA2_OK; i++)
         s = cpu_linear(ctx, x, rows, lins[i], ys[i]);
     return s;
 }
 
-static sla2_status cpu_norm_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim,
-                                 double eps, const float *weight)
+static sla2_status cpu_norm_rope(sla2_context *ctx, void *x, sla2_dtype act, const int grid[3], int64_t heads,
+                                 int64_t head_dim, double eps, const float *weight)
 {
-    (void)ctx;
+    sla2_status s = check_f32(ctx, act);
+    if (s != SLA2_OK)
+        return s;
     if (weight)
         op_rms_norm(x, (int64_t)grid[0] * grid[1] * grid[2], heads * head_dim, eps, weight);
     op_rope_3d(x, grid, heads, head_dim);
     return SLA2_OK;
 }
 
-static sla2_status cpu_linear_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin,
-                                       const float *gate, float *y, float *acc)
+static sla2_status cpu_linear_residual(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
+                                       const dit_linear *lin, const float *gate, float *y, float *acc)
 {
-    sla2_status s = cpu_linear(ctx, x, rows, lin, y);
+    sla2_status s = check_f32(ctx, act);
+    if (s == SLA2_OK)
+        s = cpu_linear(ctx, x, rows, lin, y);
     if (s == SLA2_OK)
         op_gated_residual(acc, y, rows, lin->out, gate);
     return s;
@@ -134,7 +147,7 @@ static sla2_status cpu_ffn_residual(sla2_context *ctx, const float *x, int64_t r
     if (s != SLA2_OK)
         return s;
     op_gelu_tanh(hidden, rows * ffn0->out);
-    return cpu_linear_residual(ctx, hidden, rows, ffn2, gate, y, acc);
+    return cpu_linear_residual(ctx, hidden, SLA2_DTYPE_F32, rows, ffn2, gate, y, acc);
 }
 
 static const dit_backend cpu_table = {

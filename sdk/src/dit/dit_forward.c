@@ -124,14 +124,14 @@ static void unpatchify(const sla2_model_config *c, const int grid[3], const floa
     } while (0)
 
 static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c, const dit_block_weights *b,
-                                  dit_forward_args *args, int layer, int64_t L, dit_workspace *ws)
+                                  dit_forward_args *args, int layer, int64_t L, sla2_dtype act, dit_workspace *ws)
 {
     int64_t H = c->num_heads, D = c->dim / c->num_heads;
     const dit_attention_settings *set = &args->layers[layer];
-    sla2_tensor q = sla2_tensor_blhd(ws->q, SLA2_DTYPE_F32, 1, H, L, D);
-    sla2_tensor k = sla2_tensor_blhd(ws->k, SLA2_DTYPE_F32, 1, H, L, D);
-    sla2_tensor v = sla2_tensor_blhd(ws->v, SLA2_DTYPE_F32, 1, H, L, D);
-    sla2_tensor o = sla2_tensor_blhd(ws->attn, SLA2_DTYPE_F32, 1, H, L, D);
+    sla2_tensor q = sla2_tensor_blhd(ws->q, act, 1, H, L, D);
+    sla2_tensor k = sla2_tensor_blhd(ws->k, act, 1, H, L, D);
+    sla2_tensor v = sla2_tensor_blhd(ws->v, act, 1, H, L, D);
+    sla2_tensor o = sla2_tensor_blhd(ws->attn, act, 1, H, L, D);
     sla2_attention_config cfg;
     sla2_attention_config_default(&cfg);
     cfg.feature_map = set->feature_map;
@@ -200,7 +200,8 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
 }
 
 static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, const dit_block_weights *b,
-                                 dit_forward_args *args, int layer, int64_t L, const int grid[3], dit_workspace *ws)
+                                 dit_forward_args *args, int layer, int64_t L, const int grid[3], sla2_dtype act,
+                                 dit_workspace *ws)
 {
     const dit_backend *be = ws->backend;
     int64_t dim = c->dim, H = c->num_heads, D = dim / H;
@@ -209,24 +210,24 @@ static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, 
 
     TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod, mod + dim, ws->h));
     const dit_linear *qkv[3] = {&b->self_attn.q, &b->self_attn.k, &b->self_attn.v};
-    TRY(be->linears(ctx, ws->h, L, 3, qkv, (float *const[]){ws->q, ws->k, ws->v}));
-    TRY(be->norm_rope(ctx, ws->q, grid, H, D, c->eps, b->self_attn.norm_q));
-    TRY(be->norm_rope(ctx, ws->k, grid, H, D, c->eps, b->self_attn.norm_k));
-    TRY(self_attention(ctx, c, b, args, layer, L, ws));
-    TRY(be->linear_residual(ctx, ws->attn, L, &b->self_attn.o, mod + 2 * dim, ws->y, ws->x));
+    TRY(be->linears(ctx, ws->h, L, 3, qkv, (void *const[]){ws->q, ws->k, ws->v}, act));
+    TRY(be->norm_rope(ctx, ws->q, act, grid, H, D, c->eps, b->self_attn.norm_q));
+    TRY(be->norm_rope(ctx, ws->k, act, grid, H, D, c->eps, b->self_attn.norm_k));
+    TRY(self_attention(ctx, c, b, args, layer, L, act, ws));
+    TRY(be->linear_residual(ctx, ws->attn, act, L, &b->self_attn.o, mod + 2 * dim, ws->y, ws->x));
 
     /* cross-attention over all text_len positions (the padding included) */
     if (b->norm3_weight)
         TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, b->norm3_weight, b->norm3_bias, ws->h));
     TRY(be->linear(ctx, b->norm3_weight ? ws->h : ws->x, L, &b->cross_attn.q, ws->q));
     const dit_linear *kv[2] = {&b->cross_attn.k, &b->cross_attn.v};
-    TRY(be->linears(ctx, ws->ctx_emb, c->text_len, 2, kv, (float *const[]){ws->ck, ws->cv}));
+    TRY(be->linears(ctx, ws->ctx_emb, c->text_len, 2, kv, (void *const[]){ws->ck, ws->cv}, SLA2_DTYPE_F32));
     if (b->cross_attn.norm_q) {
         TRY(be->rms_norm(ctx, ws->q, L, dim, c->eps, b->cross_attn.norm_q));
         TRY(be->rms_norm(ctx, ws->ck, c->text_len, dim, c->eps, b->cross_attn.norm_k));
     }
     TRY(be->dense_attention(ctx, ws->q, L, ws->ck, ws->cv, c->text_len, H, D, ws->attn));
-    TRY(be->linear_residual(ctx, ws->attn, L, &b->cross_attn.o, NULL, ws->y, ws->x));
+    TRY(be->linear_residual(ctx, ws->attn, SLA2_DTYPE_F32, L, &b->cross_attn.o, NULL, ws->y, ws->x));
 
     TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod + 3 * dim, mod + 4 * dim, ws->h));
     TRY(be->ffn_residual(ctx, ws->h, L, &b->ffn0, &b->ffn2, mod + 5 * dim, ws->ffn, ws->y, ws->x));
@@ -265,10 +266,16 @@ static sla2_status forward(sla2_context *ctx, const sla2_model_config *c, const 
     dit_linear patch_embedding = {.weight = w->patch_weight, .bias = w->patch_bias,
                                  .in = (int)(patch * c->in_channels), .out = c->dim};
     TRY(be->linear(ctx, ws->patches, L, &patch_embedding, ws->x));
+    /* Self-attention's activations in bf16 where the backend has it and the
+     * linears run bf16 GEMMs anyway; float32 for an observer (sla2-calib),
+     * which the public API promises float32 views. */
+    const sla2_dtype act = be->bf16_attention && w->storage != DIT_WEIGHTS_F32 && !args->observer
+                               ? SLA2_DTYPE_BF16
+                               : SLA2_DTYPE_F32;
     for (int layer = 0; layer < c->num_layers; layer++) {
         if (args->cancel && *args->cancel)
             return sla2_fail(ctx, SLA2_ERR_CANCELLED, "generation cancelled (before block %d)", layer);
-        TRY(block_forward(ctx, c, &w->blocks[layer], args, layer, L, grid, ws));
+        TRY(block_forward(ctx, c, &w->blocks[layer], args, layer, L, grid, act, ws));
     }
     float *head_mod = ws->mod; /* shift, scale: head.modulation [2][dim] + e */
     TRY(be->add(ctx, w->head_modulation, ws->e, c->dim, head_mod, 2 * (int64_t)c->dim));

@@ -28,6 +28,7 @@
 #define GELU_TOL 1e-5      /* GELU's tanh form within a few ulp (the erf form is 3e-4 away) */
 #define TF32_HIDDEN_TOL 1e-3
 #define BF16_HIDDEN_TOL 5e-3
+#define BF16_OUT_TOL 4e-3  /* outputs rounded to bf16: 2^-9 relative at most */
 
 static uint64_t rng = 12345;
 
@@ -64,6 +65,29 @@ static float *download(fused_check *c, const void *d, size_t elems)
         for (size_t i = 0; i < elems; i++)
             h[i] = NAN;
     return h;
+}
+
+/* a bf16 copy of x on the device (x's values must be bf16 already where
+ * exactness matters) */
+static void *to_device_bf16(fused_check *c, const float *x, size_t n)
+{
+    uint16_t *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = sla2_float_to_bf16(x[i]);
+    void *d = to_device(c, h, n * sizeof *h);
+    free(h);
+    return d;
+}
+
+static float *download_bf16(fused_check *c, const void *d, size_t n)
+{
+    uint16_t *h = malloc(n * sizeof *h);
+    float *f = malloc(n * sizeof *f);
+    sla2_status s = c->cuda->download(c->gpu_ctx, h, d, n * sizeof *h);
+    for (size_t i = 0; i < n; i++)
+        f[i] = s == SLA2_OK ? sla2_bf16_to_float(h[i]) : NAN;
+    free(h);
+    return f;
 }
 
 static void release_all(fused_check *c)
@@ -147,34 +171,45 @@ static void check_linears(fused_check *c, dit_weight_storage storage)
     float *x = dyadic(nx, 16, 1.0f / 8), *acc = dyadic(ny, 16, 1.0f / 8), *gate = dyadic((size_t)out, 4, 0.25f);
     float *y = malloc(ny * sizeof *y);
     float *dx = to_device(c, x, nx * sizeof *x), *dgate = to_device(c, gate, (size_t)out * sizeof *gate);
-    for (int gated = 0; gated < 2; gated++) {
+    void *dx16 = storage != DIT_WEIGHTS_F32 ? to_device_bf16(c, x, nx) : NULL; /* x is exact in bf16 */
+    for (int run = 0; run < (dx16 ? 3 : 2); run++) {
+        const int gated = run != 0;
+        const sla2_dtype act = run == 2 ? SLA2_DTYPE_BF16 : SLA2_DTYPE_F32;
         float *dacc = to_device(c, acc, ny * sizeof *acc), *dy = to_device(c, NULL, ny * sizeof *y);
         float *ref = malloc(ny * sizeof *ref);
         memcpy(ref, acc, ny * sizeof *ref);
-        c->cpu->linear_residual(c->cpu_ctx, x, rows, &lin[0].host, gated ? gate : NULL, y, ref);
-        sla2_status s = c->cuda->linear_residual(c->gpu_ctx, dx, rows, &lin[0].device, gated ? dgate : NULL, dy, dacc);
+        c->cpu->linear_residual(c->cpu_ctx, x, SLA2_DTYPE_F32, rows, &lin[0].host, gated ? gate : NULL, y, ref);
+        sla2_status s = c->cuda->linear_residual(c->gpu_ctx, act == SLA2_DTYPE_BF16 ? dx16 : (void *)dx, act, rows,
+                                                 &lin[0].device, gated ? dgate : NULL, dy, dacc);
         float *got = download(c, dacc, ny);
-        report(c, gated ? "linear_residual, gate" : "linear_residual, no gate", storage_names[storage], s,
-               rel_l2(got, ref, ny), EXACT_TOL);
+        report(c, run == 2 ? "linear_residual, gate, bf16 x" : gated ? "linear_residual, gate" : "linear_residual, no gate",
+               storage_names[storage], s, rel_l2(got, ref, ny), EXACT_TOL);
         free(got), free(ref);
     }
-    float *ref[3], *dys[3];
+    float *ref[3];
+    void *dys[3];
     const dit_linear *host_lins[3], *device_lins[3];
     for (int i = 0; i < 3; i++) {
         ref[i] = malloc(ny * sizeof *ref[i]);
         dys[i] = to_device(c, NULL, ny * sizeof(float));
         host_lins[i] = &lin[i].host, device_lins[i] = &lin[i].device;
     }
-    c->cpu->linears(c->cpu_ctx, x, rows, 3, host_lins, ref);
-    sla2_status s = c->cuda->linears(c->gpu_ctx, dx, rows, 3, device_lins, dys);
-    double err = 0.0;
-    for (int i = 0; i < 3; i++) {
-        float *got = download(c, dys[i], ny);
-        double e = rel_l2(got, ref[i], ny);
-        err = e > err ? e : err;
-        free(got), free(ref[i]);
+    c->cpu->linears(c->cpu_ctx, x, rows, 3, host_lins, (void *const *)ref, SLA2_DTYPE_F32);
+    for (int bf16_out = 0; bf16_out < (storage != DIT_WEIGHTS_F32 ? 2 : 1); bf16_out++) {
+        sla2_status s = c->cuda->linears(c->gpu_ctx, dx, rows, 3, device_lins, dys,
+                                         bf16_out ? SLA2_DTYPE_BF16 : SLA2_DTYPE_F32);
+        double err = 0.0;
+        for (int i = 0; i < 3; i++) {
+            float *got = bf16_out ? download_bf16(c, dys[i], ny) : download(c, dys[i], ny);
+            double e = rel_l2(got, ref[i], ny);
+            err = e > err ? e : err;
+            free(got);
+        }
+        report(c, bf16_out ? "linears (3), bf16 out" : "linears (3 of one input)", storage_names[storage], s, err,
+               bf16_out ? BF16_OUT_TOL : EXACT_TOL);
     }
-    report(c, "linears (3 of one input)", storage_names[storage], s, err, EXACT_TOL);
+    for (int i = 0; i < 3; i++)
+        free(ref[i]);
     for (int i = 0; i < 3; i++)
         free_linear(&lin[i]);
     free(x), free(acc), free(gate), free(y);
@@ -242,14 +277,25 @@ static void check_norms(fused_check *c)
     free(got);
     for (int normed = 0; normed < 2; normed++) {
         memcpy(ref, x, n * sizeof *ref);
-        c->cpu->norm_rope(c->cpu_ctx, ref, grid, heads, head_dim, 1e-6, normed ? weight : NULL);
+        c->cpu->norm_rope(c->cpu_ctx, ref, SLA2_DTYPE_F32, grid, heads, head_dim, 1e-6, normed ? weight : NULL);
         s = c->cuda->upload(c->gpu_ctx, dy, x, n * sizeof *x);
         if (s == SLA2_OK)
-            s = c->cuda->norm_rope(c->gpu_ctx, dy, grid, heads, head_dim, 1e-6, normed ? dweight : NULL);
+            s = c->cuda->norm_rope(c->gpu_ctx, dy, SLA2_DTYPE_F32, grid, heads, head_dim, 1e-6,
+                                   normed ? dweight : NULL);
         got = download(c, dy, n);
-        report(c, normed ? "norm_rope" : "norm_rope, no norm", "-", s, rel_l2(got, ref, n), NORM_TOL);
+        report(c, normed ? "norm_rope" : "norm_rope, no norm", "f32", s, rel_l2(got, ref, n), NORM_TOL);
         free(got);
     }
+    /* bf16 activations: the CPU on the same bf16 values, the GPU's result rounded to bf16 */
+    for (size_t i = 0; i < n; i++)
+        x[i] = sla2_bf16_to_float(sla2_float_to_bf16(x[i]));
+    memcpy(ref, x, n * sizeof *ref);
+    c->cpu->norm_rope(c->cpu_ctx, ref, SLA2_DTYPE_F32, grid, heads, head_dim, 1e-6, weight);
+    void *dx16 = to_device_bf16(c, x, n);
+    s = c->cuda->norm_rope(c->gpu_ctx, dx16, SLA2_DTYPE_BF16, grid, heads, head_dim, 1e-6, dweight);
+    got = download_bf16(c, dx16, n);
+    report(c, "norm_rope", "bf16", s, rel_l2(got, ref, n), BF16_OUT_TOL);
+    free(got);
     free(x), free(shift), free(scale), free(weight), free(ref);
     release_all(c);
 }
