@@ -167,10 +167,6 @@ static sla2_status p_add(sla2_context *ctx, const float *a, const float *b, int6
 {
     TIMED(OP_OTHER, real(ctx)->add(ctx, a, b, b_elems, out, n));
 }
-static sla2_status p_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim)
-{
-    TIMED(OP_ROPE, real(ctx)->rope_3d(ctx, x, grid, heads, head_dim));
-}
 static sla2_status p_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
                                    const float *shift, const float *scale, float *y)
 {
@@ -215,7 +211,6 @@ static dit_backend timed_table(const dit_backend *real_table, const char *name)
     t.gelu_tanh = p_gelu;
     t.silu = p_silu;
     t.add = p_add;
-    t.rope_3d = p_rope;
     t.dense_attention = p_dense_attention;
     t.norm_modulate = p_norm_modulate;
     t.linears = p_linears;

@@ -404,12 +404,26 @@ __device__ float block_sum(float v, float *shared32)
 
 constexpr int kNormThreads = 256;
 
+/* LayerNorm's last step: the optional affine, then the optional modulation:
+ * ((x - mean) inv * weight + bias) * (1 + scale) + shift. */
+struct NormOut {
+    const float *weight, *bias, *shift, *scale;
+    __device__ float operator()(float centred_scaled, int64_t d) const
+    {
+        float v = centred_scaled;
+        if (weight)
+            v = v * weight[d] + (bias ? bias[d] : 0.0f);
+        if (scale)
+            v = v * (1.0f + scale[d]) + shift[d];
+        return v;
+    }
+};
+
 /* One block per row; two passes over the row (mean, then the centred sum of
- * squares) as the CPU reference does, then the optional affine and the
- * optional modulation: y = ((x - mean) inv * weight + bias) * (1 + scale) + shift. */
+ * squares) as the CPU reference does, re-reading the row from memory (any
+ * width). */
 __global__ void __launch_bounds__(kNormThreads)
-    layer_norm_kernel(const float *x, int64_t dim, float eps, const float *weight, const float *bias,
-                      const float *shift, const float *scale, float *y)
+    layer_norm_kernel(const float *x, int64_t dim, float eps, NormOut post, float *y)
 {
     __shared__ float shared32[32];
     const float *in = x + blockIdx.x * dim;
@@ -424,14 +438,54 @@ __global__ void __launch_bounds__(kNormThreads)
         sq += c * c;
     }
     const float inv = rsqrtf(block_sum(sq, shared32) / (float)dim + eps);
-    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
-        float v = (in[d] - mean) * inv;
-        if (weight)
-            v = v * weight[d] + (bias ? bias[d] : 0.0f);
-        if (scale)
-            v = v * (1.0f + scale[d]) + shift[d];
-        out[d] = v;
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
+        out[d] = post((in[d] - mean) * inv, d);
+}
+
+/* The same with the row read once into registers (dim <= kPer x
+ * blockDim.x): each thread sums the same elements in the same order, so
+ * the result is bit-identical; one read of the row instead of three. */
+template <int kPer>
+__global__ void __launch_bounds__(kNormThreads)
+    layer_norm_held_kernel(const float *x, int64_t dim, float eps, NormOut post, float *y)
+{
+    __shared__ float shared32[32];
+    const float *in = x + blockIdx.x * dim;
+    float *out = y + blockIdx.x * dim;
+    float held[kPer];
+    float sum = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kPer; e++) {
+        const int64_t d = threadIdx.x + (int64_t)e * blockDim.x;
+        held[e] = d < dim ? in[d] : 0.0f;
+        sum += held[e];
     }
+    const float mean = block_sum(sum, shared32) / (float)dim;
+    float sq = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kPer; e++)
+        if (threadIdx.x + (int64_t)e * blockDim.x < dim) {
+            const float c = held[e] - mean;
+            sq += c * c;
+        }
+    const float inv = rsqrtf(block_sum(sq, shared32) / (float)dim + eps);
+#pragma unroll
+    for (int e = 0; e < kPer; e++) {
+        const int64_t d = threadIdx.x + (int64_t)e * blockDim.x;
+        if (d < dim)
+            out[d] = post((held[e] - mean) * inv, d);
+    }
+}
+
+void launch_layer_norm(cudaStream_t stream, const float *x, int64_t rows, int64_t dim, float eps, NormOut post,
+                       float *y)
+{
+    if (dim <= 8 * kNormThreads) /* Wan2.1-1.3B's 1536 */
+        layer_norm_held_kernel<8><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
+    else if (dim <= 24 * kNormThreads) /* 14B's 5120 */
+        layer_norm_held_kernel<24><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
+    else
+        layer_norm_kernel<<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
 }
 
 __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(float *x, int64_t dim, float eps, const float *weight)
@@ -471,73 +525,68 @@ struct RopeGrid {
     int64_t heads, head_dim;
 };
 
-/* The angle of pair i of token (f, h, w) order, in double, as op_rope_3d. */
-__device__ double rope_angle(const RopeGrid &g, int64_t token, int64_t i)
-{
-    const int64_t f = token / (g.height * g.width), h = (token / g.width) % g.height, w = token % g.width;
-    int64_t pos, j, n;
-    if (i < g.f_pairs)
-        pos = f, j = i, n = g.f_dim;
-    else if (i < g.f_pairs + g.hw_pairs)
-        pos = h, j = i - g.f_pairs, n = g.hw_dim;
-    else
-        pos = w, j = i - g.f_pairs - g.hw_pairs, n = g.hw_dim;
-    return (double)pos / pow(10000.0, (double)(2 * j) / (double)n);
-}
-
 __device__ __forceinline__ float2 rotate(float2 v, double c, double s)
 {
     const double re = v.x, im = v.y;
     return make_float2((float)(re * c - im * s), (float)(re * s + im * c));
 }
 
-/* One thread per (token, pair): the angle and its cosine and sine in double,
- * as op_rope_3d, applied to every head. */
-__global__ void rope_3d_kernel(float *x, RopeGrid g)
+/* Entries of the RoPE table: one (cos, sin) per position along each axis
+ * and pair of that axis, [frames][f_pairs] | [height][hw_pairs] |
+ * [width][hw_pairs]. */
+__host__ __device__ int64_t rope_table_entries(const RopeGrid &g)
 {
-    const int64_t total = g.frames * g.height * g.width * g.pairs;
-    GRID_STRIDE(idx, total)
+    return g.frames * g.f_pairs + (g.height + g.width) * g.hw_pairs;
+}
+
+/* The table, the angles and their cosines and sines in double as op_rope_3d. */
+__global__ void rope_table_kernel(RopeGrid g, double2 *table)
+{
+    const int64_t f_end = g.frames * g.f_pairs, h_end = f_end + g.height * g.hw_pairs;
+    GRID_STRIDE(idx, rope_table_entries(g))
     {
-        const int64_t token = idx / g.pairs, i = idx % g.pairs;
+        int64_t pos, j, n;
+        if (idx < f_end)
+            pos = idx / g.f_pairs, j = idx % g.f_pairs, n = g.f_dim;
+        else if (idx < h_end)
+            pos = (idx - f_end) / g.hw_pairs, j = (idx - f_end) % g.hw_pairs, n = g.hw_dim;
+        else
+            pos = (idx - h_end) / g.hw_pairs, j = (idx - h_end) % g.hw_pairs, n = g.hw_dim;
         double s, c;
-        sincos(rope_angle(g, token, i), &s, &c);
-        for (int64_t head = 0; head < g.heads; ++head) {
-            float2 *pair = reinterpret_cast<float2 *>(x + (token * g.heads + head) * g.head_dim + 2 * i);
-            *pair = rotate(*pair, c, s);
-        }
+        sincos((double)pos / pow(10000.0, (double)(2 * j) / (double)n), &s, &c);
+        table[idx] = make_double2(c, s);
     }
 }
 
 /* RMSNorm over a token's full width (weight not NULL), then RoPE, in one
- * pass over x (T: float or bf16, computed in float): one block per token;
- * the token's cosines and sines (in double, once per pair as
- * rope_3d_kernel) go to shared memory, then each thread rotates whole pairs
- * of any head (for float, the same rounding as rms_norm_kernel followed by
- * rope_3d_kernel). Dynamic shared memory: pairs x double2. */
+ * pass over x (T: float or bf16, computed in float): one block per token,
+ * each thread rotating whole pairs of any head with the table's (cos, sin)
+ * (the same float rounding as the CPU's op_rms_norm then op_rope_3d; the
+ * table keeps the double-precision transcendentals out of the kernel, whose
+ * latency bound it when each block computed its own). */
 template <typename T>
-__global__ void __launch_bounds__(kNormThreads) norm_rope_kernel(T *x, RopeGrid g, float eps, const float *weight)
+__global__ void __launch_bounds__(kNormThreads)
+    norm_rope_kernel(T *x, RopeGrid g, const double2 *table, float eps, const float *weight)
 {
-    extern __shared__ double2 cos_sin[];
     __shared__ float shared32[32];
     const int64_t token = blockIdx.x, dim = g.heads * g.head_dim;
-    for (int64_t i = threadIdx.x; i < g.pairs; i += blockDim.x) {
-        double s, c;
-        sincos(rope_angle(g, token, i), &s, &c);
-        cos_sin[i] = make_double2(c, s);
-    }
+    const int64_t f = token / (g.height * g.width), h = (token / g.width) % g.height, w = token % g.width;
+    const double2 *f_row = table + f * g.f_pairs;
+    const double2 *h_row = table + g.frames * g.f_pairs + h * g.hw_pairs;
+    const double2 *w_row = table + g.frames * g.f_pairs + g.height * g.hw_pairs + w * g.hw_pairs;
     T *row = x + token * dim;
     float sq = 0.0f;
     for (int64_t d = threadIdx.x; d < dim && weight; d += blockDim.x)
         sq += (float)row[d] * (float)row[d];
-    /* the barriers of block_sum (or this one) publish cos_sin */
     const float inv = weight ? rsqrtf(block_sum(sq, shared32) / (float)dim + eps) : 1.0f;
-    if (!weight)
-        __syncthreads();
     for (int64_t p = threadIdx.x; p < dim / 2; p += blockDim.x) {
         float2 v = make_float2((float)row[2 * p], (float)row[2 * p + 1]);
         if (weight)
             v.x = v.x * inv * weight[2 * p], v.y = v.y * inv * weight[2 * p + 1];
-        const double2 cs = cos_sin[p % g.pairs];
+        const int64_t i = p % g.pairs;
+        const double2 cs = i < g.f_pairs              ? f_row[i]
+                           : i < g.f_pairs + g.hw_pairs ? h_row[i - g.f_pairs]
+                                                        : w_row[i - g.f_pairs - g.hw_pairs];
         const float2 r = rotate(v, cs.x, cs.y);
         row[2 * p] = (T)r.x, row[2 * p + 1] = (T)r.y;
     }
@@ -874,8 +923,7 @@ sla2_status cuda_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int
     ENTER(ctx, st);
     if (rows <= 0)
         return SLA2_OK;
-    layer_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(x, dim, (float)eps, weight, bias, nullptr,
-                                                                        nullptr, y);
+    launch_layer_norm(st->stream, x, rows, dim, (float)eps, NormOut{weight, bias, nullptr, nullptr}, y);
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -886,8 +934,7 @@ sla2_status cuda_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, 
     ENTER(ctx, st);
     if (rows <= 0)
         return SLA2_OK;
-    layer_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(x, dim, (float)eps, nullptr, nullptr, shift,
-                                                                        scale, y);
+    launch_layer_norm(st->stream, x, rows, dim, (float)eps, NormOut{nullptr, nullptr, shift, scale}, y);
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -946,19 +993,6 @@ sla2_status rope_grid(sla2_context *ctx, const int grid[3], int64_t heads, int64
     return SLA2_OK;
 }
 
-sla2_status cuda_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim)
-{
-    ENTER(ctx, st);
-    RopeGrid g;
-    sla2_status s = rope_grid(ctx, grid, heads, head_dim, &g);
-    const int64_t total = g.frames * g.height * g.width * g.pairs;
-    if (s != SLA2_OK || total <= 0)
-        return s;
-    rope_3d_kernel<<<grid_for(total), kThreads, 0, st->stream>>>(x, g);
-    LAUNCHED(ctx);
-    return SLA2_OK;
-}
-
 sla2_status cuda_norm_rope(sla2_context *ctx, void *x, sla2_dtype act, const int grid[3], int64_t heads,
                            int64_t head_dim, double eps, const float *weight)
 {
@@ -970,13 +1004,18 @@ sla2_status cuda_norm_rope(sla2_context *ctx, void *x, sla2_dtype act, const int
     const int64_t tokens = g.frames * g.height * g.width;
     if (s != SLA2_OK || tokens <= 0)
         return s;
-    const size_t smem = (size_t)g.pairs * sizeof(double2);
+    Scratch table;
+    const int64_t entries = rope_table_entries(g);
+    TRY_STATUS(scratch_alloc(ctx, st, (size_t)entries * sizeof(double2), &table));
+    const double2 *t = static_cast<const double2 *>(table.p);
+    rope_table_kernel<<<grid_for(entries), kThreads, 0, st->stream>>>(g, static_cast<double2 *>(table.p));
+    LAUNCHED(ctx);
     if (act == SLA2_DTYPE_BF16)
-        norm_rope_kernel<__nv_bfloat16><<<(unsigned)tokens, kNormThreads, smem, st->stream>>>(
-            static_cast<__nv_bfloat16 *>(x), g, (float)eps, weight);
+        norm_rope_kernel<__nv_bfloat16><<<(unsigned)tokens, kNormThreads, 0, st->stream>>>(
+            static_cast<__nv_bfloat16 *>(x), g, t, (float)eps, weight);
     else
-        norm_rope_kernel<float><<<(unsigned)tokens, kNormThreads, smem, st->stream>>>(static_cast<float *>(x), g,
-                                                                                     (float)eps, weight);
+        norm_rope_kernel<float><<<(unsigned)tokens, kNormThreads, 0, st->stream>>>(static_cast<float *>(x), g, t,
+                                                                                  (float)eps, weight);
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -1050,7 +1089,6 @@ const dit_backend cuda_table = {
     cuda_gelu,
     cuda_silu,
     cuda_add,
-    cuda_rope,
     cuda_dense_attention,
     cuda_norm_modulate,
     1, /* bf16_attention */

@@ -23,8 +23,6 @@ typedef struct dit_backend {
     sla2_status (*silu)(sla2_context *ctx, const float *x, int64_t n, float *y);
     /* out[i] = a[i] + b[i % b_elems] */
     sla2_status (*add)(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n);
-    /* Wan's 3-D RoPE on [L][heads][head_dim], angles in double */
-    sla2_status (*rope_3d)(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim);
     /* softmax(q k^T / sqrt(d)) v per head; q [Lq][H][d], k and v [Lk][H][d] */
     sla2_status (*dense_attention)(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
                                    int64_t Lk, int64_t heads, int64_t head_dim, float *out);
@@ -45,8 +43,9 @@ typedef struct dit_backend {
      * input width; ys of dtype act */
     sla2_status (*linears)(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
                            void *const *ys, sla2_dtype act);
-    /* rms_norm over the full width (when weight is not NULL), then rope_3d,
-     * in place on x [L][heads][head_dim] of dtype act */
+    /* rms_norm over the full width (when weight is not NULL), then Wan's
+     * 3-D RoPE (op_rope_3d: angles in double), in place on x
+     * [L][heads][head_dim] of dtype act */
     sla2_status (*norm_rope)(sla2_context *ctx, void *x, sla2_dtype act, const int grid[3], int64_t heads,
                              int64_t head_dim, double eps, const float *weight);
     /* acc += gate * (x lin^T + b) (NULL gate = 1), x of dtype act: linear

@@ -73,13 +73,6 @@ static sla2_status cpu_add(sla2_context *ctx, const float *a, const float *b, in
     return SLA2_OK;
 }
 
-static sla2_status cpu_rope(sla2_context *ctx, float *x, const int grid[3], int64_t heads, int64_t head_dim)
-{
-    (void)ctx;
-    op_rope_3d(x, grid, heads, head_dim);
-    return SLA2_OK;
-}
-
 static sla2_status cpu_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
                                        int64_t Lk, int64_t heads, int64_t head_dim, float *out)
 {
@@ -162,7 +155,6 @@ static const dit_backend cpu_table = {
     .gelu_tanh = cpu_gelu,
     .silu = cpu_silu,
     .add = cpu_add,
-    .rope_3d = cpu_rope,
     .dense_attention = cpu_dense_attention,
     .norm_modulate = cpu_norm_modulate,
     .linears = cpu_linears,
