@@ -168,14 +168,14 @@ static sla2_status p_add(sla2_context *ctx, const float *a, const float *b, int6
     TIMED(OP_OTHER, real(ctx)->add(ctx, a, b, b_elems, out, n));
 }
 static sla2_status p_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
-                                   const float *shift, const float *scale, float *y)
+                                   const float *shift, const float *scale, void *y, sla2_dtype act)
 {
-    TIMED(OP_NORM, real(ctx)->norm_modulate(ctx, x, rows, dim, eps, shift, scale, y));
+    TIMED(OP_NORM, real(ctx)->norm_modulate(ctx, x, rows, dim, eps, shift, scale, y, act));
 }
-static sla2_status p_linears(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
-                             void *const *ys, sla2_dtype act)
+static sla2_status p_linears(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows, int count,
+                             const dit_linear *const *lins, void *const *ys)
 {
-    TIMED(OP_GEMM, real(ctx)->linears(ctx, x, rows, count, lins, ys, act));
+    TIMED(OP_GEMM, real(ctx)->linears(ctx, x, act, rows, count, lins, ys));
 }
 static sla2_status p_norm_rope(sla2_context *ctx, void *x, sla2_dtype act, const int grid[3], int64_t heads,
                                int64_t head_dim, double eps, const float *weight)
@@ -187,10 +187,11 @@ static sla2_status p_linear_residual(sla2_context *ctx, const void *x, sla2_dtyp
 {
     TIMED(OP_GEMM, real(ctx)->linear_residual(ctx, x, act, rows, lin, gate, y, acc));
 }
-static sla2_status p_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
-                                  const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc)
+static sla2_status p_ffn_residual(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
+                                  const dit_linear *ffn0, const dit_linear *ffn2, const float *gate, float *hidden,
+                                  float *y, float *acc)
 {
-    TIMED(OP_FFN, real(ctx)->ffn_residual(ctx, x, rows, ffn0, ffn2, gate, hidden, y, acc));
+    TIMED(OP_FFN, real(ctx)->ffn_residual(ctx, x, act, rows, ffn0, ffn2, gate, hidden, y, acc));
 }
 static sla2_status p_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
                                      int64_t Lk, int64_t heads, int64_t head_dim, float *out)

@@ -422,12 +422,13 @@ struct NormOut {
 /* One block per row; two passes over the row (mean, then the centred sum of
  * squares) as the CPU reference does, re-reading the row from memory (any
  * width). */
+template <typename T>
 __global__ void __launch_bounds__(kNormThreads)
-    layer_norm_kernel(const float *x, int64_t dim, float eps, NormOut post, float *y)
+    layer_norm_kernel(const float *x, int64_t dim, float eps, NormOut post, T *y)
 {
     __shared__ float shared32[32];
     const float *in = x + blockIdx.x * dim;
-    float *out = y + blockIdx.x * dim;
+    T *out = y + blockIdx.x * dim;
     float sum = 0.0f;
     for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
         sum += in[d];
@@ -439,19 +440,19 @@ __global__ void __launch_bounds__(kNormThreads)
     }
     const float inv = rsqrtf(block_sum(sq, shared32) / (float)dim + eps);
     for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-        out[d] = post((in[d] - mean) * inv, d);
+        out[d] = (T)post((in[d] - mean) * inv, d);
 }
 
 /* The same with the row read once into registers (dim <= kPer x
  * blockDim.x): each thread sums the same elements in the same order, so
  * the result is bit-identical; one read of the row instead of three. */
-template <int kPer>
+template <int kPer, typename T>
 __global__ void __launch_bounds__(kNormThreads)
-    layer_norm_held_kernel(const float *x, int64_t dim, float eps, NormOut post, float *y)
+    layer_norm_held_kernel(const float *x, int64_t dim, float eps, NormOut post, T *y)
 {
     __shared__ float shared32[32];
     const float *in = x + blockIdx.x * dim;
-    float *out = y + blockIdx.x * dim;
+    T *out = y + blockIdx.x * dim;
     float held[kPer];
     float sum = 0.0f;
 #pragma unroll
@@ -473,19 +474,21 @@ __global__ void __launch_bounds__(kNormThreads)
     for (int e = 0; e < kPer; e++) {
         const int64_t d = threadIdx.x + (int64_t)e * blockDim.x;
         if (d < dim)
-            out[d] = post((held[e] - mean) * inv, d);
+            out[d] = (T)post((held[e] - mean) * inv, d);
     }
 }
 
+/* y (T: float or bf16) = the normalised rows of x, then post */
+template <typename T>
 void launch_layer_norm(cudaStream_t stream, const float *x, int64_t rows, int64_t dim, float eps, NormOut post,
-                       float *y)
+                       T *y)
 {
     if (dim <= 8 * kNormThreads) /* Wan2.1-1.3B's 1536 */
-        layer_norm_held_kernel<8><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
+        layer_norm_held_kernel<8, T><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
     else if (dim <= 24 * kNormThreads) /* 14B's 5120 */
-        layer_norm_held_kernel<24><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
+        layer_norm_held_kernel<24, T><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
     else
-        layer_norm_kernel<<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
+        layer_norm_kernel<T><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
 }
 
 __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(float *x, int64_t dim, float eps, const float *weight)
@@ -558,37 +561,58 @@ __global__ void rope_table_kernel(RopeGrid g, double2 *table)
     }
 }
 
+/* A pair of adjacent elements as floats, loaded and stored as one access. */
+__device__ __forceinline__ float2 load_pair(const float *p)
+{
+    return *reinterpret_cast<const float2 *>(p);
+}
+__device__ __forceinline__ float2 load_pair(const __nv_bfloat16 *p)
+{
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(p));
+}
+__device__ __forceinline__ void store_pair(float *p, float2 v)
+{
+    *reinterpret_cast<float2 *>(p) = v;
+}
+__device__ __forceinline__ void store_pair(__nv_bfloat16 *p, float2 v)
+{
+    *reinterpret_cast<__nv_bfloat162 *>(p) = __float22bfloat162_rn(v);
+}
+
 /* RMSNorm over a token's full width (weight not NULL), then RoPE, in one
  * pass over x (T: float or bf16, computed in float): one block per token,
- * each thread rotating whole pairs of any head with the table's (cos, sin)
- * (the same float rounding as the CPU's op_rms_norm then op_rope_3d; the
- * table keeps the double-precision transcendentals out of the kernel, whose
- * latency bound it when each block computed its own). */
+ * each thread taking whole pairs of any head, rotated with the table's
+ * (cos, sin) in double as op_rope_3d (the table keeps the double-precision
+ * transcendentals out of the kernel, whose latency bound it when each block
+ * computed its own). */
 template <typename T>
 __global__ void __launch_bounds__(kNormThreads)
     norm_rope_kernel(T *x, RopeGrid g, const double2 *table, float eps, const float *weight)
 {
     __shared__ float shared32[32];
-    const int64_t token = blockIdx.x, dim = g.heads * g.head_dim;
+    /* 32-bit indices inside a row: 64-bit division is slow, and a row is small */
+    const int dim = (int)(g.heads * g.head_dim), pairs = (int)g.pairs, f_pairs = (int)g.f_pairs,
+              hw_pairs = (int)g.hw_pairs;
+    const int64_t token = blockIdx.x;
     const int64_t f = token / (g.height * g.width), h = (token / g.width) % g.height, w = token % g.width;
-    const double2 *f_row = table + f * g.f_pairs;
-    const double2 *h_row = table + g.frames * g.f_pairs + h * g.hw_pairs;
-    const double2 *w_row = table + g.frames * g.f_pairs + g.height * g.hw_pairs + w * g.hw_pairs;
+    const double2 *f_row = table + f * f_pairs;
+    const double2 *h_row = table + g.frames * f_pairs + h * hw_pairs;
+    const double2 *w_row = table + g.frames * f_pairs + g.height * hw_pairs + w * hw_pairs;
     T *row = x + token * dim;
     float sq = 0.0f;
-    for (int64_t d = threadIdx.x; d < dim && weight; d += blockDim.x)
-        sq += (float)row[d] * (float)row[d];
+    for (int p = threadIdx.x; p < dim / 2 && weight; p += blockDim.x) {
+        const float2 v = load_pair(row + 2 * p);
+        sq += v.x * v.x + v.y * v.y;
+    }
     const float inv = weight ? rsqrtf(block_sum(sq, shared32) / (float)dim + eps) : 1.0f;
-    for (int64_t p = threadIdx.x; p < dim / 2; p += blockDim.x) {
-        float2 v = make_float2((float)row[2 * p], (float)row[2 * p + 1]);
+    for (int p = threadIdx.x; p < dim / 2; p += blockDim.x) {
+        float2 v = load_pair(row + 2 * p);
         if (weight)
             v.x = v.x * inv * weight[2 * p], v.y = v.y * inv * weight[2 * p + 1];
-        const int64_t i = p % g.pairs;
-        const double2 cs = i < g.f_pairs              ? f_row[i]
-                           : i < g.f_pairs + g.hw_pairs ? h_row[i - g.f_pairs]
-                                                        : w_row[i - g.f_pairs - g.hw_pairs];
-        const float2 r = rotate(v, cs.x, cs.y);
-        row[2 * p] = (T)r.x, row[2 * p + 1] = (T)r.y;
+        const int i = p % pairs;
+        const double2 cs = i < f_pairs ? f_row[i] : i < f_pairs + hw_pairs ? h_row[i - f_pairs]
+                                                                           : w_row[i - f_pairs - hw_pairs];
+        store_pair(row + 2 * p, rotate(v, cs.x, cs.y));
     }
 }
 
@@ -863,18 +887,18 @@ sla2_status act_type(sla2_context *ctx, sla2_dtype act, cudaDataType_t *out)
     return SLA2_OK;
 }
 
-sla2_status cuda_linears(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
-                         void *const *ys, sla2_dtype act)
+sla2_status cuda_linears(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows, int count,
+                         const dit_linear *const *lins, void *const *ys)
 {
     ENTER(ctx, st);
     if (count < 0 || count > kMaxLinears)
         return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT linears: %d at once (0 to %d)", count, kMaxLinears);
+    cudaDataType_t type = CUDA_R_32F;
+    TRY_STATUS(act_type(ctx, act, &type));
     LinearOut outs[kMaxLinears];
-    for (int i = 0; i < count; i++) {
-        outs[i].y = ys[i];
-        TRY_STATUS(act_type(ctx, act, &outs[i].type));
-    }
-    return run_linears(ctx, st, x, false, rows, count, lins, outs);
+    for (int i = 0; i < count; i++)
+        outs[i].y = ys[i], outs[i].type = type;
+    return run_linears(ctx, st, x, type == CUDA_R_16BF, rows, count, lins, outs);
 }
 
 /* acc += gate * (x W^T + b) in the GEMM's epilogue (acc read as C, the gate
@@ -898,18 +922,21 @@ sla2_status cuda_linear_residual(sla2_context *ctx, const void *x, sla2_dtype ac
  * does, without its passes); with float32 weights they stay float32 for
  * ffn.2's TF32 GEMM (a GELU pass of its own instead measured no faster).
  * ffn.2 adds gate * (...) to acc in its epilogue. */
-sla2_status cuda_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
-                              const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc)
+sla2_status cuda_ffn_residual(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
+                              const dit_linear *ffn0, const dit_linear *ffn2, const float *gate, float *hidden,
+                              float *y, float *acc)
 {
     ENTER(ctx, st);
     (void)y;
+    cudaDataType_t x_type = CUDA_R_32F;
+    TRY_STATUS(act_type(ctx, act, &x_type));
     if (ffn0->out != ffn2->in)
         return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT FFN: ffn.0 gives %d features, ffn.2 takes %d", ffn0->out,
                          ffn2->in);
     const bool bf16_hidden = ffn0->storage != DIT_WEIGHTS_F32 && ffn2->storage != DIT_WEIGHTS_F32;
     LinearOut h;
     h.y = hidden, h.gelu = true, h.type = bf16_hidden ? CUDA_R_16BF : CUDA_R_32F;
-    sla2_status s = run_linears(ctx, st, x, false, rows, 1, &ffn0, &h);
+    sla2_status s = run_linears(ctx, st, x, x_type == CUDA_R_16BF, rows, 1, &ffn0, &h);
     if (s != SLA2_OK)
         return s;
     LinearOut o;
@@ -929,12 +956,18 @@ sla2_status cuda_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int
 }
 
 sla2_status cuda_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
-                               const float *shift, const float *scale, float *y)
+                               const float *shift, const float *scale, void *y, sla2_dtype act)
 {
     ENTER(ctx, st);
+    cudaDataType_t type = CUDA_R_32F;
+    TRY_STATUS(act_type(ctx, act, &type));
     if (rows <= 0)
         return SLA2_OK;
-    launch_layer_norm(st->stream, x, rows, dim, (float)eps, NormOut{nullptr, nullptr, shift, scale}, y);
+    const NormOut post{nullptr, nullptr, shift, scale};
+    if (type == CUDA_R_16BF)
+        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<__nv_bfloat16 *>(y));
+    else
+        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<float *>(y));
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -1090,8 +1123,8 @@ const dit_backend cuda_table = {
     cuda_silu,
     cuda_add,
     cuda_dense_attention,
+    1, /* bf16_activations */
     cuda_norm_modulate,
-    1, /* bf16_attention */
     cuda_linears,
     cuda_norm_rope,
     cuda_linear_residual,

@@ -31,18 +31,19 @@ typedef struct dit_backend {
      * (operators above, or dit_ops.h's op_modulate / op_gated_residual); the
      * CPU runs exactly that sequence, a backend may fuse it to save passes
      * over the activations, within the rounding of its own operators. */
-    /* y = layer_norm(x) * (1 + scale) + shift: layer_norm without affine, op_modulate */
+    /* The activations between the norms and the blocks' linears and of
+     * self-attention (the `act` arguments below) may be bf16
+     * (SLA2_DTYPE_BF16) on a backend with bf16_activations set and weights
+     * other than float32 (whose GEMMs take bf16 anyway), to halve their
+     * passes; float32 (SLA2_DTYPE_F32) everywhere else. */
+    int bf16_activations;
+    /* y (of dtype act) = layer_norm(x) * (1 + scale) + shift: layer_norm without affine, op_modulate */
     sla2_status (*norm_modulate)(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
-                                 const float *shift, const float *scale, float *y);
-    /* The activations of self-attention (q, k, v and its output, the
-     * `act` arguments below) may be bf16 (SLA2_DTYPE_BF16) on a backend
-     * with bf16_attention set and weights other than float32, to halve
-     * their passes; float32 (SLA2_DTYPE_F32) everywhere else. */
-    int bf16_attention;
+                                 const float *shift, const float *scale, void *y, sla2_dtype act);
     /* ys[i] = x lins[i]^T + b_i for count (at most 4) linears of the same
-     * input width; ys of dtype act */
-    sla2_status (*linears)(sla2_context *ctx, const float *x, int64_t rows, int count, const dit_linear *const *lins,
-                           void *const *ys, sla2_dtype act);
+     * input width; x and ys of dtype act */
+    sla2_status (*linears)(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows, int count,
+                           const dit_linear *const *lins, void *const *ys);
     /* rms_norm over the full width (when weight is not NULL), then Wan's
      * 3-D RoPE (op_rope_3d: angles in double), in place on x
      * [L][heads][head_dim] of dtype act */
@@ -53,10 +54,12 @@ typedef struct dit_backend {
      * alone), op_gated_residual */
     sla2_status (*linear_residual)(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
                                    const dit_linear *lin, const float *gate, float *y, float *acc);
-    /* acc += gate * (gelu_tanh(x ffn0^T + b0) ffn2^T + b2): linear into hidden
-     * [rows][ffn0->out] (scratch), gelu_tanh, linear_residual through y */
-    sla2_status (*ffn_residual)(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
-                                const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc);
+    /* acc += gate * (gelu_tanh(x ffn0^T + b0) ffn2^T + b2), x of dtype act:
+     * linear into hidden [rows][ffn0->out] (scratch), gelu_tanh,
+     * linear_residual through y */
+    sla2_status (*ffn_residual)(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
+                                const dit_linear *ffn0, const dit_linear *ffn2, const float *gate, float *hidden,
+                                float *y, float *acc);
 } dit_backend;
 
 const dit_backend *dit_backend_cpu(void);

@@ -83,16 +83,7 @@ static sla2_status cpu_dense_attention(sla2_context *ctx, const float *q, int64_
 
 /* ---- The fused steps: exactly the sequences dit_backend.h names ---------- */
 
-static sla2_status cpu_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
-                                     const float *shift, const float *scale, float *y)
-{
-    (void)ctx;
-    op_layer_norm(x, rows, dim, eps, NULL, NULL, y);
-    op_modulate(y, rows, dim, shift, scale);
-    return SLA2_OK;
-}
-
-/* The CPU keeps every activation float32 (bf16_attention is 0). */
+/* The CPU keeps every activation float32 (bf16_activations is 0). */
 static sla2_status check_f32(sla2_context *ctx, sla2_dtype act)
 {
     if (act == SLA2_DTYPE_F32)
@@ -101,8 +92,20 @@ static sla2_status check_f32(sla2_context *ctx, sla2_dtype act)
                      sla2_dtype_name(act));
 }
 
-static sla2_status cpu_linears(sla2_context *ctx, const float *x, int64_t rows, int count,
-                               const dit_linear *const *lins, void *const *ys, sla2_dtype act)
+static sla2_status cpu_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
+                                     const float *shift, const float *scale, void *y, sla2_dtype act)
+{
+    sla2_status s = check_f32(ctx, act);
+    if (s != SLA2_OK)
+        return s;
+    op_layer_norm(x, rows, dim, eps, NULL, NULL, y);
+    op_modulate(y, rows, dim, shift, scale);
+    return SLA2_OK;
+}
+
+
+static sla2_status cpu_linears(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows, int count,
+                               const dit_linear *const *lins, void *const *ys)
 {
     sla2_status s = check_f32(ctx, act);
     for (int i = 0; i < count && s == SLA2_OK; i++)
@@ -133,10 +136,13 @@ static sla2_status cpu_linear_residual(sla2_context *ctx, const void *x, sla2_dt
     return s;
 }
 
-static sla2_status cpu_ffn_residual(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *ffn0,
-                                    const dit_linear *ffn2, const float *gate, float *hidden, float *y, float *acc)
+static sla2_status cpu_ffn_residual(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
+                                    const dit_linear *ffn0, const dit_linear *ffn2, const float *gate, float *hidden,
+                                    float *y, float *acc)
 {
-    sla2_status s = cpu_linear(ctx, x, rows, ffn0, hidden);
+    sla2_status s = check_f32(ctx, act);
+    if (s == SLA2_OK)
+        s = cpu_linear(ctx, x, rows, ffn0, hidden);
     if (s != SLA2_OK)
         return s;
     op_gelu_tanh(hidden, rows * ffn0->out);

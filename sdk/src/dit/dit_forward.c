@@ -208,9 +208,9 @@ static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, 
     float *mod = ws->mod; /* shift, scale, gate (attention); shift, scale, gate (FFN) */
     TRY(be->add(ctx, b->modulation, ws->e0, 6 * dim, mod, 6 * dim));
 
-    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod, mod + dim, ws->h));
+    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod, mod + dim, ws->h, act));
     const dit_linear *qkv[3] = {&b->self_attn.q, &b->self_attn.k, &b->self_attn.v};
-    TRY(be->linears(ctx, ws->h, L, 3, qkv, (void *const[]){ws->q, ws->k, ws->v}, act));
+    TRY(be->linears(ctx, ws->h, act, L, 3, qkv, (void *const[]){ws->q, ws->k, ws->v}));
     TRY(be->norm_rope(ctx, ws->q, act, grid, H, D, c->eps, b->self_attn.norm_q));
     TRY(be->norm_rope(ctx, ws->k, act, grid, H, D, c->eps, b->self_attn.norm_k));
     TRY(self_attention(ctx, c, b, args, layer, L, act, ws));
@@ -221,7 +221,7 @@ static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, 
         TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, b->norm3_weight, b->norm3_bias, ws->h));
     TRY(be->linear(ctx, b->norm3_weight ? ws->h : ws->x, L, &b->cross_attn.q, ws->q));
     const dit_linear *kv[2] = {&b->cross_attn.k, &b->cross_attn.v};
-    TRY(be->linears(ctx, ws->ctx_emb, c->text_len, 2, kv, (void *const[]){ws->ck, ws->cv}, SLA2_DTYPE_F32));
+    TRY(be->linears(ctx, ws->ctx_emb, SLA2_DTYPE_F32, c->text_len, 2, kv, (void *const[]){ws->ck, ws->cv}));
     if (b->cross_attn.norm_q) {
         TRY(be->rms_norm(ctx, ws->q, L, dim, c->eps, b->cross_attn.norm_q));
         TRY(be->rms_norm(ctx, ws->ck, c->text_len, dim, c->eps, b->cross_attn.norm_k));
@@ -229,8 +229,8 @@ static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, 
     TRY(be->dense_attention(ctx, ws->q, L, ws->ck, ws->cv, c->text_len, H, D, ws->attn));
     TRY(be->linear_residual(ctx, ws->attn, SLA2_DTYPE_F32, L, &b->cross_attn.o, NULL, ws->y, ws->x));
 
-    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod + 3 * dim, mod + 4 * dim, ws->h));
-    TRY(be->ffn_residual(ctx, ws->h, L, &b->ffn0, &b->ffn2, mod + 5 * dim, ws->ffn, ws->y, ws->x));
+    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod + 3 * dim, mod + 4 * dim, ws->h, act));
+    TRY(be->ffn_residual(ctx, ws->h, act, L, &b->ffn0, &b->ffn2, mod + 5 * dim, ws->ffn, ws->y, ws->x));
     return SLA2_OK;
 }
 
@@ -266,10 +266,10 @@ static sla2_status forward(sla2_context *ctx, const sla2_model_config *c, const 
     dit_linear patch_embedding = {.weight = w->patch_weight, .bias = w->patch_bias,
                                  .in = (int)(patch * c->in_channels), .out = c->dim};
     TRY(be->linear(ctx, ws->patches, L, &patch_embedding, ws->x));
-    /* Self-attention's activations in bf16 where the backend has it and the
+    /* The blocks' activations in bf16 where the backend has it and the
      * linears run bf16 GEMMs anyway; float32 for an observer (sla2-calib),
-     * which the public API promises float32 views. */
-    const sla2_dtype act = be->bf16_attention && w->storage != DIT_WEIGHTS_F32 && !args->observer
+     * which the public API promises float32 views of q, k and v. */
+    const sla2_dtype act = be->bf16_activations && w->storage != DIT_WEIGHTS_F32 && !args->observer
                                ? SLA2_DTYPE_BF16
                                : SLA2_DTYPE_F32;
     for (int layer = 0; layer < c->num_layers; layer++) {
@@ -279,7 +279,7 @@ static sla2_status forward(sla2_context *ctx, const sla2_model_config *c, const 
     }
     float *head_mod = ws->mod; /* shift, scale: head.modulation [2][dim] + e */
     TRY(be->add(ctx, w->head_modulation, ws->e, c->dim, head_mod, 2 * (int64_t)c->dim));
-    TRY(be->norm_modulate(ctx, ws->x, L, c->dim, c->eps, head_mod, head_mod + c->dim, ws->h));
+    TRY(be->norm_modulate(ctx, ws->x, L, c->dim, c->eps, head_mod, head_mod + c->dim, ws->h, SLA2_DTYPE_F32));
     TRY(be->linear(ctx, ws->h, L, &w->head, ws->patches));
     TRY(be->download(ctx, ws->host_patches, ws->patches, (size_t)(L * patch * c->out_channels) * sizeof(float)));
     unpatchify(c, grid, ws->host_patches, velocity);

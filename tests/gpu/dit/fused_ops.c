@@ -194,10 +194,10 @@ static void check_linears(fused_check *c, dit_weight_storage storage)
         dys[i] = to_device(c, NULL, ny * sizeof(float));
         host_lins[i] = &lin[i].host, device_lins[i] = &lin[i].device;
     }
-    c->cpu->linears(c->cpu_ctx, x, rows, 3, host_lins, (void *const *)ref, SLA2_DTYPE_F32);
+    c->cpu->linears(c->cpu_ctx, x, SLA2_DTYPE_F32, rows, 3, host_lins, (void *const *)ref);
     for (int bf16_out = 0; bf16_out < (storage != DIT_WEIGHTS_F32 ? 2 : 1); bf16_out++) {
-        sla2_status s = c->cuda->linears(c->gpu_ctx, dx, rows, 3, device_lins, dys,
-                                         bf16_out ? SLA2_DTYPE_BF16 : SLA2_DTYPE_F32);
+        sla2_status s = bf16_out ? c->cuda->linears(c->gpu_ctx, dx16, SLA2_DTYPE_BF16, rows, 3, device_lins, dys)
+                                 : c->cuda->linears(c->gpu_ctx, dx, SLA2_DTYPE_F32, rows, 3, device_lins, dys);
         double err = 0.0;
         for (int i = 0; i < 3; i++) {
             float *got = bf16_out ? download_bf16(c, dys[i], ny) : download(c, dys[i], ny);
@@ -205,7 +205,7 @@ static void check_linears(fused_check *c, dit_weight_storage storage)
             err = e > err ? e : err;
             free(got);
         }
-        report(c, bf16_out ? "linears (3), bf16 out" : "linears (3 of one input)", storage_names[storage], s, err,
+        report(c, bf16_out ? "linears (3), bf16 in and out" : "linears (3 of one input)", storage_names[storage], s, err,
                bf16_out ? BF16_OUT_TOL : EXACT_TOL);
     }
     for (int i = 0; i < 3; i++)
@@ -229,21 +229,25 @@ static void check_ffn(fused_check *c, dit_weight_storage storage)
     float *x = dyadic(nx, 16, 1.0f / 8), *acc = dyadic(nx, 16, 1.0f / 8), *gate = dyadic((size_t)dim, 4, 0.25f);
     float *hidden = malloc(nh * sizeof *hidden), *y = malloc(nx * sizeof *y), *ref = malloc(nx * sizeof *ref);
     memcpy(ref, acc, nx * sizeof *ref);
-    c->cpu->ffn_residual(c->cpu_ctx, x, rows, &ffn0.host, &ffn2.host, gate, hidden, y, ref);
-    float *dx = to_device(c, x, nx * sizeof *x), *dacc = to_device(c, acc, nx * sizeof *acc);
-    float *dgate = to_device(c, gate, (size_t)dim * sizeof *gate);
+    c->cpu->ffn_residual(c->cpu_ctx, x, SLA2_DTYPE_F32, rows, &ffn0.host, &ffn2.host, gate, hidden, y, ref);
+    float *dx = to_device(c, x, nx * sizeof *x), *dgate = to_device(c, gate, (size_t)dim * sizeof *gate);
     float *dhidden = to_device(c, NULL, nh * sizeof(float)), *dy = to_device(c, NULL, nx * sizeof(float));
-    sla2_status s =
-        c->cuda->ffn_residual(c->gpu_ctx, dx, rows, &ffn0.device, &ffn2.device, dgate, dhidden, dy, dacc);
-    if (storage == DIT_WEIGHTS_F32) { /* float32 hidden activations: GELU alone */
-        float *got = download(c, dhidden, nh);
-        report(c, "ffn_residual: GELU", storage_names[storage], s, rel_l2(got, hidden, nh), GELU_TOL);
+    void *dx16 = storage != DIT_WEIGHTS_F32 ? to_device_bf16(c, x, nx) : NULL; /* x is exact in bf16 */
+    for (int bf16_x = 0; bf16_x < (dx16 ? 2 : 1); bf16_x++) {
+        float *dacc = to_device(c, acc, nx * sizeof *acc);
+        sla2_status s = c->cuda->ffn_residual(c->gpu_ctx, bf16_x ? dx16 : (void *)dx,
+                                              bf16_x ? SLA2_DTYPE_BF16 : SLA2_DTYPE_F32, rows, &ffn0.device,
+                                              &ffn2.device, dgate, dhidden, dy, dacc);
+        if (storage == DIT_WEIGHTS_F32) { /* float32 hidden activations: GELU alone */
+            float *got = download(c, dhidden, nh);
+            report(c, "ffn_residual: GELU", storage_names[storage], s, rel_l2(got, hidden, nh), GELU_TOL);
+            free(got);
+        }
+        float *got = download(c, dacc, nx);
+        report(c, bf16_x ? "ffn_residual, bf16 x" : "ffn_residual", storage_names[storage], s, rel_l2(got, ref, nx),
+               storage == DIT_WEIGHTS_F32 ? TF32_HIDDEN_TOL : BF16_HIDDEN_TOL);
         free(got);
     }
-    float *got = download(c, dacc, nx);
-    report(c, "ffn_residual", storage_names[storage], s, rel_l2(got, ref, nx),
-           storage == DIT_WEIGHTS_F32 ? TF32_HIDDEN_TOL : BF16_HIDDEN_TOL);
-    free(got);
     free_linear(&ffn0), free_linear(&ffn2);
     free(x), free(acc), free(gate), free(hidden), free(y), free(ref);
     release_all(c);
@@ -270,10 +274,14 @@ static void check_norms(fused_check *c)
     float *dshift = to_device(c, shift, dim * sizeof *shift), *dscale = to_device(c, scale, dim * sizeof *scale);
     float *dweight = to_device(c, weight, dim * sizeof *weight);
 
-    c->cpu->norm_modulate(c->cpu_ctx, x, rows, dim, 1e-6, shift, scale, ref);
-    sla2_status s = c->cuda->norm_modulate(c->gpu_ctx, dx, rows, dim, 1e-6, dshift, dscale, dy);
+    c->cpu->norm_modulate(c->cpu_ctx, x, rows, dim, 1e-6, shift, scale, ref, SLA2_DTYPE_F32);
+    sla2_status s = c->cuda->norm_modulate(c->gpu_ctx, dx, rows, dim, 1e-6, dshift, dscale, dy, SLA2_DTYPE_F32);
     float *got = download(c, dy, n);
-    report(c, "norm_modulate", "-", s, rel_l2(got, ref, n), NORM_TOL);
+    report(c, "norm_modulate", "f32", s, rel_l2(got, ref, n), NORM_TOL);
+    free(got);
+    s = c->cuda->norm_modulate(c->gpu_ctx, dx, rows, dim, 1e-6, dshift, dscale, dy, SLA2_DTYPE_BF16);
+    got = download_bf16(c, dy, n);
+    report(c, "norm_modulate", "bf16", s, rel_l2(got, ref, n), BF16_OUT_TOL);
     free(got);
     for (int normed = 0; normed < 2; normed++) {
         memcpy(ref, x, n * sizeof *ref);
