@@ -44,6 +44,8 @@ using sla2k::cp_async_commit;
 using sla2k::cp_async_wait;
 using sla2k::ldmatrix_x4;
 using sla2k::ldmatrix_x4_trans;
+using sla2k::mma_bf16_16816;
+using sla2k::pack_bf16x2;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -61,21 +63,6 @@ struct Tile {
     static constexpr int stride = D + kPadElems; /* bf16 elements per shared-memory row */
     static constexpr size_t smem_bytes = (size_t)(kBlockQ + 2 * kBlockK) * stride * sizeof(__nv_bfloat16);
 };
-
-/* D = A(16x16 bf16, row) * B(16x8 bf16, col) + D, float32 accumulation. */
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi)
-{
-    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&h);
-}
 
 /* kb, vb [heads][Lk_pad][D] bf16 from k, v [Lk][heads][D] float32; rows
  * Lk..Lk_pad-1 are zero (so padded keys add 0 * finite to the output). One

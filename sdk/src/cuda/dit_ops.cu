@@ -590,6 +590,7 @@ __global__ void __launch_bounds__(kNormThreads)
     norm_rope_kernel(T *x, RopeGrid g, const double2 *table, float eps, const float *weight)
 {
     __shared__ float shared32[32];
+    extern __shared__ double2 cos_sin[]; /* the token's pairs, gathered once from the table */
     /* 32-bit indices inside a row: 64-bit division is slow, and a row is small */
     const int dim = (int)(g.heads * g.head_dim), pairs = (int)g.pairs, f_pairs = (int)g.f_pairs,
               hw_pairs = (int)g.hw_pairs;
@@ -598,6 +599,9 @@ __global__ void __launch_bounds__(kNormThreads)
     const double2 *f_row = table + f * f_pairs;
     const double2 *h_row = table + g.frames * f_pairs + h * hw_pairs;
     const double2 *w_row = table + g.frames * f_pairs + g.height * hw_pairs + w * hw_pairs;
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x)
+        cos_sin[i] = i < f_pairs ? f_row[i] : i < f_pairs + hw_pairs ? h_row[i - f_pairs]
+                                                                     : w_row[i - f_pairs - hw_pairs];
     T *row = x + token * dim;
     float sq = 0.0f;
     for (int p = threadIdx.x; p < dim / 2 && weight; p += blockDim.x) {
@@ -605,13 +609,13 @@ __global__ void __launch_bounds__(kNormThreads)
         sq += v.x * v.x + v.y * v.y;
     }
     const float inv = weight ? rsqrtf(block_sum(sq, shared32) / (float)dim + eps) : 1.0f;
+    if (!weight)
+        __syncthreads(); /* else block_sum's barriers publish cos_sin */
     for (int p = threadIdx.x; p < dim / 2; p += blockDim.x) {
         float2 v = load_pair(row + 2 * p);
         if (weight)
             v.x = v.x * inv * weight[2 * p], v.y = v.y * inv * weight[2 * p + 1];
-        const int i = p % pairs;
-        const double2 cs = i < f_pairs ? f_row[i] : i < f_pairs + hw_pairs ? h_row[i - f_pairs]
-                                                                           : w_row[i - f_pairs - hw_pairs];
+        const double2 cs = cos_sin[p % pairs];
         store_pair(row + 2 * p, rotate(v, cs.x, cs.y));
     }
 }
@@ -1043,12 +1047,13 @@ sla2_status cuda_norm_rope(sla2_context *ctx, void *x, sla2_dtype act, const int
     const double2 *t = static_cast<const double2 *>(table.p);
     rope_table_kernel<<<grid_for(entries), kThreads, 0, st->stream>>>(g, static_cast<double2 *>(table.p));
     LAUNCHED(ctx);
+    const size_t smem = (size_t)g.pairs * sizeof(double2);
     if (act == SLA2_DTYPE_BF16)
-        norm_rope_kernel<__nv_bfloat16><<<(unsigned)tokens, kNormThreads, 0, st->stream>>>(
+        norm_rope_kernel<__nv_bfloat16><<<(unsigned)tokens, kNormThreads, smem, st->stream>>>(
             static_cast<__nv_bfloat16 *>(x), g, t, (float)eps, weight);
     else
-        norm_rope_kernel<float><<<(unsigned)tokens, kNormThreads, 0, st->stream>>>(static_cast<float *>(x), g, t,
-                                                                                  (float)eps, weight);
+        norm_rope_kernel<float><<<(unsigned)tokens, kNormThreads, smem, st->stream>>>(static_cast<float *>(x), g, t,
+                                                                                     (float)eps, weight);
     LAUNCHED(ctx);
     return SLA2_OK;
 }
