@@ -72,6 +72,16 @@ __device__ __forceinline__ void store_out(void *base, int64_t index, int dtype, 
         static_cast<unsigned short *>(base)[index] = bits;
 }
 
+/* store_out's counterpart: one element of `out` back as float, without a
+ * switch (the epilogue reads back the linear branch's output this way). */
+__device__ __forceinline__ float load_out(const void *base, int64_t index, int dtype)
+{
+    if (dtype == SLA2K_F32)
+        return static_cast<const float *>(base)[index];
+    const unsigned short bits = static_cast<const unsigned short *>(base)[index];
+    return dtype == SLA2K_F16 ? __half2float(__ushort_as_half(bits)) : __bfloat162float(__ushort_as_bfloat16(bits));
+}
+
 __device__ __forceinline__ void store_elem(void *base, int64_t index, int dtype, float x)
 {
     switch (dtype) {

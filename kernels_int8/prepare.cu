@@ -103,7 +103,7 @@ __device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
 {
     __shared__ double pool_part[kWarps][D];
     __shared__ float z_part[kWarps][D];
-    __shared__ float k_max_part[kWarps], phi_max_part[kWarps];
+    __shared__ float k_max_part[kWarps];
     constexpr int C = D / 32;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const bool need_phi = p.use_linear != 0;
@@ -119,7 +119,7 @@ __device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
      * these floats, so in any order), as the CPU reference does. */
     double pool[C] = {};
     float z[C] = {};
-    float k_max = 0.0f, phi_max = 0.0f;
+    float k_max = 0.0f;
 #pragma unroll
     for (int rr = 0; rr < kRows; ++rr) {
         const int r = warp + rr * kWarps;
@@ -134,7 +134,6 @@ __device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
                 if (!valid)
                     phi[c] = 0.0f;
                 z[c] += phi[c];
-                phi_max = fmaxf(phi_max, phi[c]);
                 p.phi_k[out_row + lane + 32 * c] = __float2half_rn(phi[c]);
             }
         }
@@ -160,11 +159,8 @@ __device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
         z_part[warp][lane + 32 * c] = z[c];
     }
     k_max = warp_max(k_max);
-    phi_max = warp_max(phi_max);
-    if (lane == 0) {
+    if (lane == 0)
         k_max_part[warp] = k_max;
-        phi_max_part[warp] = phi_max;
-    }
     __syncthreads();
     float amax = 0.0f;
     for (int w = 0; w < kWarps; ++w)
@@ -185,16 +181,8 @@ __device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
         if (p.phi_k_block_sum)
             p.phi_k_block_sum[((size_t)bh * p.num_k_blocks + j) * D + d] = z_block;
     }
-    if (threadIdx.x == 0) {
-        if (p.qk == SLA2K_QK_INT8)
-            p.k_scale[(size_t)bh * p.num_k_blocks + j] = scale;
-        if (need_phi) {
-            float m = 0.0f;
-            for (int w = 0; w < kWarps; ++w)
-                m = fmaxf(m, phi_max_part[w]);
-            atomic_max_nonneg(&p.phi_k_max[bh], m);
-        }
-    }
+    if (threadIdx.x == 0 && p.qk == SLA2K_QK_INT8)
+        p.k_scale[(size_t)bh * p.num_k_blocks + j] = scale;
     if (p.qk == SLA2K_QK_INT8) {
 #pragma unroll
         for (int rr = 0; rr < kRows; ++rr) {
@@ -318,7 +306,7 @@ cudaError_t sla2k_launch_key_value(const sla2k_problem &p, cudaStream_t stream)
 
 size_t sla2k_sparse_smem_bytes(const sla2k_problem &p, int stages)
 {
-    return (size_t)SparseSmem(p.head_dim, p.qk, p.pv, p.block_q, p.use_linear, stages).total;
+    return (size_t)SparseSmem(p.head_dim, p.qk, p.pv, p.block_q, stages).total;
 }
 
 cudaError_t sla2k_launch_sparse(const sla2k_problem &p, cudaStream_t stream)

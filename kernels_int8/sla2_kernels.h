@@ -59,9 +59,7 @@ struct sla2k_problem {
     float *k_proj;          /* [BH, Nk, D] */
     float *v_absmax;        /* [BH, D] */
     float *phi_k_sum;       /* [BH, D] z_total */
-    float *phi_k_block_sum; /* [BH, Nk, D] z of each key block (kept-sum path) */
-    float *z_rem;           /* [BH, Nq, D] z_total minus the kept blocks' z (kept-sum path) */
-    float *phi_k_max;       /* [BH] */
+    float *phi_k_block_sum; /* [BH, Nk, D] z of each key block (SLA2) */
     __half *phi_k;          /* [BH, Lpad, D] fp16 phi(K), padded rows 0 */
     __half *v16;            /* [BH, Lpad, D] fp16 V, padded rows 0 */
     int8_t *k8;             /* [BH, Lpad, D] INT8 smoothed K, padded rows 0 */
@@ -70,19 +68,10 @@ struct sla2k_problem {
     __half *v8h;            /* [BH, Lpad, D] the same e4m3 values as fp16 (PV_FP8_F16) */
     __half *k16_hi, *k16_lo;/* [BH, Lpad, D] raw K split in two fp16 (mode NONE) */
     float *s_total;         /* [BH, D, D] stored [e][d]: sum_l phi(k)_d v_e */
-    __half *s_hi, *s_lo;    /* [BH, D, D] s_total / s_scale split in two fp16 */
-    float *s_scale;         /* [BH] */
     int *kept_blocks;       /* [BH, Nq, kept] ascending */
     double *alpha_sum;      /* [1] */
     float *o_sparse, *o_linear; /* [BH, L, D] fp32, SLA v1 only */
 };
-
-/* The sparse kernel's kept-sum path (SLA2 with block_q >= head_dim): it sums
- * S_kept = sum phi(K_j)^T V_j over the kept blocks and needs z_rem. */
-static inline __host__ __device__ bool sla2k_kept_sum(const sla2k_problem &p)
-{
-    return p.use_linear && p.subtract_kept && p.block_q >= p.head_dim;
-}
 
 /* Stage launchers; each returns the launch's cudaError_t. */
 /* key_value needs key_stats's k_sum and v_absmax: launch it right after, so
@@ -92,8 +81,11 @@ cudaError_t sla2k_launch_key_stats(const sla2k_problem &p, cudaStream_t stream);
 cudaError_t sla2k_launch_key_value(const sla2k_problem &p, cudaStream_t stream);
 /* scores: [BH, Nq, Nk] floats of workspace; max_smem: the device's opt-in limit. */
 cudaError_t sla2k_launch_router(const sla2k_problem &p, cudaStream_t stream, float *scores, size_t max_smem);
-cudaError_t sla2k_launch_split_s(const sla2k_problem &p, cudaStream_t stream);
-cudaError_t sla2k_launch_z_rem(const sla2k_problem &p, cudaStream_t stream);
+/* The linear branch's output O_l per query block (after the router and
+ * S_total): into `out` for SLA2 (the sparse kernel mixes it in), into
+ * o_linear for SLA v1. */
+size_t sla2k_linear_out_smem_bytes(const sla2k_problem &p, size_t max_smem);
+cudaError_t sla2k_launch_linear_out(const sla2k_problem &p, cudaStream_t stream, size_t max_smem);
 cudaError_t sla2k_launch_v1_mix(const sla2k_problem &p, cudaStream_t stream);
 
 /* Shared memory the sparse kernel needs with `stages` buffers, in bytes. */

@@ -1,16 +1,12 @@
 /* The block-sparse SLA2 kernel: one CTA per (query block, batch*head), one
  * warp per 16 query rows. For each kept key block j, in ascending order:
  *   S = Q.K^T (INT8 mma with per-block scales, or FP16 mma in mode NONE),
- *   online softmax, O += P.V (FP8 e4m3 mma on sm_89+, or FP16 mma),
- *   and, for SLA2's linear branch, S_kept += phi(K_j)^T V_j (D x D fp32,
- *   spread over the CTA's warps: one D x 64 x D GEMM per block).
- * The prologue quantises Q, computes phi(Q) and alpha; the epilogue forms
- * S_total - S_kept and z_total - z_kept, computes
- * O_l = phi(Q).(S_total - S_kept) / phi(Q).(z_total - z_kept), mixes
- * O = alpha O_s + (1 - alpha) O_l and writes the output in its dtype.
- * block_q 64 with D 128 (4 warps cannot hold S_kept in registers) keeps the
- * per-row correction phi(Q).phi(K_j)^T.V_j, subtracted from phi(Q).S_total:
- * there its FLOPs equal S_kept's (2 x 64 x 64 x 128 = 128 x 64 x 128). */
+ *   online softmax, O += P.V (FP8 e4m3 mma on sm_89+, or FP16 mma).
+ * The prologue quantises Q and computes alpha; the epilogue mixes
+ * O = alpha O_s + (1 - alpha) O_l, with O_l the linear branch's output that
+ * linear_out (sdk/src/cuda/linear_branch.cu) wrote into `out` before this
+ * kernel ran, and writes the output in its dtype. SLA v1 writes O_s to
+ * o_sparse instead, for its projection (v1_mix). */
 #pragma once
 
 #include "kernels_fp8/fp8_common.cuh"
@@ -23,17 +19,11 @@ namespace sla2k {
  * 16 bytes so that ldmatrix's 8 rows hit distinct banks. */
 struct SparseSmem {
     int q_row_bytes, k_row_bytes, h_row_bytes, v8_row_bytes;
-    int q_bytes, phiq_bytes, rows_bytes;
-    int k_bytes, v_bytes, phik_bytes, vlin_bytes;
-    int off_q, off_phiq, off_rows, off_stage, off_k, off_v, off_phik, off_vlin, stage_bytes, stages, total;
-    int phased; /* one stage with the linear branch: its tiles reuse the softmax tiles' space */
+    int q_bytes, rows_bytes, k_bytes, v_bytes;
+    int off_q, off_rows, off_stage, off_k, off_v, stage_bytes, stages, total;
 
-    /* stages: 1, or 2 to load the next kept block while computing this one.
-     * With one stage and the linear branch, each kept block is loaded in two
-     * phases (K, V for the softmax part; phi(K), V16 for the linear part)
-     * into overlapping space, so that head_dim 128, block_q 128 fits the
-     * 99 KB of sm_89 / sm_120. */
-    __host__ __device__ SparseSmem(int D, int qk, int pv, int block_q, int linear, int stages)
+    /* stages: 1, or 2 to load the next kept block while computing this one. */
+    __host__ __device__ SparseSmem(int D, int qk, int pv, int block_q, int stages)
     {
         int q_elem = qk == SLA2K_QK_INT8 ? 1 : 2;
         int parts = qk == SLA2K_QK_F16X3 ? 2 : 1;
@@ -42,39 +32,15 @@ struct SparseSmem {
         h_row_bytes = D * 2 + 16;
         v8_row_bytes = SLA2K_BLOCK_K + 16;
         q_bytes = parts * block_q * q_row_bytes;
-        phiq_bytes = linear ? block_q * h_row_bytes : 0;
-        /* alpha, phi(q).z, reductions; the last D floats are unused (removing
-         * them changes ptxas's allocation: re-check spills when you do) */
-        rows_bytes = 2 * block_q * 4 + 64 * 4 + (linear ? D * 4 : 0);
+        rows_bytes = block_q * 4 + 64 * 4; /* alpha per row, reductions */
         k_bytes = parts * SLA2K_BLOCK_K * k_row_bytes;
         v_bytes = pv == SLA2K_PV_FP8 ? D * v8_row_bytes : SLA2K_BLOCK_K * h_row_bytes;
-        phik_bytes = linear ? SLA2K_BLOCK_K * h_row_bytes : 0;
-        vlin_bytes = (linear && pv != SLA2K_PV_F16) ? SLA2K_BLOCK_K * h_row_bytes : 0;
         off_q = 0;
-        off_phiq = off_q + q_bytes;
-        off_rows = off_phiq + phiq_bytes;
+        off_rows = off_q + q_bytes;
         off_stage = off_rows + rows_bytes;
-        phased = stages == 1 && linear;
-        if (!phased) {
-            off_k = off_stage;
-            off_v = off_k + k_bytes;
-            off_phik = off_v + v_bytes;
-            off_vlin = off_phik + phik_bytes;
-            stage_bytes = off_vlin + vlin_bytes - off_stage;
-        } else if (pv == SLA2K_PV_F16) { /* V16 serves both phases: [V | K, later phi(K)] */
-            off_v = off_stage;
-            off_k = off_phik = off_v + v_bytes;
-            off_vlin = off_v;
-            stage_bytes = v_bytes + (k_bytes > phik_bytes ? k_bytes : phik_bytes);
-        } else { /* [K | V8] then [phi(K) | V16] */
-            off_k = off_phik = off_stage;
-            off_v = off_k + k_bytes;
-            off_vlin = off_phik + phik_bytes;
-            stage_bytes = k_bytes + v_bytes > phik_bytes + vlin_bytes ? k_bytes + v_bytes : phik_bytes + vlin_bytes;
-        }
-        /* The epilogue puts 64 columns of S at a time, as fp16 hi/lo, in
-         * [e][d] rows (2 x 64 x h_row_bytes) into the stage space: with the
-         * linear branch a stage holds at least the phi(K) and V16 tiles. */
+        off_k = off_stage;
+        off_v = off_k + k_bytes;
+        stage_bytes = k_bytes + v_bytes;
         this->stages = stages;
         total = off_stage + stages * stage_bytes;
     }
@@ -105,15 +71,6 @@ __device__ __forceinline__ void load_b_pair(uint32_t (&b)[4], const char *base, 
 {
     int row = (lane & 7) + (lane >> 4) * 8;
     ldmatrix_x4(b, base + row * row_bytes + byte_col + ((lane >> 3) & 1) * 16);
-}
-
-/* A fragments (rows m0..m0+15, k0..k0+15) of the transpose of a [k][m]
- * fp16 tile (phi(K) read as phi(K)^T), via .trans. */
-__device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const char *base, int row_bytes, int lane, int k0,
-                                             int m0)
-{
-    int row = k0 + (lane & 7) + (lane >> 4) * 8;
-    ldmatrix_x4_trans(a, base + row * row_bytes + (m0 + ((lane >> 3) & 1) * 8) * 2);
 }
 
 /* B fragments of two 8-col tiles of a [k][n] fp16 tile (V), via .trans. */
@@ -161,28 +118,6 @@ __device__ __forceinline__ void gemm_pv_f16(float (&out)[D / 8][4], const float 
             load_b_pair_trans(b, v_base, row_bytes, lane, c * 16, dp * 16);
             mma_f16_16816(out[2 * dp], a, b[0], b[1]);
             mma_f16_16816(out[2 * dp + 1], a, b[2], b[3]);
-        }
-    }
-}
-
-/* acc(16 x 8 n_tiles) += phi(K)^T(rows d0.., 64 keys) . V(64 keys, columns
- * from e_tile0 * 8); phi(K) and V stored [key][d]. */
-template <int D>
-__device__ __forceinline__ void gemm_kept_sum(float (&acc)[D / 8][4], const char *phik_base, const char *v_base,
-                                              int row_bytes, int lane, int d0, int e_tile0, int n_tiles)
-{
-#pragma unroll
-    for (int ks = 0; ks < SLA2K_BLOCK_K / 16; ++ks) {
-        uint32_t a[4];
-        load_a_trans(a, phik_base, row_bytes, lane, ks * 16, d0);
-#pragma unroll
-        for (int np = 0; np < D / 16; ++np) {
-            if (2 * np < n_tiles) {
-                uint32_t b[4];
-                load_b_pair_trans(b, v_base, row_bytes, lane, ks * 16, (e_tile0 + 2 * np) * 8);
-                mma_f16_16816(acc[2 * np], a, b[0], b[1]);
-                mma_f16_16816(acc[2 * np + 1], a, b[2], b[3]);
-            }
         }
     }
 }
@@ -236,19 +171,17 @@ __device__ __forceinline__ void gemm_pv_fp8_as_f16(float (&out)[D / 8][4], const
 
 __device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* Prologue: Q block -> operand tile(s), phi(Q) (fp16), alpha and phi(q).z
- * per row (z: the block's z_rem with kept_sum, else z_total). Leaves scale_q in cta_red[32] and the largest phi(q) row sum in
- * cta_red[33]. */
+/* Prologue: Q block -> operand tile(s) and alpha per row. Leaves scale_q in
+ * cta_red[32]. */
 template <int D, int QK>
 __device__ void sparse_prologue(const sla2k_problem &p, char *smem, const SparseSmem &L, int bh, int row0,
-                                int nrows, bool need_phi, bool kept_sum, float *cta_red)
+                                int nrows, float *cta_red)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int b = bh / p.heads, h = bh % p.heads;
+    const int h = bh % p.heads;
     const char *qbase = static_cast<const char *>(p.q.data);
-    const int64_t q_off = (int64_t)b * p.q.stride_b + (int64_t)h * p.q.stride_h;
+    const int64_t q_off = (int64_t)(bh / p.heads) * p.q.stride_b + (int64_t)h * p.q.stride_h;
     float *row_alpha = reinterpret_cast<float *>(smem + L.off_rows);
-    float *row_qz = row_alpha + p.block_q;
 
     /* INT8: the block's max |q| first, all of the warp's 16 rows in flight
      * at once; the per-row pass below reloads them (L1 hits). The per-row
@@ -281,25 +214,19 @@ __device__ void sparse_prologue(const sla2k_problem &p, char *smem, const Sparse
         scale_q = cta_red[32];
     }
 
-    float z[D / 32], w_alpha[D / 32];
+    float w_alpha[D / 32];
 #pragma unroll
-    for (int c = 0; c < D / 32; ++c) {
-        const int d = lane + 32 * c;
-        z[c] = !need_phi  ? 0.0f
-               : kept_sum ? p.z_rem[((size_t)bh * p.num_q_blocks + row0 / p.block_q) * D + d]
-                          : p.phi_k_sum[(size_t)bh * D + d];
+    for (int c = 0; c < D / 32; ++c)
         w_alpha[c] = p.alpha_kind == SLA2K_ALPHA_PER_ROW ? p.alpha_w[(size_t)h * D + lane + 32 * c] : 0.0f;
-    }
     float head_alpha = 1.0f;
     if (p.alpha_kind == SLA2K_ALPHA_PER_HEAD)
         head_alpha = sigmoidf(p.alpha[h]);
     const float bias_alpha = p.alpha_kind == SLA2K_ALPHA_PER_ROW ? p.alpha_b[h] : 0.0f;
 
-    float max_phi_rowsum = 0.0f, alpha_acc = 0.0f;
+    float alpha_acc = 0.0f;
 #pragma unroll 1
     for (int rr = 0; rr < 16; ++rr) {
         const int r = warp * 16 + rr;
-        const bool valid = r < nrows;
         float xr[1][D / 32];
         load_rows(xr, qbase, p.in_dtype, [&](int) { return q_row_offset(r); }, lane);
         const float *x = xr[0];
@@ -318,24 +245,6 @@ __device__ void sparse_prologue(const sla2k_problem &p, char *smem, const Sparse
                 }
             }
         }
-        if (need_phi) {
-            float phi[D / 32];
-            feature_map_row(phi, xr[0], p.feature_map);
-            __half *prow = reinterpret_cast<__half *>(smem + L.off_phiq + r * L.h_row_bytes);
-            float rs = 0.0f, qz = 0.0f;
-#pragma unroll
-            for (int c = 0; c < D / 32; ++c) {
-                const __half ph = __float2half_rn(phi[c]);
-                prow[lane + 32 * c] = ph;
-                rs += __half2float(ph);
-                qz += __half2float(ph) * z[c];
-            }
-            rs = warp_sum(rs);
-            qz = warp_sum(qz);
-            max_phi_rowsum = fmaxf(max_phi_rowsum, rs);
-            if (lane == 0)
-                row_qz[r] = qz;
-        }
         float alpha = head_alpha;
         if (p.alpha_kind == SLA2K_ALPHA_PER_ROW) {
             float dot = 0.0f;
@@ -347,27 +256,21 @@ __device__ void sparse_prologue(const sla2k_problem &p, char *smem, const Sparse
         }
         if (lane == 0) {
             row_alpha[r] = alpha;
-            if (valid)
+            if (r < nrows)
                 alpha_acc += alpha;
         }
     }
-    /* CTA totals: the alpha sum and the largest phi(q) row sum. */
+    /* The CTA's alpha sum, for the call's mean alpha. */
     __syncthreads();
-    if (lane == 0) {
+    if (lane == 0)
         cta_red[warp] = alpha_acc;
-        cta_red[16 + warp] = max_phi_rowsum;
-    }
     __syncthreads();
     if (threadIdx.x == 0) {
         double a = 0.0;
-        float m = 0.0f;
-        for (int w = 0; w < (int)(blockDim.x >> 5); ++w) {
+        for (int w = 0; w < (int)(blockDim.x >> 5); ++w)
             a += cta_red[w];
-            m = fmaxf(m, cta_red[16 + w]);
-        }
         if (p.alpha_sum && !p.sla_v1)
             atomicAdd(p.alpha_sum, a);
-        cta_red[33] = m;
         cta_red[32] = scale_q;
     }
     __syncthreads();
@@ -382,50 +285,33 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
     const int qblock = blockIdx.x, bh = blockIdx.y;
     const int row0 = qblock * p.block_q;
     const int nrows = min(p.block_q, p.seq_len - row0);
-    const bool linear = p.use_linear != 0;
-    const SparseSmem L(D, QK, PV, p.block_q, linear, p.stages);
+    const SparseSmem L(D, QK, PV, p.block_q, p.stages);
     float *row_alpha = reinterpret_cast<float *>(smem + L.off_rows);
-    float *row_qz = row_alpha + p.block_q;
-    float *cta_red = row_qz + p.block_q;
+    float *cta_red = row_alpha + p.block_q;
 
-    const bool kept_sum = sla2k_kept_sum(p);
-    sparse_prologue<D, QK>(p, smem, L, bh, row0, nrows, linear, kept_sum, cta_red);
+    sparse_prologue<D, QK>(p, smem, L, bh, row0, nrows, cta_red);
     const float scale_q = cta_red[32];
-    const float a_scale = pow2_scale_for(cta_red[33] * (linear ? p.phi_k_max[bh] : 0.0f), 14);
-    const float a_unscale = 1.0f / a_scale;
 
     const char *sq = smem + L.off_q + warp * 16 * L.q_row_bytes;
     const char *sq_lo = smem + L.off_q + (p.block_q + warp * 16) * L.q_row_bytes;
-    const char *sphiq = smem + L.off_phiq + warp * 16 * L.h_row_bytes;
 
-    /* corr: S_kept (kept_sum; this warp's 16 rows d0.. x n_tiles 8-column
-     * tiles from e_tile0) or the warp's rows of phi(Q).phi(K)^T.V. */
-    float o[D / 8][4], corr[D / 8][4];
+    float o[D / 8][4];
 #pragma unroll
     for (int n = 0; n < D / 8; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-            o[n][e] = corr[n][e] = 0.0f;
-    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f}, lin_sum[2] = {0.0f, 0.0f};
-    const bool subtract = linear && p.subtract_kept;
-    const int num_warps = p.block_q / 16;
-    const int n_tiles = D == 128 || num_warps * 16 == D ? D / 8 : D / 16;
-    const int d0 = (warp % (D / 16)) * 16;
-    const int e_tile0 = D == 128 ? 0 : (warp / (D / 16)) * n_tiles;
+            o[n][e] = 0.0f;
+    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
 
     const int *kept = p.kept_blocks + ((size_t)bh * p.num_q_blocks + qblock) * p.kept;
     const size_t head_rows = (size_t)bh * p.padded_len;
 
-    /* Loads key block kept[it] into stage buffer `stage` (one cp.async group):
-     * phases & 1: the softmax part's tiles, phases & 2: the linear part's. */
-    auto issue = [&](int it, int stage, int phases) {
+    /* Loads key block kept[it] into stage buffer `stage` (one cp.async group). */
+    auto issue = [&](int it, int stage) {
         const int j = kept[it];
         const size_t row = head_rows + (size_t)j * SLA2K_BLOCK_K;
         char *sk = smem + L.off_k + stage * L.stage_bytes, *sv = smem + L.off_v + stage * L.stage_bytes;
-        char *sphik = smem + L.off_phik + stage * L.stage_bytes;
-        char *svlin = PV != SLA2K_PV_F16 ? smem + L.off_vlin + stage * L.stage_bytes : sv;
-        if (!(phases & 1)) {
-        } else if (QK == SLA2K_QK_INT8) {
+        if (QK == SLA2K_QK_INT8) {
             copy_tile_async<SLA2K_BLOCK_K, D>(sk, L.k_row_bytes, p.k8 + row * D);
         } else {
             copy_tile_async<SLA2K_BLOCK_K, 2 * D>(sk, L.k_row_bytes, p.k16_hi + row * D);
@@ -433,30 +319,27 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
                 copy_tile_async<SLA2K_BLOCK_K, 2 * D>(sk + SLA2K_BLOCK_K * L.k_row_bytes, L.k_row_bytes,
                                                       p.k16_lo + row * D);
         }
-        if (PV == SLA2K_PV_FP8 && (phases & 1))
+        if (PV == SLA2K_PV_FP8)
             copy_tile_async<D, SLA2K_BLOCK_K>(sv, L.v8_row_bytes,
                                               p.v8t + ((size_t)bh * p.num_k_blocks + j) * D * SLA2K_BLOCK_K);
-        if (PV == SLA2K_PV_FP8_F16 && (phases & 1))
+        else if (PV == SLA2K_PV_FP8_F16)
             copy_tile_async<SLA2K_BLOCK_K, 2 * D>(sv, L.h_row_bytes, p.v8h + row * D);
-        if ((PV == SLA2K_PV_F16 && (phases & 1)) || (PV != SLA2K_PV_F16 && subtract && (phases & 2)))
-            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(svlin, L.h_row_bytes, p.v16 + row * D);
-        if (subtract && (phases & 2))
-            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(sphik, L.h_row_bytes, p.phi_k + row * D);
+        else
+            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(sv, L.h_row_bytes, p.v16 + row * D);
         cp_async_commit();
     };
-    const bool phased = L.phased && subtract;
 
     const bool two_stages = p.stages == 2;
     if (two_stages && p.kept > 0)
-        issue(0, 0, 3);
+        issue(0, 0);
     for (int it = 0; it < p.kept; ++it) {
         const int j = kept[it];
         __syncthreads(); /* every warp is done with the buffer refilled next */
         if (!two_stages) {
-            issue(it, 0, phased ? 1 : 3);
+            issue(it, 0);
             cp_async_wait<0>();
         } else if (it + 1 < p.kept) {
-            issue(it + 1, (it + 1) & 1, 3);
+            issue(it + 1, (it + 1) & 1);
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
@@ -464,8 +347,6 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
         __syncthreads();
         const int stage = two_stages ? (it & 1) : 0;
         const char *sk = smem + L.off_k + stage * L.stage_bytes, *sv = smem + L.off_v + stage * L.stage_bytes;
-        const char *sphik = smem + L.off_phik + stage * L.stage_bytes;
-        const char *svlin = PV != SLA2K_PV_F16 ? smem + L.off_vlin + stage * L.stage_bytes : sv;
 
         /* S = Q.K^T */
         float s[8][4];
@@ -549,158 +430,54 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
             gemm_pv_fp8_as_f16<D>(o, s, sv, L.h_row_bytes, lane);
         else
             gemm_pv_f16<D>(o, s, 1.0f, sv, L.h_row_bytes, lane);
-
-        if (phased) {
-            __syncthreads(); /* the softmax part's tiles are read; their space takes phi(K), V16 */
-            issue(it, 0, 2);
-            cp_async_wait<0>();
-            __syncthreads();
-        }
-        if (kept_sum) {
-            gemm_kept_sum<D>(corr, sphik, svlin, L.h_row_bytes, lane, d0, e_tile0, n_tiles);
-        } else if (subtract) {
-            /* A = phi(Q).phi(K_j)^T; corr += A.V_j; lin_sum += rowsum(A). */
-#pragma unroll
-            for (int n = 0; n < 8; ++n)
-                s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-            gemm_f16_nt<D>(s, sphiq, sphik, L.h_row_bytes, lane);
-#pragma unroll
-            for (int n = 0; n < 8; ++n) {
-                lin_sum[0] += s[n][0] + s[n][1];
-                lin_sum[1] += s[n][2] + s[n][3];
-            }
-            gemm_pv_f16<D>(corr, s, a_scale, svlin, L.h_row_bytes, lane);
-        }
     }
 
-    /* Epilogue. */
-    /* kept_sum: corr becomes S_rem = S_total - S_kept, scaled by s_unscale. */
-    float s_unscale = linear ? p.s_scale[bh] : 1.0f, s_rem_scale = 1.0f;
-    if (kept_sum) {
-        const float *s_total = p.s_total + (size_t)bh * D * D; /* [e][d] */
-        float mx = 0.0f;
-#pragma unroll
-        for (int nn = 0; nn < D / 8; ++nn)
-            if (nn < n_tiles)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int d = d0 + g + (e >> 1) * 8, col = (e_tile0 + nn) * 8 + 2 * t + (e & 1);
-                    corr[nn][e] = s_total[(size_t)col * D + d] - corr[nn][e];
-                    mx = fmaxf(mx, fabsf(corr[nn][e]));
-                }
-        mx = warp_max(mx);
-        if (lane == 0)
-            cta_red[warp] = mx;
-        __syncthreads();
-        mx = 0.0f;
-        for (int w = 0; w < num_warps; ++w)
-            mx = fmaxf(mx, cta_red[w]);
-        s_rem_scale = pow2_scale_for(mx, 14);
-        s_unscale = 1.0f / s_rem_scale;
-    }
+    /* Epilogue: normalise, mix with O_l (already in `out`), store. */
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
         l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 1);
         l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 2);
-        lin_sum[half] += __shfl_xor_sync(0xffffffffu, lin_sum[half], 1);
-        lin_sum[half] += __shfl_xor_sync(0xffffffffu, lin_sum[half], 2);
     }
     const int b = bh / p.heads, h = bh % p.heads;
     const int r_local[2] = {warp * 16 + g, warp * 16 + g + 8};
-    float den[2] = {1.0f, 1.0f}, alpha[2];
+    const bool mix_linear = p.use_linear && !p.sla_v1;
+    float alpha[2];
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
+    for (int half = 0; half < 2; ++half)
         alpha[half] = row_alpha[r_local[half]];
-        if (linear)
-            den[half] = row_qz[r_local[half]] - (subtract && !kept_sum ? lin_sum[half] : 0.0f) + 1e-6f;
-    }
-    /* phi(Q).S, 64 columns e at a time: S (S_rem, or S_total's halves) as
-     * fp16 hi/lo in [e][d] rows in the freed stage buffers. */
-    char *ss_hi = smem + L.off_stage, *ss_lo = smem + L.off_stage + 64 * L.h_row_bytes;
 #pragma unroll
-    for (int c = 0; c < D / 64; ++c) {
-        if (linear) {
-            __syncthreads(); /* the stage buffers (or the previous chunk) are read */
-            if (kept_sum) {
+    for (int n = 0; n < D / 8; ++n)
 #pragma unroll
-                for (int nn = 0; nn < D / 8; ++nn)
-                    if (nn < n_tiles && (e_tile0 + nn) / 8 == c)
-#pragma unroll
-                        for (int e = 0; e < 4; ++e) {
-                            const int d = d0 + g + (e >> 1) * 8, col = (e_tile0 + nn) * 8 + 2 * t + (e & 1);
-                            const float x = corr[nn][e] * s_rem_scale;
-                            const __half hi = __float2half_rn(x);
-                            const int off = (col - 64 * c) * L.h_row_bytes + d * 2;
-                            *reinterpret_cast<__half *>(ss_hi + off) = hi;
-                            *reinterpret_cast<__half *>(ss_lo + off) = __float2half_rn(x - __half2float(hi));
-                        }
+        for (int e = 0; e < 4; ++e) {
+            const int half = e >> 1;
+            const int r = r_local[half];
+            if (r >= nrows)
+                continue;
+            const int d = n * 8 + 2 * t + (e & 1);
+            float os = o[n][e];
+            if (PV != SLA2K_PV_F16)
+                os = os * (p.v_absmax[(size_t)bh * D + d] / SLA2K_FP8_MAX / SLA2K_FP8_MAX);
+            os = os / l_run[half];
+            const int64_t row = row0 + r;
+            if (p.sla_v1) {
+                p.o_sparse[((size_t)bh * p.seq_len + row) * D + d] = os;
             } else {
-                copy_tile_async<64, 2 * D>(ss_hi, L.h_row_bytes, p.s_hi + (size_t)bh * D * D + (size_t)c * 64 * D);
-                copy_tile_async<64, 2 * D>(ss_lo, L.h_row_bytes, p.s_lo + (size_t)bh * D * D + (size_t)c * 64 * D);
-                cp_async_commit();
-                cp_async_wait<0>();
-            }
-            __syncthreads();
-        }
-#pragma unroll
-        for (int np = 0; np < 4; ++np) {
-            float num[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
-            if (linear) {
-#pragma unroll
-                for (int ks = 0; ks < D / 16; ++ks) {
-                    uint32_t a[4], b_hi[4], b_lo[4];
-                    load_a(a, sphiq, L.h_row_bytes, lane, ks * 32);
-                    load_b_pair(b_hi, ss_hi + np * 16 * L.h_row_bytes, L.h_row_bytes, lane, ks * 32);
-                    load_b_pair(b_lo, ss_lo + np * 16 * L.h_row_bytes, L.h_row_bytes, lane, ks * 32);
-                    mma_f16_16816(num[0], a, b_hi[0], b_hi[1]);
-                    mma_f16_16816(num[0], a, b_lo[0], b_lo[1]);
-                    mma_f16_16816(num[1], a, b_hi[2], b_hi[3]);
-                    mma_f16_16816(num[1], a, b_lo[2], b_lo[3]);
-                }
-            }
-#pragma unroll
-            for (int q = 0; q < 2; ++q) {
-                const int n = c * 8 + np * 2 + q;
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int half = e >> 1;
-                    const int r = r_local[half];
-                    if (r >= nrows)
-                        continue;
-                    const int d = n * 8 + 2 * t + (e & 1);
-                    float os = o[n][e];
-                    if (PV != SLA2K_PV_F16)
-                        os = os * (p.v_absmax[(size_t)bh * D + d] / SLA2K_FP8_MAX / SLA2K_FP8_MAX);
-                    os = os / l_run[half];
-                    float ol = 0.0f;
-                    if (linear) {
-                        float nm = num[q][e] * s_unscale;
-                        if (subtract && !kept_sum)
-                            nm -= corr[n][e] * a_unscale;
-                        ol = nm / den[half];
-                    }
-                    const int64_t row = row0 + r;
-                    if (p.sla_v1) {
-                        const size_t idx = ((size_t)bh * p.seq_len + row) * D + d;
-                        p.o_sparse[idx] = os;
-                        p.o_linear[idx] = ol;
-                    } else {
-                        const float out = linear ? alpha[half] * os + (1.0f - alpha[half]) * ol : alpha[half] * os;
-                        store_out(p.out,
-                                  (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h + row * p.out_stride_l +
-                                      (int64_t)d * p.out_stride_d,
-                                  p.out_dtype, out);
-                    }
-                }
+                const int64_t at = (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h +
+                                   row * p.out_stride_l + (int64_t)d * p.out_stride_d;
+                const float out = mix_linear ? alpha[half] * os + (1.0f - alpha[half]) * load_out(p.out, at, p.out_dtype)
+                                             : alpha[half] * os;
+                store_out(p.out, at, p.out_dtype, out);
             }
         }
-    }
 }
 
 /* The dispatcher uses PV_FP8_F16 only on sm_90 and PV_FP8 only on sm_89+;
- * other targets get a trap instead of the body, which keeps the build short. */
+ * other targets get a trap instead of the body, which keeps the build short.
+ * Two CTAs per SM (at most 128 registers; a few dozen bytes spill at
+ * head_dim 128), so that one CTA's prologue and epilogue overlap another's
+ * main loop; F32 inputs' three-product kernel keeps one (it would spill ~1 KB). */
 template <int D, int QK, int PV>
-__global__ void __launch_bounds__(256) sparse_attention_kernel(const sla2k_problem p)
+__global__ void __launch_bounds__(256, QK == SLA2K_QK_F16X3 ? 1 : 2) sparse_attention_kernel(const sla2k_problem p)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ != 900
     if constexpr (PV == SLA2K_PV_FP8_F16)

@@ -58,8 +58,8 @@ if [ $status_build = ok ]; then
   tail -n 1 "$LOGS/gpu_test_fp8mma.log"
   [ $rc = 0 ] || status_test=FAIL
 
-  # The single-stage kernel (sm_89, sm_120 and other small-smem GPUs; phased
-  # loads with the linear branch) runs here when forced.
+  # The single-stage sparse kernel (small-smem GPUs where two stages do not
+  # fit) runs here when forced.
   step "sla2_gpu_test with SLA2_CUDA_STAGES=1 (single-stage kernel)"
   SLA2_CUDA_STAGES=1 "$BUILD/sla2_gpu_test" "$@" >"$LOGS/gpu_test_1stage.log" 2>&1
   rc=$?

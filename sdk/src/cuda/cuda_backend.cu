@@ -3,7 +3,8 @@
  *   quantise: query pooling, key statistics, then one key-value pass
  *             (smoothed INT8 K, phi(K), V in fp16 and e4m3)
  *   router:   projections, scores, top-k lists
- *   linear:   S_total = phi(K)^T V (cuBLASLt) and its fp16 split
+ *   linear:   S_total = phi(K)^T V (cuBLASLt), then O_l per query block
+ *             over the complement of its kept blocks, written into out
  *   sparse:   the block-sparse kernel with the alpha-mix in its epilogue
  *   mix:      SLA v1's output projection (v1 only). */
 #include "cuda_backend.h"
@@ -81,7 +82,6 @@ size_t carve_workspace(sla2k_problem &p, char *base, size_t *zeroed_bytes, float
     p.alpha_sum = c.take<double>(1);
     p.v_absmax = c.take<float>(bh * D);
     p.phi_k_sum = c.take<float>(bh * D);
-    p.phi_k_max = c.take<float>(bh);
     *zeroed_bytes = c.used;
     p.k_block_mean = c.take<float>(bh * nk * D);
     p.q_block_mean = c.take<float>(bh * nq * D);
@@ -91,20 +91,15 @@ size_t carve_workspace(sla2k_problem &p, char *base, size_t *zeroed_bytes, float
     p.kept_blocks = c.take<int>(bh * nq * p.kept);
     p.v16 = (p.pv == SLA2K_PV_F16 || p.use_linear) ? c.take<__half>(rows * D) : nullptr;
     p.phi_k = p.use_linear ? c.take<__half>(rows * D) : nullptr;
-    p.phi_k_block_sum = sla2k_kept_sum(p) ? c.take<float>(bh * nk * D) : nullptr;
-    p.z_rem = sla2k_kept_sum(p) ? c.take<float>(bh * nq * D) : nullptr;
+    p.phi_k_block_sum = p.use_linear && p.subtract_kept ? c.take<float>(bh * nk * D) : nullptr;
     p.k8 = p.qk == SLA2K_QK_INT8 ? c.take<int8_t>(rows * D) : nullptr;
     p.k_scale = c.take<float>(bh * nk);
     p.v8t = p.pv == SLA2K_PV_FP8 ? c.take<uint8_t>(rows * D) : nullptr;
     p.v8h = p.pv == SLA2K_PV_FP8_F16 ? c.take<__half>(rows * D) : nullptr;
     p.k16_hi = p.qk != SLA2K_QK_INT8 ? c.take<__half>(rows * D) : nullptr;
     p.k16_lo = p.qk == SLA2K_QK_F16X3 ? c.take<__half>(rows * D) : nullptr;
-    if (p.use_linear) {
+    if (p.use_linear)
         p.s_total = c.take<float>(bh * D * D);
-        p.s_hi = c.take<__half>(bh * D * D);
-        p.s_lo = c.take<__half>(bh * D * D);
-        p.s_scale = c.take<float>(bh);
-    }
     if (p.sla_v1) {
         p.o_sparse = c.take<float>(bh * p.seq_len * D);
         p.o_linear = c.take<float>(bh * p.seq_len * D);
@@ -197,6 +192,11 @@ static sla2_status describe(sla2_context *ctx, const sla2_cuda_state *st, const 
                          "CUDA backend: this configuration (head_dim %d, block_q %d, mode %s) needs %zu bytes of "
                          "shared memory per block, the device allows %zu",
                          p->head_dim, p->block_q, sla2_quant_mode_name(pr->quant), smem, st->smem_optin_bytes);
+    if (p->use_linear && sla2k_linear_out_smem_bytes(*p, st->smem_optin_bytes) > st->smem_optin_bytes)
+        return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED,
+                         "CUDA backend: the linear branch needs %zu bytes of shared memory per block, the device "
+                         "allows %zu",
+                         sla2k_linear_out_smem_bytes(*p, st->smem_optin_bytes), st->smem_optin_bytes);
     if ((size_t)p->num_k_blocks * 4 * 8 > st->smem_optin_bytes)
         return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "CUDA backend: %d key blocks exceed the router's shared memory",
                          p->num_k_blocks);
@@ -274,9 +274,7 @@ static sla2_status forward_on_device(sla2_context *ctx, const sla2_attention_pro
     if (p.use_linear) {
         if ((status = sla2_cuda_phik_t_v(ctx, st, p)) != SLA2_OK)
             return status;
-        LAUNCH(sla2k_launch_split_s(p, s));
-        if (sla2k_kept_sum(p))
-            LAUNCH(sla2k_launch_z_rem(p, s));
+        LAUNCH(sla2k_launch_linear_out(p, s, st->smem_optin_bytes));
     }
     LAUNCH(mark(st, timed, 3));
     LAUNCH(sla2k_launch_sparse(p, s));

@@ -1,60 +1,260 @@
-/* The linear branch's dense parts: S_total = phi(K)^T V per (batch, head)
- * through cuBLASLt (fp16 inputs, fp32 accumulation and output), its split
- * into two fp16 halves for the sparse kernel's epilogue, z_total minus the
- * kept blocks' z per query block, and SLA v1's output projection
- * O = O_s + W O_l + b. */
+/* The linear branch (ARCHITECTURE.md section 2) on the GPU:
+ *   S_total = phi(K)^T V per (batch, head) through cuBLASLt (fp16 inputs,
+ *   fp32 accumulation and output);
+ *   linear_out, one CTA per query block: S_rem = S_total - sum over the
+ *   block's kept key blocks of phi(K_j)^T V_j (fp32, on FP16 mma.sync),
+ *   z_rem likewise, then O_l = phi(Q).S_rem / (phi(Q).z_rem + eps);
+ *   SLA v1's output projection O = O_s + W O_l + b.
+ * linear_out runs before the sparse kernel and writes O_l into `out`, where
+ * the sparse kernel's epilogue mixes it in (one rounding to out's dtype).
+ * Out of the sparse kernel, the linear part's tiles and accumulators no
+ * longer cost that kernel registers, shared memory and occupancy. */
 #include "cuda_backend.h"
 
 #include "kernels_int8/device_common.cuh"
+#include "kernels_int8/feature_map.cuh"
+#include "kernels_int8/sparse_attention.cuh"
 
 namespace {
 
-/* s_hi + s_lo = S * f to about 22 bits, with f a power of two that keeps
- * S * f below 2^14 (so that fp16 neither overflows nor loses small values). */
-__global__ void __launch_bounds__(256) split_s_kernel(const sla2k_problem p)
+using namespace sla2k;
+
+constexpr int kLinearThreads = 256, kLinearWarps = kLinearThreads / 32;
+
+/* Rows of the fp16 tiles (phi(K), V16, phi(Q), S_rem's halves), padded by
+ * 16 bytes so that ldmatrix's 8 rows hit distinct banks. A stage holds the
+ * phi(K) and V16 tiles of a key block. */
+__host__ __device__ constexpr int tile_row_bytes(int D) { return 2 * D + 16; }
+__host__ __device__ constexpr int linear_stage_bytes(int D) { return 2 * SLA2K_BLOCK_K * tile_row_bytes(D); }
+
+/* A fragments (rows m0..m0+15, k0..k0+15) of the transpose of a [k][m]
+ * fp16 tile (phi(K) read as phi(K)^T), via .trans. */
+__device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const char *base, int row_bytes, int lane, int k0,
+                                             int m0)
 {
-    __shared__ float red[8];
-    const int bh = blockIdx.x, D = p.head_dim;
-    const size_t base = (size_t)bh * D * D;
-    float m = 0.0f;
-    for (int i = threadIdx.x; i < D * D; i += 256)
-        m = fmaxf(m, fabsf(p.s_total[base + i]));
-    m = sla2k::warp_max(m);
-    if ((threadIdx.x & 31) == 0)
-        red[threadIdx.x >> 5] = m;
-    __syncthreads();
-    m = 0.0f;
-    for (int w = 0; w < 8; ++w)
-        m = fmaxf(m, red[w]);
-    const float f = sla2k::pow2_scale_for(m, 14);
-    for (int i = threadIdx.x; i < D * D; i += 256) {
-        float x = p.s_total[base + i] * f;
-        __half hi = __float2half_rn(x);
-        p.s_hi[base + i] = hi;
-        p.s_lo[base + i] = __float2half_rn(x - __half2float(hi));
-    }
-    if (threadIdx.x == 0)
-        p.s_scale[bh] = 1.0f / f;
+    int row = k0 + (lane & 7) + (lane >> 4) * 8;
+    ldmatrix_x4_trans(a, base + row * row_bytes + (m0 + ((lane >> 3) & 1) * 8) * 2);
 }
 
-/* z_rem[bh][i][d] = z_total[d] - sum over query block i's kept key blocks j
- * of z_j[d]: the denominator's complement for the sparse kernel's kept-sum
- * path. One thread per channel. */
-__global__ void z_rem_kernel(const sla2k_problem p)
+/* acc(16 x 8 N_TILES) += phi(K)^T(rows d0.., 64 keys) . V(64 keys, columns
+ * from e_tile0 * 8); phi(K) and V stored [key][d]. */
+template <int N_TILES>
+__device__ __forceinline__ void kept_sum_tile(float (&acc)[N_TILES][4], const char *phik, const char *v,
+                                              int row_bytes, int lane, int d0, int e_tile0)
 {
-    const int i = blockIdx.x, bh = blockIdx.y, D = p.head_dim, d = threadIdx.x;
-    const int *kept = p.kept_blocks + ((size_t)bh * p.num_q_blocks + i) * p.kept;
-    const float *zb = p.phi_k_block_sum + (size_t)bh * p.num_k_blocks * D + d;
-    float z4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    int it = 0;
-    for (; it + 4 <= p.kept; it += 4)
 #pragma unroll
-        for (int u = 0; u < 4; ++u)
-            z4[u] += zb[(size_t)kept[it + u] * D];
-    for (; it < p.kept; ++it)
-        z4[0] += zb[(size_t)kept[it] * D];
-    p.z_rem[((size_t)bh * p.num_q_blocks + i) * D + d] =
-        p.phi_k_sum[(size_t)bh * D + d] - ((z4[0] + z4[1]) + (z4[2] + z4[3]));
+    for (int ks = 0; ks < SLA2K_BLOCK_K / 16; ++ks) {
+        uint32_t a[4];
+        load_a_trans(a, phik, row_bytes, lane, ks * 16, d0);
+#pragma unroll
+        for (int np = 0; np < N_TILES / 2; ++np) {
+            uint32_t b[4];
+            load_b_pair_trans(b, v, row_bytes, lane, ks * 16, (e_tile0 + 2 * np) * 8);
+            mma_f16_16816(acc[2 * np], a, b[0], b[1]);
+            mma_f16_16816(acc[2 * np + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* S_kept over the CTA's 8 warps: warp w owns rows d (phi's channel)
+ * d0..d0+15 and N_TILES 8-column tiles of e (V's channel) from e_tile0. */
+template <int D>
+struct KeptSumSplit {
+    static constexpr int N_TILES = D == 128 ? D / 8 : D / 16;
+    int d0, e_tile0;
+    __device__ explicit KeptSumSplit(int warp)
+        : d0((warp % (D / 16)) * 16), e_tile0(D == 128 ? 0 : (warp / (D / 16)) * N_TILES)
+    {
+    }
+};
+
+/* Shared memory: phi(Q) (block_q rows), then `stages` stages of [phi(K) | V16]
+ * tiles; after the loop stage 0 takes 64 columns of S_rem as fp16 hi/lo. */
+struct LinearSmem {
+    int stages, off_stage, total;
+    __host__ __device__ LinearSmem(int D, int block_q, int stages_)
+        : stages(stages_), off_stage(block_q * tile_row_bytes(D)),
+          total(block_q * tile_row_bytes(D) + stages_ * linear_stage_bytes(D))
+    {
+    }
+};
+
+template <int D>
+__global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla2k_problem p, int stages)
+{
+    extern __shared__ __align__(16) char smem[];
+    __shared__ float z_rem[D], row_qz[128], red[kLinearWarps];
+    constexpr int RB = tile_row_bytes(D), kStage = linear_stage_bytes(D);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int qblock = blockIdx.x, bh = blockIdx.y;
+    const int row0 = qblock * p.block_q, nrows = min(p.block_q, p.seq_len - row0);
+    const int kept = p.subtract_kept ? p.kept : 0; /* SLA v1: O_l over all keys */
+    const int *list = p.kept_blocks + ((size_t)bh * p.num_q_blocks + qblock) * p.kept;
+    const size_t head_rows = (size_t)bh * p.padded_len;
+    const LinearSmem L(D, p.block_q, stages);
+    char *sphiq = smem, *sstage = smem + L.off_stage;
+
+    auto issue = [&](int it, int stage) {
+        const size_t row = head_rows + (size_t)list[it] * SLA2K_BLOCK_K;
+        char *st = sstage + stage * kStage;
+        copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st, RB, p.phi_k + row * D);
+        copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st + SLA2K_BLOCK_K * RB, RB, p.v16 + row * D);
+        cp_async_commit();
+    };
+    const bool two_stages = stages == 2;
+    if (two_stages && kept > 0)
+        issue(0, 0); /* in flight while phi(Q) is computed */
+
+    /* phi(Q) (fp16, padded rows 0), eight of the warp's rows in flight at once. */
+    const int b = bh / p.heads, h = bh % p.heads;
+    const int64_t q_off = (int64_t)b * p.q.stride_b + (int64_t)h * p.q.stride_h;
+    const int rows_per_warp = p.block_q / kLinearWarps;
+#pragma unroll 1
+    for (int first = 0; first < rows_per_warp; first += 8) {
+        float x[8][D / 32];
+        load_rows(x, p.q.data, p.in_dtype, [&](int rr) {
+            const int r = warp * rows_per_warp + first + rr;
+            return r < nrows ? q_off + (int64_t)(row0 + r) * p.q.stride_l : (int64_t)-1;
+        }, lane);
+#pragma unroll
+        for (int rr = 0; rr < 8; ++rr) {
+            const int r = warp * rows_per_warp + first + rr;
+            float phi[D / 32];
+            feature_map_row(phi, x[rr], p.feature_map);
+            __half *prow = reinterpret_cast<__half *>(sphiq + r * RB);
+#pragma unroll
+            for (int c = 0; c < D / 32; ++c)
+                prow[lane + 32 * c] = __float2half_rn(r < nrows ? phi[c] : 0.0f);
+        }
+    }
+
+    /* S_kept = sum of phi(K_j)^T V_j, and z_kept, over the kept blocks. */
+    const KeptSumSplit<D> split(warp);
+    constexpr int NT = KeptSumSplit<D>::N_TILES;
+    float acc[NT][4];
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    float z_kept = 0.0f;
+    for (int it = 0; it < kept; ++it) {
+        if (!two_stages) {
+            issue(it, 0);
+            cp_async_wait<0>();
+        } else if (it + 1 < kept) {
+            issue(it + 1, (it + 1) & 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        if (threadIdx.x < D) /* its latency hides behind the block's mma */
+            z_kept += p.phi_k_block_sum[((size_t)bh * p.num_k_blocks + list[it]) * D + threadIdx.x];
+        __syncthreads();
+        const char *st = sstage + (two_stages ? it & 1 : 0) * kStage;
+        kept_sum_tile<NT>(acc, st, st + SLA2K_BLOCK_K * RB, RB, lane, split.d0, split.e_tile0);
+        __syncthreads(); /* every warp is done with the buffer refilled next */
+    }
+    if (threadIdx.x < D)
+        z_rem[threadIdx.x] = p.phi_k_sum[(size_t)bh * D + threadIdx.x] - z_kept;
+
+    /* S_rem = S_total - S_kept, and a power-of-two scale that keeps it in
+     * fp16's range for the split into two fp16 halves. */
+    const float *s_total = p.s_total + (size_t)bh * D * D; /* [e][d] */
+    float mx = 0.0f;
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int d = split.d0 + g + (e >> 1) * 8, col = (split.e_tile0 + n) * 8 + 2 * t + (e & 1);
+            acc[n][e] = s_total[(size_t)col * D + d] - acc[n][e];
+            mx = fmaxf(mx, fabsf(acc[n][e]));
+        }
+    mx = warp_max(mx);
+    if (lane == 0)
+        red[warp] = mx;
+    __syncthreads(); /* also: z_rem and phi(Q) are complete */
+    mx = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kLinearWarps; ++w)
+        mx = fmaxf(mx, red[w]);
+    const float s_scale = pow2_scale_for(mx, 14), s_unscale = 1.0f / s_scale;
+
+    /* phi(q).z_rem per row, from the fp16 values the GEMM below sees. */
+#pragma unroll 1
+    for (int r = warp; r < p.block_q; r += kLinearWarps) {
+        const __half *prow = reinterpret_cast<const __half *>(sphiq + r * RB);
+        float qz = 0.0f;
+#pragma unroll
+        for (int c = 0; c < D / 32; ++c)
+            qz += __half2float(prow[lane + 32 * c]) * z_rem[lane + 32 * c];
+        qz = warp_sum(qz);
+        if (lane == 0)
+            row_qz[r] = qz;
+    }
+
+    /* O_l = phi(Q).S_rem / (phi(q).z_rem + eps), 64 columns e at a time:
+     * S_rem's columns as fp16 hi/lo rows [e][d] in stage 0. A warp takes 16
+     * rows and, with block_q 64, half of the chunk's columns. */
+    char *ss_hi = sstage, *ss_lo = sstage + 64 * RB;
+    const int row_tiles = p.block_q / 16, col_groups = kLinearWarps / row_tiles;
+    const int rt = warp % row_tiles, cg = warp / row_tiles;
+    const int np_count = 4 / col_groups, np0 = cg * np_count;
+#pragma unroll 1
+    for (int c = 0; c < D / 64; ++c) {
+        __syncthreads(); /* the previous chunk is read, row_qz is complete */
+#pragma unroll
+        for (int n = 0; n < NT; ++n)
+            if ((split.e_tile0 + n) / 8 == c)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int d = split.d0 + g + (e >> 1) * 8, col = (split.e_tile0 + n) * 8 + 2 * t + (e & 1);
+                    const float x = acc[n][e] * s_scale;
+                    const __half hi = __float2half_rn(x);
+                    const int off = (col - 64 * c) * RB + d * 2;
+                    *reinterpret_cast<__half *>(ss_hi + off) = hi;
+                    *reinterpret_cast<__half *>(ss_lo + off) = __float2half_rn(x - __half2float(hi));
+                }
+        __syncthreads();
+        const char *a_base = sphiq + rt * 16 * RB;
+        const int r_local[2] = {rt * 16 + g, rt * 16 + g + 8};
+        float den[2];
+#pragma unroll
+        for (int half = 0; half < 2; ++half)
+            den[half] = row_qz[r_local[half]] + 1e-6f;
+#pragma unroll 1
+        for (int np = np0; np < np0 + np_count; ++np) {
+            float num[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+            for (int ks = 0; ks < D / 16; ++ks) {
+                uint32_t a[4], b_hi[4], b_lo[4];
+                load_a(a, a_base, RB, lane, ks * 32);
+                load_b_pair(b_hi, ss_hi + np * 16 * RB, RB, lane, ks * 32);
+                load_b_pair(b_lo, ss_lo + np * 16 * RB, RB, lane, ks * 32);
+                mma_f16_16816(num[0], a, b_hi[0], b_hi[1]);
+                mma_f16_16816(num[0], a, b_lo[0], b_lo[1]);
+                mma_f16_16816(num[1], a, b_hi[2], b_hi[3]);
+                mma_f16_16816(num[1], a, b_lo[2], b_lo[3]);
+            }
+#pragma unroll
+            for (int q = 0; q < 2; ++q)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int r = r_local[e >> 1];
+                    if (r >= nrows)
+                        continue;
+                    const int d = c * 64 + (np * 2 + q) * 8 + 2 * t + (e & 1);
+                    const float ol = num[q][e] * s_unscale / den[e >> 1];
+                    const int64_t row = row0 + r;
+                    if (p.sla_v1)
+                        p.o_linear[((size_t)bh * p.seq_len + row) * D + d] = ol;
+                    else
+                        store_out(p.out,
+                                  (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h +
+                                      row * p.out_stride_l + (int64_t)d * p.out_stride_d,
+                                  p.out_dtype, ol);
+                }
+        }
+    }
 }
 
 /* SLA v1: out[r][e] = O_s[r][e] + sum_d W[e][d] O_l[r][d] + b[e]. */
@@ -85,15 +285,29 @@ __global__ void __launch_bounds__(128) v1_mix_kernel(const sla2k_problem p)
 
 } // namespace
 
-cudaError_t sla2k_launch_split_s(const sla2k_problem &p, cudaStream_t stream)
+/* Two stages where they fit beside the kernel's static arrays (sm_90: two
+ * CTAs per SM), else one (sm_89, sm_120 at head_dim 128). */
+static int linear_out_stages(const sla2k_problem &p, size_t max_smem)
 {
-    split_s_kernel<<<p.batch * p.heads, 256, 0, stream>>>(p);
-    return cudaGetLastError();
+    const size_t static_bytes = (p.head_dim + 128 + kLinearWarps) * sizeof(float);
+    return LinearSmem(p.head_dim, p.block_q, 2).total + static_bytes <= max_smem ? 2 : 1;
 }
 
-cudaError_t sla2k_launch_z_rem(const sla2k_problem &p, cudaStream_t stream)
+size_t sla2k_linear_out_smem_bytes(const sla2k_problem &p, size_t max_smem)
 {
-    z_rem_kernel<<<dim3(p.num_q_blocks, p.batch * p.heads), p.head_dim, 0, stream>>>(p);
+    return (size_t)LinearSmem(p.head_dim, p.block_q, linear_out_stages(p, max_smem)).total;
+}
+
+cudaError_t sla2k_launch_linear_out(const sla2k_problem &p, cudaStream_t stream, size_t max_smem)
+{
+    const int stages = linear_out_stages(p, max_smem);
+    const size_t smem = (size_t)LinearSmem(p.head_dim, p.block_q, stages).total;
+    const dim3 grid(p.num_q_blocks, p.batch * p.heads); /* query blocks of a head together: its tiles stay in L2 */
+    const auto kernel = p.head_dim == 64 ? linear_out_kernel<64> : linear_out_kernel<128>;
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (err != cudaSuccess)
+        return err;
+    kernel<<<grid, kLinearThreads, smem, stream>>>(p, stages);
     return cudaGetLastError();
 }
 
