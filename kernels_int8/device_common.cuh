@@ -82,6 +82,30 @@ __device__ __forceinline__ float load_out(const void *base, int64_t index, int d
     return dtype == SLA2K_F16 ? __half2float(__ushort_as_half(bits)) : __bfloat162float(__ushort_as_bfloat16(bits));
 }
 
+/* Two adjacent elements (index, index + 1) of `out` where the pair is
+ * aligned (sla2k_problem::out_paired): one 4- or 8-byte access. */
+__device__ __forceinline__ float2 load_out2(const void *base, int64_t index, int dtype)
+{
+    if (dtype == SLA2K_F32)
+        return *reinterpret_cast<const float2 *>(static_cast<const float *>(base) + index);
+    const uint32_t bits = *reinterpret_cast<const uint32_t *>(static_cast<const unsigned short *>(base) + index);
+    if (dtype == SLA2K_F16)
+        return __half22float2(*reinterpret_cast<const __half2 *>(&bits));
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&bits));
+}
+
+__device__ __forceinline__ void store_out2(void *base, int64_t index, int dtype, float2 x)
+{
+    if (dtype == SLA2K_F32) {
+        *reinterpret_cast<float2 *>(static_cast<float *>(base) + index) = x;
+        return;
+    }
+    const __half2 h = __float22half2_rn(x);
+    const __nv_bfloat162 bf = __float22bfloat162_rn(x);
+    *reinterpret_cast<uint32_t *>(static_cast<unsigned short *>(base) + index) =
+        dtype == SLA2K_F16 ? *reinterpret_cast<const uint32_t *>(&h) : *reinterpret_cast<const uint32_t *>(&bf);
+}
+
 __device__ __forceinline__ void store_elem(void *base, int64_t index, int dtype, float x)
 {
     switch (dtype) {

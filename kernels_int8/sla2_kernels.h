@@ -43,6 +43,7 @@ struct sla2k_problem {
     sla2k_tensor q, k, v;
     void *out;
     int64_t out_stride_b, out_stride_h, out_stride_l, out_stride_d;
+    int out_paired; /* stride_d 1, the others even, out aligned: channels d, d + 1 in one access */
 
     const float *router_q, *router_k; /* NULL = identity */
     int router_q_per_head, router_k_per_head;

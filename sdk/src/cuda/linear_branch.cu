@@ -46,12 +46,14 @@ __device__ __forceinline__ void kept_sum_tile(float (&acc)[N_TILES][4], const ch
     for (int ks = 0; ks < SLA2K_BLOCK_K / 16; ++ks) {
         uint32_t a[4];
         load_a_trans(a, phik, row_bytes, lane, ks * 16, d0);
+        uint32_t b[N_TILES / 2][4]; /* all of the step's B fragments in flight before the mma */
+#pragma unroll
+        for (int np = 0; np < N_TILES / 2; ++np)
+            load_b_pair_trans(b[np], v, row_bytes, lane, ks * 16, (e_tile0 + 2 * np) * 8);
 #pragma unroll
         for (int np = 0; np < N_TILES / 2; ++np) {
-            uint32_t b[4];
-            load_b_pair_trans(b, v, row_bytes, lane, ks * 16, (e_tile0 + 2 * np) * 8);
-            mma_f16_16816(acc[2 * np], a, b[0], b[1]);
-            mma_f16_16816(acc[2 * np + 1], a, b[2], b[3]);
+            mma_f16_16816(acc[2 * np], a, b[np][0], b[np][1]);
+            mma_f16_16816(acc[2 * np + 1], a, b[np][2], b[np][3]);
         }
     }
 }
@@ -68,15 +70,12 @@ struct KeptSumSplit {
     }
 };
 
-/* Shared memory: phi(Q) (block_q rows), then `stages` stages of [phi(K) | V16]
- * tiles; after the loop stage 0 takes 64 columns of S_rem as fp16 hi/lo. */
+/* Shared memory: `stages` stages of [phi(K) | V16] tiles; after the loop
+ * stage 0 takes 64 columns of S_rem as fp16 hi/lo and stage 1 phi(Q)
+ * (block_q rows: at most one stage). */
 struct LinearSmem {
-    int stages, off_stage, total;
-    __host__ __device__ LinearSmem(int D, int block_q, int stages_)
-        : stages(stages_), off_stage(block_q * tile_row_bytes(D)),
-          total(block_q * tile_row_bytes(D) + stages_ * linear_stage_bytes(D))
-    {
-    }
+    int stages, total;
+    __host__ __device__ LinearSmem(int D, int stages_) : stages(stages_), total(stages_ * linear_stage_bytes(D)) {}
 };
 
 template <int D>
@@ -92,21 +91,49 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
     const int kept = p.subtract_kept ? p.kept : 0; /* SLA v1: O_l over all keys */
     const int *list = p.kept_blocks + ((size_t)bh * p.num_q_blocks + qblock) * p.kept;
     const size_t head_rows = (size_t)bh * p.padded_len;
-    const LinearSmem L(D, p.block_q, stages);
-    char *sphiq = smem, *sstage = smem + L.off_stage;
 
-    auto issue = [&](int it, int stage) {
-        const size_t row = head_rows + (size_t)list[it] * SLA2K_BLOCK_K;
-        char *st = sstage + stage * kStage;
-        copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st, RB, p.phi_k + row * D);
-        copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st + SLA2K_BLOCK_K * RB, RB, p.v16 + row * D);
+    /* S_kept = sum of phi(K_j)^T V_j and z_kept over the kept blocks, with
+     * stages - 1 blocks in flight. Every step commits one cp.async group
+     * (empty past the list), so that one wait depth serves the whole loop. */
+    auto issue = [&](int it) {
+        if (it < kept) {
+            const size_t row = head_rows + (size_t)list[it] * SLA2K_BLOCK_K;
+            char *st = smem + (it % stages) * kStage;
+            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st, RB, p.phi_k + row * D);
+            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st + SLA2K_BLOCK_K * RB, RB, p.v16 + row * D);
+        }
         cp_async_commit();
     };
-    const bool two_stages = stages == 2;
-    if (two_stages && kept > 0)
-        issue(0, 0); /* in flight while phi(Q) is computed */
+    for (int it = 0; it < stages - 1; ++it)
+        issue(it);
+    const KeptSumSplit<D> split(warp);
+    constexpr int NT = KeptSumSplit<D>::N_TILES;
+    float acc[NT][4];
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    float z_kept = 0.0f;
+    for (int it = 0; it < kept; ++it) {
+        if (stages == 3)
+            cp_async_wait<1>();
+        else
+            cp_async_wait<0>();
+        __syncthreads(); /* block it has landed; every warp is done with block it - 1 */
+        issue(it + stages - 1); /* into block it - 1's stage */
+        if (threadIdx.x < D) /* its latency hides behind the block's mma */
+            z_kept += p.phi_k_block_sum[((size_t)bh * p.num_k_blocks + list[it]) * D + threadIdx.x];
+        const char *st = smem + (it % stages) * kStage;
+        kept_sum_tile<NT>(acc, st, st + SLA2K_BLOCK_K * RB, RB, lane, split.d0, split.e_tile0);
+    }
+    cp_async_wait<0>();
+    if (threadIdx.x < D)
+        z_rem[threadIdx.x] = p.phi_k_sum[(size_t)bh * D + threadIdx.x] - z_kept;
+    __syncthreads(); /* the stages are free; z_rem is complete */
 
-    /* phi(Q) (fp16, padded rows 0), eight of the warp's rows in flight at once. */
+    /* phi(Q) (fp16, padded rows 0) into stage 1, eight of the warp's rows in
+     * flight at once, and phi(q).z_rem per row from the rounded values, as
+     * the GEMM below sees them. */
+    char *sphiq = smem + kStage;
     const int b = bh / p.heads, h = bh % p.heads;
     const int64_t q_off = (int64_t)b * p.q.stride_b + (int64_t)h * p.q.stride_h;
     const int rows_per_warp = p.block_q / kLinearWarps;
@@ -123,39 +150,18 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
             float phi[D / 32];
             feature_map_row(phi, x[rr], p.feature_map);
             __half *prow = reinterpret_cast<__half *>(sphiq + r * RB);
+            float qz = 0.0f;
 #pragma unroll
-            for (int c = 0; c < D / 32; ++c)
-                prow[lane + 32 * c] = __float2half_rn(r < nrows ? phi[c] : 0.0f);
+            for (int c = 0; c < D / 32; ++c) {
+                const __half ph = __float2half_rn(r < nrows ? phi[c] : 0.0f);
+                prow[lane + 32 * c] = ph;
+                qz += __half2float(ph) * z_rem[lane + 32 * c];
+            }
+            qz = warp_sum(qz);
+            if (lane == 0)
+                row_qz[r] = qz;
         }
     }
-
-    /* S_kept = sum of phi(K_j)^T V_j, and z_kept, over the kept blocks. */
-    const KeptSumSplit<D> split(warp);
-    constexpr int NT = KeptSumSplit<D>::N_TILES;
-    float acc[NT][4];
-#pragma unroll
-    for (int n = 0; n < NT; ++n)
-        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
-    float z_kept = 0.0f;
-    for (int it = 0; it < kept; ++it) {
-        if (!two_stages) {
-            issue(it, 0);
-            cp_async_wait<0>();
-        } else if (it + 1 < kept) {
-            issue(it + 1, (it + 1) & 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        if (threadIdx.x < D) /* its latency hides behind the block's mma */
-            z_kept += p.phi_k_block_sum[((size_t)bh * p.num_k_blocks + list[it]) * D + threadIdx.x];
-        __syncthreads();
-        const char *st = sstage + (two_stages ? it & 1 : 0) * kStage;
-        kept_sum_tile<NT>(acc, st, st + SLA2K_BLOCK_K * RB, RB, lane, split.d0, split.e_tile0);
-        __syncthreads(); /* every warp is done with the buffer refilled next */
-    }
-    if (threadIdx.x < D)
-        z_rem[threadIdx.x] = p.phi_k_sum[(size_t)bh * D + threadIdx.x] - z_kept;
 
     /* S_rem = S_total - S_kept, and a power-of-two scale that keeps it in
      * fp16's range for the split into two fp16 halves. */
@@ -172,36 +178,23 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
     mx = warp_max(mx);
     if (lane == 0)
         red[warp] = mx;
-    __syncthreads(); /* also: z_rem and phi(Q) are complete */
+    __syncthreads(); /* also: phi(Q) and row_qz are complete */
     mx = 0.0f;
 #pragma unroll
     for (int w = 0; w < kLinearWarps; ++w)
         mx = fmaxf(mx, red[w]);
     const float s_scale = pow2_scale_for(mx, 14), s_unscale = 1.0f / s_scale;
 
-    /* phi(q).z_rem per row, from the fp16 values the GEMM below sees. */
-#pragma unroll 1
-    for (int r = warp; r < p.block_q; r += kLinearWarps) {
-        const __half *prow = reinterpret_cast<const __half *>(sphiq + r * RB);
-        float qz = 0.0f;
-#pragma unroll
-        for (int c = 0; c < D / 32; ++c)
-            qz += __half2float(prow[lane + 32 * c]) * z_rem[lane + 32 * c];
-        qz = warp_sum(qz);
-        if (lane == 0)
-            row_qz[r] = qz;
-    }
-
     /* O_l = phi(Q).S_rem / (phi(q).z_rem + eps), 64 columns e at a time:
      * S_rem's columns as fp16 hi/lo rows [e][d] in stage 0. A warp takes 16
      * rows and, with block_q 64, half of the chunk's columns. */
-    char *ss_hi = sstage, *ss_lo = sstage + 64 * RB;
+    char *ss_hi = smem, *ss_lo = smem + 64 * RB;
     const int row_tiles = p.block_q / 16, col_groups = kLinearWarps / row_tiles;
     const int rt = warp % row_tiles, cg = warp / row_tiles;
     const int np_count = 4 / col_groups, np0 = cg * np_count;
-#pragma unroll 1
+#pragma unroll /* compile-time chunk: the S_rem writes below select their tiles statically */
     for (int c = 0; c < D / 64; ++c) {
-        __syncthreads(); /* the previous chunk is read, row_qz is complete */
+        __syncthreads(); /* the previous chunk is read */
 #pragma unroll
         for (int n = 0; n < NT; ++n)
             if ((split.e_tile0 + n) / 8 == c)
@@ -235,23 +228,29 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
                 mma_f16_16816(num[1], a, b_hi[2], b_hi[3]);
                 mma_f16_16816(num[1], a, b_lo[2], b_lo[3]);
             }
+            /* channels d, d + 1 of two rows: paired accesses where out allows */
 #pragma unroll
             for (int q = 0; q < 2; ++q)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int r = r_local[e >> 1];
+                for (int half = 0; half < 2; ++half) {
+                    const int r = r_local[half];
                     if (r >= nrows)
                         continue;
-                    const int d = c * 64 + (np * 2 + q) * 8 + 2 * t + (e & 1);
-                    const float ol = num[q][e] * s_unscale / den[e >> 1];
+                    const int d = c * 64 + (np * 2 + q) * 8 + 2 * t;
+                    const float f = s_unscale / den[half];
+                    const float2 ol = make_float2(num[q][2 * half] * f, num[q][2 * half + 1] * f);
                     const int64_t row = row0 + r;
-                    if (p.sla_v1)
-                        p.o_linear[((size_t)bh * p.seq_len + row) * D + d] = ol;
-                    else
-                        store_out(p.out,
-                                  (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h +
-                                      row * p.out_stride_l + (int64_t)d * p.out_stride_d,
-                                  p.out_dtype, ol);
+                    if (p.sla_v1) {
+                        *reinterpret_cast<float2 *>(p.o_linear + ((size_t)bh * p.seq_len + row) * D + d) = ol;
+                        continue;
+                    }
+                    const int64_t at = (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h + row * p.out_stride_l;
+                    if (p.out_paired) {
+                        store_out2(p.out, at + d, p.out_dtype, ol);
+                    } else {
+                        store_out(p.out, at + (int64_t)d * p.out_stride_d, p.out_dtype, ol.x);
+                        store_out(p.out, at + (int64_t)(d + 1) * p.out_stride_d, p.out_dtype, ol.y);
+                    }
                 }
         }
     }
@@ -285,23 +284,23 @@ __global__ void __launch_bounds__(128) v1_mix_kernel(const sla2k_problem p)
 
 } // namespace
 
-/* Two stages where they fit beside the kernel's static arrays (sm_90: two
- * CTAs per SM), else one (sm_89, sm_120 at head_dim 128). */
+/* Three stages where they fit beside the kernel's static arrays (sm_90,
+ * two CTAs per SM), else two (sm_89, sm_120 at head_dim 128). */
 static int linear_out_stages(const sla2k_problem &p, size_t max_smem)
 {
     const size_t static_bytes = (p.head_dim + 128 + kLinearWarps) * sizeof(float);
-    return LinearSmem(p.head_dim, p.block_q, 2).total + static_bytes <= max_smem ? 2 : 1;
+    return LinearSmem(p.head_dim, 3).total + static_bytes <= max_smem ? 3 : 2;
 }
 
 size_t sla2k_linear_out_smem_bytes(const sla2k_problem &p, size_t max_smem)
 {
-    return (size_t)LinearSmem(p.head_dim, p.block_q, linear_out_stages(p, max_smem)).total;
+    return (size_t)LinearSmem(p.head_dim, linear_out_stages(p, max_smem)).total;
 }
 
 cudaError_t sla2k_launch_linear_out(const sla2k_problem &p, cudaStream_t stream, size_t max_smem)
 {
     const int stages = linear_out_stages(p, max_smem);
-    const size_t smem = (size_t)LinearSmem(p.head_dim, p.block_q, stages).total;
+    const size_t smem = (size_t)LinearSmem(p.head_dim, stages).total;
     const dim3 grid(p.num_q_blocks, p.batch * p.heads); /* query blocks of a head together: its tiles stay in L2 */
     const auto kernel = p.head_dim == 64 ? linear_out_kernel<64> : linear_out_kernel<128>;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
