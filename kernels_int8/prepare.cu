@@ -2,7 +2,8 @@
  *   key stats  (per key block): sum of K (the smoothing mean) and, for FP8
  *              P.V, |V| max per channel: the token statistics that
  *              quantising needs;
- *   query pool (per query block): mean of Q rows for the router;
+ *   query pass (per query block): mean of Q rows for the router, INT8 Q
+ *              with the block's scale, alpha per row;
  *   key-value  (per key block, after key stats): all that is derived from
  *              K and V, so that this pass reads each of them once.
  * Each block of 256 threads handles 64 rows of one tensor (the key passes
@@ -238,37 +239,102 @@ __global__ void __launch_bounds__(kThreads) key_value_kernel(const sla2k_problem
         key_part<D>(p, it.block, it.bh);
 }
 
+/* The query pass, one CTA per query block, all of its rows in registers
+ * (16 per warp at most): the pooled mean for the router, INT8 Q with the
+ * block's scale for the sparse kernel (modes INT8 and INT8_FP8), alpha per
+ * row, and the alpha sum for the call's mean. */
 template <int D>
 __global__ void __launch_bounds__(kThreads) query_pool_kernel(const sla2k_problem p)
 {
     __shared__ double part[kWarps][D];
+    __shared__ float max_part[kWarps];
+    __shared__ double alpha_part[kWarps];
+    constexpr int C = D / 32, kMaxRows = 128 / kWarps;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const BlockOfHead at = block_of_head(p, blockIdx.x);
-    const int i = at.block, bh = at.bh;
+    const int i = at.block, bh = at.bh, h = bh % p.heads;
     const int row0 = i * p.block_q;
     const int rows = min(p.block_q, p.seq_len - row0);
-    double s[D / 32] = {};
-    for (int first = warp; first < p.block_q; first += 8 * kWarps) {
-        float x[8][D / 32];
-        load_rows(x, p.q.data, p.in_dtype, [&](int rr) {
-            const int r = first + rr * kWarps;
-            return r < rows ? row_offset(p.q, bh, p.heads, row0 + r) : (int64_t)-1;
-        }, lane);
+    const int rows_per_warp = p.block_q / kWarps;
+    float x[kMaxRows][C];
+    load_rows(x, p.q.data, p.in_dtype, [&](int rr) {
+        const int r = warp + rr * kWarps;
+        return rr < rows_per_warp && r < rows ? row_offset(p.q, bh, p.heads, row0 + r) : (int64_t)-1;
+    }, lane);
+    double s[C] = {};
+    float m = 0.0f;
 #pragma unroll
-        for (int rr = 0; rr < 8; ++rr)
+    for (int rr = 0; rr < kMaxRows; ++rr)
 #pragma unroll
-            for (int c = 0; c < D / 32; ++c)
-                s[c] += x[rr][c];
-    }
+        for (int c = 0; c < C; ++c) {
+            s[c] += x[rr][c];
+            m = fmaxf(m, fabsf(x[rr][c]));
+        }
 #pragma unroll
-    for (int c = 0; c < D / 32; ++c)
+    for (int c = 0; c < C; ++c)
         part[warp][lane + 32 * c] = s[c];
+    m = warp_max(m);
+
+    /* alpha per row: sigma(q . w_h + b_h); the sum over valid rows either way */
+    double alpha_sum = 0.0;
+    if (p.alpha_kind == SLA2K_ALPHA_PER_ROW) {
+        float w[C];
+#pragma unroll
+        for (int c = 0; c < C; ++c)
+            w[c] = p.alpha_w[(size_t)h * D + lane + 32 * c];
+        const float bias = p.alpha_b[h];
+#pragma unroll
+        for (int rr = 0; rr < kMaxRows; ++rr) {
+            const int r = warp + rr * kWarps;
+            float dot = 0.0f;
+#pragma unroll
+            for (int c = 0; c < C; ++c)
+                dot += x[rr][c] * w[c];
+            dot = warp_sum(dot);
+            const float alpha = sigmoidf(dot + bias);
+            if (rr < rows_per_warp && r < rows) {
+                alpha_sum += alpha;
+                if (lane == 0)
+                    p.row_alpha[(size_t)bh * p.seq_len + row0 + r] = alpha;
+            }
+        }
+    }
+    if (lane == 0) {
+        max_part[warp] = m;
+        alpha_part[warp] = alpha_sum;
+    }
     __syncthreads();
     if (threadIdx.x < D) {
         double total = 0.0;
         for (int w = 0; w < kWarps; ++w)
             total += part[w][threadIdx.x];
         p.q_block_mean[((size_t)bh * p.num_q_blocks + i) * D + threadIdx.x] = (float)(total / rows);
+    }
+    if (threadIdx.x == 0 && p.alpha_sum && !p.sla_v1) {
+        double a = p.alpha_kind == SLA2K_ALPHA_PER_HEAD ? rows * (double)sigmoidf(p.alpha[h]) : 0.0;
+        if (p.alpha_kind == SLA2K_ALPHA_PER_ROW)
+            for (int w = 0; w < kWarps; ++w)
+                a += alpha_part[w];
+        if (p.alpha_kind == SLA2K_ALPHA_ONE)
+            a = rows;
+        atomicAdd(p.alpha_sum, a);
+    }
+    if (p.qk != SLA2K_QK_INT8)
+        return;
+    float amax = 0.0f;
+    for (int w = 0; w < kWarps; ++w)
+        amax = fmaxf(amax, max_part[w]);
+    const float scale = amax / SLA2K_INT8_MAX;
+    if (threadIdx.x == 0)
+        p.q_scale[(size_t)bh * p.num_q_blocks + i] = scale;
+    int8_t *q8 = p.q8 + ((size_t)bh * p.num_q_blocks + i) * p.block_q * D;
+#pragma unroll
+    for (int rr = 0; rr < kMaxRows; ++rr) {
+        const int r = warp + rr * kWarps;
+        if (rr < rows_per_warp)
+#pragma unroll
+            for (int c = 0; c < C; ++c)
+                q8[(size_t)r * D + lane + 32 * c] = scale > 0.0f ? round_int8(x[rr][c] / scale) : (int8_t)0;
     }
 }
 

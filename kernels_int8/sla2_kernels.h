@@ -65,6 +65,9 @@ struct sla2k_problem {
     __half *v16;            /* [BH, Lpad, D] fp16 V, padded rows 0 */
     int8_t *k8;             /* [BH, Lpad, D] INT8 smoothed K, padded rows 0 */
     float *k_scale;         /* [BH, Nk] */
+    int8_t *q8;             /* [BH, Nq * block_q, D] INT8 Q (one scale per block), padded rows 0 */
+    float *q_scale;         /* [BH, Nq] */
+    float *row_alpha;       /* [BH, L] alpha per row (SLA2K_ALPHA_PER_ROW) */
     uint8_t *v8t;           /* [BH, Nk, D, 64] e4m3 V / sv, keys permuted (fp8_common.cuh) */
     __half *v8h;            /* [BH, Lpad, D] the same e4m3 values as fp16 (PV_FP8_F16) */
     __half *k16_hi, *k16_lo;/* [BH, Lpad, D] raw K split in two fp16 (mode NONE) */

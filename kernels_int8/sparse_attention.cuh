@@ -19,8 +19,8 @@ namespace sla2k {
  * 16 bytes so that ldmatrix's 8 rows hit distinct banks. */
 struct SparseSmem {
     int q_row_bytes, k_row_bytes, h_row_bytes, v8_row_bytes;
-    int q_bytes, rows_bytes, k_bytes, v_bytes;
-    int off_q, off_rows, off_stage, off_k, off_v, stage_bytes, stages, total;
+    int q_bytes, k_bytes, v_bytes;
+    int off_q, off_stage, off_k, off_v, stage_bytes, stages, total;
 
     /* stages: 1, or 2 to load the next kept block while computing this one. */
     __host__ __device__ SparseSmem(int D, int qk, int pv, int block_q, int stages)
@@ -32,12 +32,10 @@ struct SparseSmem {
         h_row_bytes = D * 2 + 16;
         v8_row_bytes = SLA2K_BLOCK_K + 16;
         q_bytes = parts * block_q * q_row_bytes;
-        rows_bytes = block_q * 4 + 64 * 4; /* alpha per row, reductions */
         k_bytes = parts * SLA2K_BLOCK_K * k_row_bytes;
         v_bytes = pv == SLA2K_PV_FP8 ? D * v8_row_bytes : SLA2K_BLOCK_K * h_row_bytes;
         off_q = 0;
-        off_rows = off_q + q_bytes;
-        off_stage = off_rows + rows_bytes;
+        off_stage = off_q + q_bytes;
         off_k = off_stage;
         off_v = off_k + k_bytes;
         stage_bytes = k_bytes + v_bytes;
@@ -171,109 +169,41 @@ __device__ __forceinline__ void gemm_pv_fp8_as_f16(float (&out)[D / 8][4], const
 
 __device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* Prologue: Q block -> operand tile(s) and alpha per row. Leaves scale_q in
- * cta_red[32]. */
+/* Prologue: the Q block's operand tile(s). INT8: the query pass quantised
+ * it (q8, q_scale): one cp.async group, which the first kept block's wait
+ * covers. FP16: rows converted here (F32 inputs as two fp16 parts). */
 template <int D, int QK>
-__device__ void sparse_prologue(const sla2k_problem &p, char *smem, const SparseSmem &L, int bh, int row0,
-                                int nrows, float *cta_red)
+__device__ void sparse_prologue(const sla2k_problem &p, char *smem, const SparseSmem &L, int bh, int qblock,
+                                int nrows)
 {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int h = bh % p.heads;
-    const char *qbase = static_cast<const char *>(p.q.data);
-    const int64_t q_off = (int64_t)(bh / p.heads) * p.q.stride_b + (int64_t)h * p.q.stride_h;
-    float *row_alpha = reinterpret_cast<float *>(smem + L.off_rows);
-
-    /* INT8: the block's max |q| first, all of the warp's 16 rows in flight
-     * at once; the per-row pass below reloads them (L1 hits). The per-row
-     * loop is kept rolled: this code runs once per CTA, and unrolled it was
-     * large enough to stall on instruction fetch. */
-    const auto q_row_offset = [&](int r) {
-        return r < nrows ? q_off + (int64_t)(row0 + r) * p.q.stride_l : (int64_t)-1;
-    };
-    float scale_q = 0.0f;
     if (QK == SLA2K_QK_INT8) {
-        float xs[16][D / 32];
-        load_rows(xs, qbase, p.in_dtype, [&](int rr) { return q_row_offset(warp * 16 + rr); }, lane);
-        float m = 0.0f;
-#pragma unroll
-        for (int rr = 0; rr < 16; ++rr)
-#pragma unroll
-            for (int c = 0; c < D / 32; ++c)
-                m = fmaxf(m, fabsf(xs[rr][c]));
-        m = warp_max(m);
-        if (lane == 0)
-            cta_red[warp] = m;
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            float t = 0.0f;
-            for (int w = 0; w < (int)(blockDim.x >> 5); ++w)
-                t = fmaxf(t, cta_red[w]);
-            cta_red[32] = t / SLA2K_INT8_MAX;
-        }
-        __syncthreads();
-        scale_q = cta_red[32];
+        const int8_t *q8 = p.q8 + ((size_t)bh * p.num_q_blocks + qblock) * p.block_q * D;
+        for (int half = 0; half < p.block_q / 64; ++half)
+            copy_tile_async<64, D>(smem + L.off_q + half * 64 * L.q_row_bytes, L.q_row_bytes, q8 + half * 64 * D);
+        cp_async_commit();
+        return;
     }
-
-    float w_alpha[D / 32];
-#pragma unroll
-    for (int c = 0; c < D / 32; ++c)
-        w_alpha[c] = p.alpha_kind == SLA2K_ALPHA_PER_ROW ? p.alpha_w[(size_t)h * D + lane + 32 * c] : 0.0f;
-    float head_alpha = 1.0f;
-    if (p.alpha_kind == SLA2K_ALPHA_PER_HEAD)
-        head_alpha = sigmoidf(p.alpha[h]);
-    const float bias_alpha = p.alpha_kind == SLA2K_ALPHA_PER_ROW ? p.alpha_b[h] : 0.0f;
-
-    float alpha_acc = 0.0f;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t q_off = (int64_t)(bh / p.heads) * p.q.stride_b + (int64_t)(bh % p.heads) * p.q.stride_h;
+    const int row0 = qblock * p.block_q;
 #pragma unroll 1
     for (int rr = 0; rr < 16; ++rr) {
         const int r = warp * 16 + rr;
         float xr[1][D / 32];
-        load_rows(xr, qbase, p.in_dtype, [&](int) { return q_row_offset(r); }, lane);
-        const float *x = xr[0];
+        load_rows(xr, p.q.data, p.in_dtype,
+                  [&](int) { return r < nrows ? q_off + (int64_t)(row0 + r) * p.q.stride_l : (int64_t)-1; }, lane);
         char *qrow = smem + L.off_q + r * L.q_row_bytes;
 #pragma unroll
         for (int c = 0; c < D / 32; ++c) {
             const int d = lane + 32 * c;
-            if (QK == SLA2K_QK_INT8) {
-                reinterpret_cast<int8_t *>(qrow)[d] = scale_q > 0.0f ? round_int8(x[c] / scale_q) : (int8_t)0;
-            } else {
-                const __half hi = __float2half_rn(x[c]);
-                reinterpret_cast<__half *>(qrow)[d] = hi;
-                if (QK == SLA2K_QK_F16X3) {
-                    char *qlo = smem + L.off_q + (p.block_q + r) * L.q_row_bytes;
-                    reinterpret_cast<__half *>(qlo)[d] = __float2half_rn(x[c] - __half2float(hi));
-                }
+            const __half hi = __float2half_rn(xr[0][c]);
+            reinterpret_cast<__half *>(qrow)[d] = hi;
+            if (QK == SLA2K_QK_F16X3) {
+                char *qlo = smem + L.off_q + (p.block_q + r) * L.q_row_bytes;
+                reinterpret_cast<__half *>(qlo)[d] = __float2half_rn(xr[0][c] - __half2float(hi));
             }
         }
-        float alpha = head_alpha;
-        if (p.alpha_kind == SLA2K_ALPHA_PER_ROW) {
-            float dot = 0.0f;
-#pragma unroll
-            for (int c = 0; c < D / 32; ++c)
-                dot += x[c] * w_alpha[c];
-            dot = warp_sum(dot);
-            alpha = sigmoidf(dot + bias_alpha);
-        }
-        if (lane == 0) {
-            row_alpha[r] = alpha;
-            if (r < nrows)
-                alpha_acc += alpha;
-        }
     }
-    /* The CTA's alpha sum, for the call's mean alpha. */
-    __syncthreads();
-    if (lane == 0)
-        cta_red[warp] = alpha_acc;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        double a = 0.0;
-        for (int w = 0; w < (int)(blockDim.x >> 5); ++w)
-            a += cta_red[w];
-        if (p.alpha_sum && !p.sla_v1)
-            atomicAdd(p.alpha_sum, a);
-        cta_red[32] = scale_q;
-    }
-    __syncthreads();
 }
 
 template <int D, int QK, int PV>
@@ -286,11 +216,9 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
     const int row0 = qblock * p.block_q;
     const int nrows = min(p.block_q, p.seq_len - row0);
     const SparseSmem L(D, QK, PV, p.block_q, p.stages);
-    float *row_alpha = reinterpret_cast<float *>(smem + L.off_rows);
-    float *cta_red = row_alpha + p.block_q;
 
-    sparse_prologue<D, QK>(p, smem, L, bh, row0, nrows, cta_red);
-    const float scale_q = cta_red[32];
+    sparse_prologue<D, QK>(p, smem, L, bh, qblock, nrows);
+    const float scale_q = QK == SLA2K_QK_INT8 ? p.q_scale[(size_t)bh * p.num_q_blocks + qblock] : 0.0f;
 
     const char *sq = smem + L.off_q + warp * 16 * L.q_row_bytes;
     const char *sq_lo = smem + L.off_q + (p.block_q + warp * 16) * L.q_row_bytes;
@@ -441,38 +369,15 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
     const int b = bh / p.heads, h = bh % p.heads;
     const int r_local[2] = {warp * 16 + g, warp * 16 + g + 8};
     const bool mix_linear = p.use_linear && !p.sla_v1;
+    /* alpha: per row from the query pass, or sigma(a_h) per head */
     float alpha[2];
 #pragma unroll
     for (int half = 0; half < 2; ++half)
-        alpha[half] = row_alpha[r_local[half]];
+        alpha[half] = p.alpha_kind == SLA2K_ALPHA_PER_ROW
+                          ? p.row_alpha[(size_t)bh * p.seq_len + min(row0 + r_local[half], p.seq_len - 1)]
+                          : p.alpha_kind == SLA2K_ALPHA_PER_HEAD ? sigmoidf(p.alpha[bh % p.heads]) : 1.0f;
     /* A thread holds channels d, d + 1 of its two rows: one paired access
-     * each where out allows it. The e4m3-as-fp16 kernel (sm_90's INT8_FP8)
-     * keeps one access per element: paired, ptxas placed its spills so that
-     * it ran 0.1 ms slower (1.15 -> 1.25 ms at the 1.3B shape), while the
-     * other kernels gained 0.06-0.07 ms. */
-    if constexpr (PV == SLA2K_PV_FP8_F16) {
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int half = e >> 1;
-                const int r = r_local[half];
-                if (r >= nrows)
-                    continue;
-                const int d = n * 8 + 2 * t + (e & 1);
-                const float os = o[n][e] * (p.v_absmax[(size_t)bh * D + d] / SLA2K_FP8_MAX / SLA2K_FP8_MAX) / l_run[half];
-                const int64_t row = row0 + r;
-                if (p.sla_v1) {
-                    p.o_sparse[((size_t)bh * p.seq_len + row) * D + d] = os;
-                    continue;
-                }
-                const int64_t at = (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h + row * p.out_stride_l +
-                                   (int64_t)d * p.out_stride_d;
-                const float ol = mix_linear ? load_out(p.out, at, p.out_dtype) : 0.0f;
-                store_out(p.out, at, p.out_dtype, alpha[half] * os + (1.0f - alpha[half]) * ol);
-            }
-        return;
-    }
+     * each where out allows it. */
 #pragma unroll
     for (int n = 0; n < D / 8; ++n)
 #pragma unroll

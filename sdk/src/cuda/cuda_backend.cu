@@ -1,7 +1,8 @@
 /* The CUDA backend: device selection, the context's stream, cuBLASLt handle
  * and workspace, and the attention forward as a sequence of kernels:
- *   quantise: query pooling, key statistics, then one key-value pass
- *             (smoothed INT8 K, phi(K), V in fp16 and e4m3)
+ *   quantise: the query pass (pooled mean, INT8 Q, alpha per row), key
+ *             statistics, then one key-value pass (smoothed INT8 K, phi(K),
+ *             V in fp16 and e4m3)
  *   router:   projections, scores, top-k lists
  *   linear:   S_total = phi(K)^T V (cuBLASLt), then O_l per query block
  *             over the complement of its kept blocks, written into out
@@ -94,6 +95,9 @@ size_t carve_workspace(sla2k_problem &p, char *base, size_t *zeroed_bytes, float
     p.phi_k_block_sum = p.use_linear && p.subtract_kept ? c.take<float>(bh * nk * D) : nullptr;
     p.k8 = p.qk == SLA2K_QK_INT8 ? c.take<int8_t>(rows * D) : nullptr;
     p.k_scale = c.take<float>(bh * nk);
+    p.q8 = p.qk == SLA2K_QK_INT8 ? c.take<int8_t>(bh * nq * p.block_q * D) : nullptr;
+    p.q_scale = p.qk == SLA2K_QK_INT8 ? c.take<float>(bh * nq) : nullptr;
+    p.row_alpha = p.alpha_kind == SLA2K_ALPHA_PER_ROW ? c.take<float>(bh * p.seq_len) : nullptr;
     p.v8t = p.pv == SLA2K_PV_FP8 ? c.take<uint8_t>(rows * D) : nullptr;
     p.v8h = p.pv == SLA2K_PV_FP8_F16 ? c.take<__half>(rows * D) : nullptr;
     p.k16_hi = p.qk != SLA2K_QK_INT8 ? c.take<__half>(rows * D) : nullptr;
