@@ -147,13 +147,14 @@ static sla2_status p_linear(sla2_context *ctx, const float *x, int64_t rows, con
     TIMED(OP_GEMM, real(ctx)->linear(ctx, x, rows, lin, y));
 }
 static sla2_status p_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
-                                const float *weight, const float *bias, float *y)
+                                const float *weight, const float *bias, void *y, sla2_dtype act)
 {
-    TIMED(OP_NORM, real(ctx)->layer_norm(ctx, x, rows, dim, eps, weight, bias, y));
+    TIMED(OP_NORM, real(ctx)->layer_norm(ctx, x, rows, dim, eps, weight, bias, y, act));
 }
-static sla2_status p_rms_norm(sla2_context *ctx, float *x, int64_t rows, int64_t dim, double eps, const float *w)
+static sla2_status p_rms_norm(sla2_context *ctx, void *x, sla2_dtype act, int64_t rows, int64_t dim, double eps,
+                              const float *w)
 {
-    TIMED(OP_NORM, real(ctx)->rms_norm(ctx, x, rows, dim, eps, w));
+    TIMED(OP_NORM, real(ctx)->rms_norm(ctx, x, act, rows, dim, eps, w));
 }
 static sla2_status p_gelu(sla2_context *ctx, float *x, int64_t n)
 {
@@ -193,10 +194,10 @@ static sla2_status p_ffn_residual(sla2_context *ctx, const void *x, sla2_dtype a
 {
     TIMED(OP_FFN, real(ctx)->ffn_residual(ctx, x, act, rows, ffn0, ffn2, gate, hidden, y, acc));
 }
-static sla2_status p_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
-                                     int64_t Lk, int64_t heads, int64_t head_dim, float *out)
+static sla2_status p_dense_attention(sla2_context *ctx, const void *q, int64_t Lq, const float *k, const float *v,
+                                     int64_t Lk, int64_t heads, int64_t head_dim, void *out, sla2_dtype act)
 {
-    TIMED(OP_CROSS, real(ctx)->dense_attention(ctx, q, Lq, k, v, Lk, heads, head_dim, out));
+    TIMED(OP_CROSS, real(ctx)->dense_attention(ctx, q, Lq, k, v, Lk, heads, head_dim, out, act));
 }
 
 /* A copy of a backend's table with every operator timed. */

@@ -97,6 +97,31 @@ __global__ void __launch_bounds__(kPrepassThreads)
  * the end are zero. Read once: streaming loads keep them from evicting the
  * bf16 k and v from L2. */
 template <int D>
+__device__ __forceinline__ void load_q_tile(__nv_bfloat16 *sq, const __nv_bfloat16 *q_block, int64_t rows_left,
+                                            int64_t row_stride, int tid)
+{
+    constexpr int kVecsPerRow = D / 8; /* 16-byte vectors of 8 bf16 */
+    constexpr int kVecs = kBlockQ * kVecsPerRow;
+    constexpr int kBatch = 4;
+    static_assert(kVecs % (kThreads * kBatch) == 0, "whole batches");
+#pragma unroll
+    for (int base = 0; base < kVecs; base += kThreads * kBatch) {
+        uint4 x[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; b++) {
+            const int i = base + b * kThreads + tid, row = i / kVecsPerRow, col = (i % kVecsPerRow) * 8;
+            x[b] = row < rows_left ? __ldcs(reinterpret_cast<const uint4 *>(q_block + row * row_stride + col))
+                                   : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int b = 0; b < kBatch; b++) {
+            const int i = base + b * kThreads + tid, row = i / kVecsPerRow, col = (i % kVecsPerRow) * 8;
+            *reinterpret_cast<uint4 *>(sq + row * Tile<D>::stride + col) = x[b];
+        }
+    }
+}
+
+template <int D>
 __device__ __forceinline__ void load_q_tile(__nv_bfloat16 *sq, const float *q_block, int64_t rows_left,
                                             int64_t row_stride, int tid)
 {
@@ -245,9 +270,15 @@ __device__ __forceinline__ void tile_pv(float (&o)[kMTiles][D / 8][4], const uin
     }
 }
 
+__device__ __forceinline__ void store_pair(float *dst, float a, float b) { __stcs(reinterpret_cast<float2 *>(dst), make_float2(a, b)); }
+__device__ __forceinline__ void store_pair(__nv_bfloat16 *dst, float a, float b)
+{
+    __stcs(reinterpret_cast<unsigned *>(dst), pack_bf16x2(a, b));
+}
+
 /* The normalised output rows of one m16 tile (rows relative to the CTA's first). */
-template <int D>
-__device__ __forceinline__ void store_rows(float *out_block, int64_t rows_left, int64_t row_stride, int first_row,
+template <int D, typename T>
+__device__ __forceinline__ void store_rows(T *out_block, int64_t rows_left, int64_t row_stride, int first_row,
                                            int lane, const float (&o)[D / 8][4], const float (&l)[2])
 {
 #pragma unroll
@@ -259,18 +290,19 @@ __device__ __forceinline__ void store_rows(float *out_block, int64_t rows_left, 
         const int row = first_row + lane / 4 + 8 * half;
         if (row >= rows_left)
             continue;
-        float *dst = out_block + row * row_stride + 2 * (lane % 4);
+        T *dst = out_block + row * row_stride + 2 * (lane % 4);
 #pragma unroll
         for (int n = 0; n < D / 8; n++)
-            __stcs(reinterpret_cast<float2 *>(dst + n * 8), make_float2(o[n][2 * half] * inv, o[n][2 * half + 1] * inv));
+            store_pair(dst + n * 8, o[n][2 * half] * inv, o[n][2 * half + 1] * inv);
     }
 }
 
-/* grid (query blocks, heads); see the top of the file. */
-template <int D>
+/* grid (query blocks, heads); see the top of the file. T: q's and out's
+ * type, float or bf16. */
+template <int D, typename T>
 __global__ void __launch_bounds__(kThreads, 2)
-    cross_attention_kernel(const float *__restrict__ q, const __nv_bfloat16 *__restrict__ kb,
-                           const __nv_bfloat16 *__restrict__ vb, float *__restrict__ out, int64_t Lq, int Lk,
+    cross_attention_kernel(const T *__restrict__ q, const __nv_bfloat16 *__restrict__ kb,
+                           const __nv_bfloat16 *__restrict__ vb, T *__restrict__ out, int64_t Lq, int Lk,
                            int Lk_pad, float scale_log2)
 {
     extern __shared__ uint4 smem[];
@@ -316,7 +348,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     }
 #pragma unroll
     for (int mt = 0; mt < kMTiles; mt++)
-        store_rows<D>(out + row0 * row_stride + head * D, Lq - row0, row_stride, warp * kRowsPerWarp + mt * 16, lane,
+        store_rows<D, T>(out + row0 * row_stride + head * D, Lq - row0, row_stride, warp * kRowsPerWarp + mt * 16, lane,
                       o[mt], l[mt]);
 }
 
@@ -325,9 +357,9 @@ bool aligned16(const void *p)
     return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
 }
 
-template <int D>
-sla2_status launch(sla2_context *ctx, sla2_cuda_state *st, const float *q, int64_t Lq, const float *k,
-                   const float *v, int64_t Lk, int64_t heads, float *out)
+template <int D, typename T>
+sla2_status launch(sla2_context *ctx, sla2_cuda_state *st, const T *q, int64_t Lq, const float *k, const float *v,
+                   int64_t Lk, int64_t heads, T *out)
 {
     const size_t smem_bytes = Tile<D>::smem_bytes;
     if (smem_bytes > st->smem_optin_bytes)
@@ -344,11 +376,11 @@ sla2_status launch(sla2_context *ctx, sla2_cuda_state *st, const float *q, int64
                            st->stream>>>(k, v, Lk, Lk_pad, heads, kv, kv + kv_elems);
     sla2_status s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
     if (s == SLA2_OK)
-        s = SLA2_CUDA_CHECK(ctx, cudaFuncSetAttribute(cross_attention_kernel<D>,
+        s = SLA2_CUDA_CHECK(ctx, cudaFuncSetAttribute(cross_attention_kernel<D, T>,
                                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_bytes));
     if (s == SLA2_OK) {
         const dim3 grid((unsigned)((Lq + kBlockQ - 1) / kBlockQ), (unsigned)heads);
-        cross_attention_kernel<D><<<grid, kThreads, smem_bytes, st->stream>>>(
+        cross_attention_kernel<D, T><<<grid, kThreads, smem_bytes, st->stream>>>(
             q, kv, kv + kv_elems, out, Lq, (int)Lk, (int)Lk_pad, (float)(M_LOG2E / sqrt((double)D)));
         s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
     }
@@ -359,8 +391,8 @@ sla2_status launch(sla2_context *ctx, sla2_cuda_state *st, const float *q, int64
 
 } // namespace
 
-sla2_status cuda_cross_attention(sla2_context *ctx, sla2_cuda_state *st, const float *q, int64_t Lq, const float *k,
-                                 const float *v, int64_t Lk, int64_t heads, int64_t head_dim, float *out)
+sla2_status cuda_cross_attention(sla2_context *ctx, sla2_cuda_state *st, const void *q, int64_t Lq, const float *k,
+                                 const float *v, int64_t Lk, int64_t heads, int64_t head_dim, void *out, bool bf16)
 {
     if (Lq <= 0 || heads <= 0)
         return SLA2_OK;
@@ -374,18 +406,26 @@ sla2_status cuda_cross_attention(sla2_context *ctx, sla2_cuda_state *st, const f
                          "for one launch", (long long)Lq, (long long)Lk, (long long)heads);
     if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(out))
         return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "cross-attention: q, k, v and out must be 16-byte aligned");
-    return head_dim == 64 ? launch<64>(ctx, st, q, Lq, k, v, Lk, heads, out)
-                          : launch<128>(ctx, st, q, Lq, k, v, Lk, heads, out);
+    if (bf16) {
+        const auto *qb = static_cast<const __nv_bfloat16 *>(q);
+        auto *ob = static_cast<__nv_bfloat16 *>(out);
+        return head_dim == 64 ? launch<64>(ctx, st, qb, Lq, k, v, Lk, heads, ob)
+                              : launch<128>(ctx, st, qb, Lq, k, v, Lk, heads, ob);
+    }
+    const auto *qf = static_cast<const float *>(q);
+    auto *of = static_cast<float *>(out);
+    return head_dim == 64 ? launch<64>(ctx, st, qf, Lq, k, v, Lk, heads, of)
+                          : launch<128>(ctx, st, qf, Lq, k, v, Lk, heads, of);
 }
 
-extern "C" sla2_status sla2_cuda_cross_attention_for_test(sla2_context *ctx, const float *q, int64_t Lq, const float *k,
+extern "C" sla2_status sla2_cuda_cross_attention_for_test(sla2_context *ctx, const void *q, int64_t Lq, const float *k,
                                                           const float *v, int64_t Lk, int64_t heads, int64_t head_dim,
-                                                          float *out)
+                                                          void *out, int bf16)
 {
     sla2_cuda_state *st = static_cast<sla2_cuda_state *>(ctx ? ctx->backend_state : nullptr);
     if (!ctx || ctx->backend != SLA2_BACKEND_CUDA || !st)
         return ctx ? sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "cross-attention: needs a CUDA context")
                    : SLA2_ERR_INVALID_VALUE;
     SLA2_CUDA_TRY(ctx, cudaSetDevice(st->device));
-    return cuda_cross_attention(ctx, st, q, Lq, k, v, Lk, heads, head_dim, out);
+    return cuda_cross_attention(ctx, st, q, Lq, k, v, Lk, heads, head_dim, out, bf16 != 0);
 }

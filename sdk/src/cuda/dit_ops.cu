@@ -491,16 +491,25 @@ void launch_layer_norm(cudaStream_t stream, const float *x, int64_t rows, int64_
         layer_norm_kernel<T><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
 }
 
-__global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(float *x, int64_t dim, float eps, const float *weight)
+/* In place on a row of x (float or bf16), computed in float. */
+template <typename T>
+__global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(T *x, int64_t dim, float eps, const float *weight)
 {
     __shared__ float shared32[32];
-    float *v = x + blockIdx.x * dim;
+    T *v = x + blockIdx.x * dim;
     float sq = 0.0f;
-    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-        sq += v[d] * v[d];
+    for (int64_t d = threadIdx.x; d < dim; d += blockDim.x) {
+        const float e = (float)v[d];
+        sq += e * e;
+    }
     const float inv = rsqrtf(block_sum(sq, shared32) / (float)dim + eps);
     for (int64_t d = threadIdx.x; d < dim; d += blockDim.x)
-        v[d] = v[d] * inv * weight[d];
+        v[d] = (T)((float)v[d] * inv * weight[d]);
+}
+
+__global__ void widen_bf16_kernel(const __nv_bfloat16 *x, int64_t n, float *out)
+{
+    GRID_STRIDE(i, n) out[i] = __bfloat162float(x[i]);
 }
 
 /* ---- Elementwise ---------------------------------------------------------- */
@@ -949,12 +958,18 @@ sla2_status cuda_ffn_residual(sla2_context *ctx, const void *x, sla2_dtype act, 
 }
 
 sla2_status cuda_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
-                            const float *weight, const float *bias, float *y)
+                            const float *weight, const float *bias, void *y, sla2_dtype act)
 {
     ENTER(ctx, st);
+    cudaDataType_t type = CUDA_R_32F;
+    TRY_STATUS(act_type(ctx, act, &type));
     if (rows <= 0)
         return SLA2_OK;
-    launch_layer_norm(st->stream, x, rows, dim, (float)eps, NormOut{weight, bias, nullptr, nullptr}, y);
+    const NormOut post{weight, bias, nullptr, nullptr};
+    if (type == CUDA_R_16BF)
+        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<__nv_bfloat16 *>(y));
+    else
+        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<float *>(y));
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -976,12 +991,20 @@ sla2_status cuda_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, 
     return SLA2_OK;
 }
 
-sla2_status cuda_rms_norm(sla2_context *ctx, float *x, int64_t rows, int64_t dim, double eps, const float *weight)
+sla2_status cuda_rms_norm(sla2_context *ctx, void *x, sla2_dtype act, int64_t rows, int64_t dim, double eps,
+                          const float *weight)
 {
     ENTER(ctx, st);
+    cudaDataType_t type = CUDA_R_32F;
+    TRY_STATUS(act_type(ctx, act, &type));
     if (rows <= 0)
         return SLA2_OK;
-    rms_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(x, dim, (float)eps, weight);
+    if (type == CUDA_R_16BF)
+        rms_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(static_cast<__nv_bfloat16 *>(x), dim,
+                                                                         (float)eps, weight);
+    else
+        rms_norm_kernel<<<(unsigned)rows, kNormThreads, 0, st->stream>>>(static_cast<float *>(x), dim, (float)eps,
+                                                                         weight);
     LAUNCHED(ctx);
     return SLA2_OK;
 }
@@ -1058,24 +1081,52 @@ sla2_status cuda_norm_rope(sla2_context *ctx, void *x, sla2_dtype act, const int
     return SLA2_OK;
 }
 
-/* softmax(q k^T / sqrt(d)) v per head, q [Lq][H][d], k and v [Lk][H][d]:
- * the fused bf16 kernel of cross_attention.cu where it applies (head_dim 64
- * and 128, aligned pointers); else per chunk of queries, scores [H][rows][Lk] = one batched GEMM over the
- * heads, a row softmax, then out = scores v, another batched GEMM. The
- * scores live in stream-ordered scratch (cudaMallocAsync), so no
- * synchronisation is needed to free them. */
-sla2_status cuda_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
-                                 int64_t Lk, int64_t heads, int64_t head_dim, float *out)
+static sla2_status dense_attention_f32(sla2_context *ctx, sla2_cuda_state *st, const float *q, int64_t Lq,
+                                       const float *k, const float *v, int64_t Lk, int64_t heads, int64_t head_dim,
+                                       float *out);
+
+/* softmax(q k^T / sqrt(d)) v per head, q and out [Lq][H][d] (float32 or
+ * bf16), k and v [Lk][H][d] float32: the fused bf16 kernel of
+ * cross_attention.cu where it applies (head_dim 64 and 128, aligned
+ * pointers); else the float32 GEMM path below, with bf16 q widened into
+ * scratch and its output rounded back. */
+sla2_status cuda_dense_attention(sla2_context *ctx, const void *q, int64_t Lq, const float *k, const float *v,
+                                 int64_t Lk, int64_t heads, int64_t head_dim, void *out, sla2_dtype act)
 {
     ENTER(ctx, st);
+    cudaDataType_t type = CUDA_R_32F;
+    TRY_STATUS(act_type(ctx, act, &type));
     if (Lq <= 0 || heads <= 0)
         return SLA2_OK;
     if (Lk <= 0)
         return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT cross-attention: no keys");
-    sla2_status fused = cuda_cross_attention(ctx, st, q, Lq, k, v, Lk, heads, head_dim, out);
+    sla2_status fused = cuda_cross_attention(ctx, st, q, Lq, k, v, Lk, heads, head_dim, out, type == CUDA_R_16BF);
     if (fused != SLA2_ERR_UNSUPPORTED)
         return fused;
-    sla2_clear_error(ctx); /* another head_dim, or misaligned pointers: the GEMM path below */
+    sla2_clear_error(ctx); /* another head_dim, or misaligned pointers: the GEMM path */
+    if (type == CUDA_R_32F)
+        return dense_attention_f32(ctx, st, static_cast<const float *>(q), Lq, k, v, Lk, heads, head_dim,
+                                   static_cast<float *>(out));
+    const int64_t n = Lq * heads * head_dim;
+    Scratch wide;
+    TRY_STATUS(scratch_alloc(ctx, st, 2 * (size_t)n * sizeof(float), &wide));
+    float *q32 = static_cast<float *>(wide.p), *out32 = q32 + n;
+    widen_bf16_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(static_cast<const __nv_bfloat16 *>(q), n, q32);
+    SLA2_CUDA_TRY(ctx, cudaGetLastError());
+    TRY_STATUS(dense_attention_f32(ctx, st, q32, Lq, k, v, Lk, heads, head_dim, out32));
+    round_to_bf16_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(out32, n, 0, static_cast<__nv_bfloat16 *>(out));
+    LAUNCHED(ctx);
+    return SLA2_OK;
+}
+
+/* The float32 path: per chunk of queries, scores [H][rows][Lk] = one
+ * batched GEMM over the heads, a row softmax, then out = scores v, another
+ * batched GEMM. The scores live in stream-ordered scratch
+ * (cudaMallocAsync), so no synchronisation is needed to free them. */
+static sla2_status dense_attention_f32(sla2_context *ctx, sla2_cuda_state *st, const float *q, int64_t Lq,
+                                       const float *k, const float *v, int64_t Lk, int64_t heads, int64_t head_dim,
+                                       float *out)
+{
     const int64_t stride = heads * head_dim;
     int64_t chunk = kScoreChunkElems / (heads * Lk);
     chunk = chunk < 1 ? 1 : (chunk > Lq ? Lq : chunk);

@@ -15,24 +15,27 @@ typedef struct dit_backend {
     sla2_status (*download)(sla2_context *ctx, void *dst, const void *src, size_t bytes);
     /* y[rows][out] = x[rows][in] W^T + b */
     sla2_status (*linear)(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y);
-    /* weight and bias NULL: no affine */
+    /* y (of dtype act, below) = layer_norm(x), weight and bias NULL: no affine */
     sla2_status (*layer_norm)(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
-                              const float *weight, const float *bias, float *y);
-    sla2_status (*rms_norm)(sla2_context *ctx, float *x, int64_t rows, int64_t dim, double eps, const float *weight);
+                              const float *weight, const float *bias, void *y, sla2_dtype act);
+    /* in place on x of dtype act */
+    sla2_status (*rms_norm)(sla2_context *ctx, void *x, sla2_dtype act, int64_t rows, int64_t dim, double eps,
+                            const float *weight);
     sla2_status (*gelu_tanh)(sla2_context *ctx, float *x, int64_t n);
     sla2_status (*silu)(sla2_context *ctx, const float *x, int64_t n, float *y);
     /* out[i] = a[i] + b[i % b_elems] */
     sla2_status (*add)(sla2_context *ctx, const float *a, const float *b, int64_t b_elems, float *out, int64_t n);
-    /* softmax(q k^T / sqrt(d)) v per head; q [Lq][H][d], k and v [Lk][H][d] */
-    sla2_status (*dense_attention)(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
-                                   int64_t Lk, int64_t heads, int64_t head_dim, float *out);
+    /* softmax(q k^T / sqrt(d)) v per head; q and out [Lq][H][d] of dtype
+     * act, k and v [Lk][H][d] float32 */
+    sla2_status (*dense_attention)(sla2_context *ctx, const void *q, int64_t Lq, const float *k, const float *v,
+                                   int64_t Lk, int64_t heads, int64_t head_dim, void *out, sla2_dtype act);
 
     /* The fused steps of a block. Each is the sequence its comment names
      * (operators above, or dit_ops.h's op_modulate / op_gated_residual); the
      * CPU runs exactly that sequence, a backend may fuse it to save passes
      * over the activations, within the rounding of its own operators. */
     /* The activations between the norms and the blocks' linears and of
-     * self-attention (the `act` arguments below) may be bf16
+     * both attentions (the `act` arguments) may be bf16
      * (SLA2_DTYPE_BF16) on a backend with bf16_activations set and weights
      * other than float32 (whose GEMMs take bf16 anyway), to halve their
      * passes; float32 (SLA2_DTYPE_F32) everywhere else. */

@@ -36,19 +36,31 @@ static sla2_status cpu_linear(sla2_context *ctx, const float *x, int64_t rows, c
     return SLA2_OK;
 }
 
-static sla2_status cpu_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
-                                  const float *weight, const float *bias, float *y)
+/* The CPU keeps every activation float32 (bf16_activations is 0). */
+static sla2_status check_f32(sla2_context *ctx, sla2_dtype act)
 {
-    (void)ctx;
-    op_layer_norm(x, rows, dim, eps, weight, bias, y);
-    return SLA2_OK;
+    if (act == SLA2_DTYPE_F32)
+        return SLA2_OK;
+    return sla2_fail(ctx, SLA2_ERR_DTYPE, "the CPU DiT operators take float32 activations, not %s",
+                     sla2_dtype_name(act));
 }
 
-static sla2_status cpu_rms_norm(sla2_context *ctx, float *x, int64_t rows, int64_t dim, double eps, const float *w)
+static sla2_status cpu_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
+                                  const float *weight, const float *bias, void *y, sla2_dtype act)
 {
-    (void)ctx;
-    op_rms_norm(x, rows, dim, eps, w);
-    return SLA2_OK;
+    sla2_status s = check_f32(ctx, act);
+    if (s == SLA2_OK)
+        op_layer_norm(x, rows, dim, eps, weight, bias, y);
+    return s;
+}
+
+static sla2_status cpu_rms_norm(sla2_context *ctx, void *x, sla2_dtype act, int64_t rows, int64_t dim, double eps,
+                                const float *w)
+{
+    sla2_status s = check_f32(ctx, act);
+    if (s == SLA2_OK)
+        op_rms_norm(x, rows, dim, eps, w);
+    return s;
 }
 
 static sla2_status cpu_gelu(sla2_context *ctx, float *x, int64_t n)
@@ -73,24 +85,18 @@ static sla2_status cpu_add(sla2_context *ctx, const float *a, const float *b, in
     return SLA2_OK;
 }
 
-static sla2_status cpu_dense_attention(sla2_context *ctx, const float *q, int64_t Lq, const float *k, const float *v,
-                                       int64_t Lk, int64_t heads, int64_t head_dim, float *out)
+static sla2_status cpu_dense_attention(sla2_context *ctx, const void *q, int64_t Lq, const float *k, const float *v,
+                                       int64_t Lk, int64_t heads, int64_t head_dim, void *out, sla2_dtype act)
 {
+    sla2_status s = check_f32(ctx, act);
+    if (s != SLA2_OK)
+        return s;
     if (!op_dense_attention(q, Lq, k, v, Lk, heads, head_dim, out))
         return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory for cross-attention scores");
     return SLA2_OK;
 }
 
 /* ---- The fused steps: exactly the sequences dit_backend.h names ---------- */
-
-/* The CPU keeps every activation float32 (bf16_activations is 0). */
-static sla2_status check_f32(sla2_context *ctx, sla2_dtype act)
-{
-    if (act == SLA2_DTYPE_F32)
-        return SLA2_OK;
-    return sla2_fail(ctx, SLA2_ERR_DTYPE, "the CPU DiT operators take float32 activations, not %s",
-                     sla2_dtype_name(act));
-}
 
 static sla2_status cpu_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
                                      const float *shift, const float *scale, void *y, sla2_dtype act)

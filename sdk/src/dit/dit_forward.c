@@ -216,18 +216,24 @@ static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, 
     TRY(self_attention(ctx, c, b, args, layer, L, act, ws));
     TRY(be->linear_residual(ctx, ws->attn, act, L, &b->self_attn.o, mod + 2 * dim, ws->y, ws->x));
 
-    /* cross-attention over all text_len positions (the padding included) */
+    /* cross-attention over all text_len positions (the padding included);
+     * its queries in act from norm3 on (without norm3 the q linear reads
+     * the float32 residual stream itself); the text's keys and values,
+     * text_len rows, stay float32 */
+    const sla2_dtype cross_act = b->norm3_weight ? act : SLA2_DTYPE_F32;
     if (b->norm3_weight)
-        TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, b->norm3_weight, b->norm3_bias, ws->h));
-    TRY(be->linear(ctx, b->norm3_weight ? ws->h : ws->x, L, &b->cross_attn.q, ws->q));
+        TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, b->norm3_weight, b->norm3_bias, ws->h, act));
+    const dit_linear *cq = &b->cross_attn.q;
+    TRY(be->linears(ctx, b->norm3_weight ? (const void *)ws->h : ws->x, cross_act, L, 1, &cq,
+                    (void *const[]){ws->q}));
     const dit_linear *kv[2] = {&b->cross_attn.k, &b->cross_attn.v};
     TRY(be->linears(ctx, ws->ctx_emb, SLA2_DTYPE_F32, c->text_len, 2, kv, (void *const[]){ws->ck, ws->cv}));
     if (b->cross_attn.norm_q) {
-        TRY(be->rms_norm(ctx, ws->q, L, dim, c->eps, b->cross_attn.norm_q));
-        TRY(be->rms_norm(ctx, ws->ck, c->text_len, dim, c->eps, b->cross_attn.norm_k));
+        TRY(be->rms_norm(ctx, ws->q, cross_act, L, dim, c->eps, b->cross_attn.norm_q));
+        TRY(be->rms_norm(ctx, ws->ck, SLA2_DTYPE_F32, c->text_len, dim, c->eps, b->cross_attn.norm_k));
     }
-    TRY(be->dense_attention(ctx, ws->q, L, ws->ck, ws->cv, c->text_len, H, D, ws->attn));
-    TRY(be->linear_residual(ctx, ws->attn, SLA2_DTYPE_F32, L, &b->cross_attn.o, NULL, ws->y, ws->x));
+    TRY(be->dense_attention(ctx, ws->q, L, ws->ck, ws->cv, c->text_len, H, D, ws->attn, cross_act));
+    TRY(be->linear_residual(ctx, ws->attn, cross_act, L, &b->cross_attn.o, NULL, ws->y, ws->x));
 
     TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod + 3 * dim, mod + 4 * dim, ws->h, act));
     TRY(be->ffn_residual(ctx, ws->h, act, L, &b->ffn0, &b->ffn2, mod + 5 * dim, ws->ffn, ws->y, ws->x));

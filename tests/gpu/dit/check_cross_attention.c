@@ -25,13 +25,19 @@
  * catches a misplaced row or head, a lost rescale of the running sums or a
  * wrong tail mask (1e-1 and more); cosine >= 0.9999 (1e-2 relative error
  * is 1 - 5e-5). A NaN anywhere (an unwritten output, an exp without its
- * max) fails. */
+ * max) fails.
+ *
+ * The bf16 variant (the DiT's bf16 activations) takes q as bf16 (the
+ * reference gets the same rounded q, which the kernel rounds anyway) and
+ * writes bf16: one more rounding of the output, 2^-9 / sqrt 3 = 1.1e-3 rms,
+ * inside the same tolerance. */
 #include "check_cross_attention.h"
 #include "check_util.h"
 
 #include "cuda/cross_attention.h"
 #include "dit/dit_backend.h"
 #include "dit/dit_ops.h"
+#include "numeric.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -83,7 +89,7 @@ static float *nan_filled(size_t n)
     return a;
 }
 
-static int run_case(sla2_context *gpu_ctx, const xattn_case *c)
+static int run_case(sla2_context *gpu_ctx, const xattn_case *c, int bf16)
 {
     const dit_backend *cuda = dit_backend_for(gpu_ctx);
     const size_t nq = (size_t)(c->Lq * c->heads * c->head_dim), nk = (size_t)(c->Lk * c->heads * c->head_dim);
@@ -94,16 +100,37 @@ static int run_case(sla2_context *gpu_ctx, const xattn_case *c)
         exit(EXIT_FAILURE);
     }
     fill_inputs(c, q, k, v);
-    float *dq = device_copy(cuda, gpu_ctx, q, nq * sizeof *q), *dk = device_copy(cuda, gpu_ctx, k, nk * sizeof *k);
-    float *dv = device_copy(cuda, gpu_ctx, v, nk * sizeof *v), *dout = device_copy(cuda, gpu_ctx, got, nq * sizeof *got);
-    sla2_status s = sla2_cuda_cross_attention_for_test(gpu_ctx, dq, c->Lq, dk, dv, c->Lk, c->heads, c->head_dim, dout);
+    /* bf16: q and out as bf16 codes in the first half of their float arrays (out NaN-filled: 0xffff) */
+    uint16_t *got16 = (uint16_t *)got;
+    if (bf16)
+        for (size_t i = 0; i < nq; i++) {
+            const uint16_t code = sla2_float_to_bf16(q[i]);
+            q[i] = sla2_bf16_to_float(code); /* the reference's q */
+            got16[i] = 0xffff;
+        }
+    const size_t q_bytes = nq * (bf16 ? 2 : sizeof(float));
+    uint16_t *codes = malloc(q_bytes);
+    if (!codes) {
+        fprintf(stderr, "FATAL: cross-attention check: out of host memory\n");
+        exit(EXIT_FAILURE);
+    }
+    for (size_t i = 0; bf16 && i < nq; i++)
+        codes[i] = sla2_float_to_bf16(q[i]);
+    float *dq = device_copy(cuda, gpu_ctx, bf16 ? (const void *)codes : q, q_bytes);
+    float *dk = device_copy(cuda, gpu_ctx, k, nk * sizeof *k), *dv = device_copy(cuda, gpu_ctx, v, nk * sizeof *v);
+    float *dout = device_copy(cuda, gpu_ctx, got, q_bytes);
+    sla2_status s =
+        sla2_cuda_cross_attention_for_test(gpu_ctx, dq, c->Lq, dk, dv, c->Lk, c->heads, c->head_dim, dout, bf16);
     if (s == SLA2_OK)
-        s = cuda->download(gpu_ctx, got, dout, nq * sizeof *got);
+        s = cuda->download(gpu_ctx, bf16 ? (void *)codes : got, dout, q_bytes);
+    for (size_t i = 0; s == SLA2_OK && bf16 && i < nq; i++)
+        got[i] = sla2_bf16_to_float(codes[i]);
+    free(codes);
     int ref_ok = op_dense_attention(q, c->Lq, k, v, c->Lk, c->heads, c->head_dim, ref);
 
     char label[64];
-    snprintf(label, sizeof label, "%lld q x %lld k, %lld heads, d %lld", (long long)c->Lq, (long long)c->Lk,
-             (long long)c->heads, (long long)c->head_dim);
+    snprintf(label, sizeof label, "%lld q x %lld k, %lld heads, d %lld%s", (long long)c->Lq, (long long)c->Lk,
+             (long long)c->heads, (long long)c->head_dim, bf16 ? ", bf16" : "");
     int ok = 0;
     if (s != SLA2_OK)
         printf("%-20s %-36s FAIL  %s\n", "cross-attention", label, sla2_context_last_error(gpu_ctx));
@@ -148,7 +175,7 @@ static int check_refusals(sla2_context *gpu_ctx)
     int failures = 0;
     for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
         sla2_status s = sla2_cuda_cross_attention_for_test(gpu_ctx, refusals[i].q, 4, dkv, dkv, refusals[i].Lk, 2,
-                                                           refusals[i].head_dim, dout);
+                                                           refusals[i].head_dim, dout, 0);
         const char *message = sla2_context_last_error(gpu_ctx);
         int unwritten = cuda->download(gpu_ctx, host, dout, n * sizeof *host) == SLA2_OK;
         for (size_t j = 0; j < n && unwritten; j++)
@@ -173,6 +200,7 @@ int check_cross_attention(sla2_context *gpu_ctx, int quick)
     };
     int failures = 0;
     for (size_t i = quick ? 1 : 0; i < sizeof cases / sizeof cases[0]; i++) /* quick: not the 1.3B shape */
-        failures += run_case(gpu_ctx, &cases[i]);
+        for (int bf16 = 0; bf16 < 2; bf16++)
+            failures += run_case(gpu_ctx, &cases[i], bf16);
     return failures + check_refusals(gpu_ctx);
 }

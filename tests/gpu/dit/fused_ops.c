@@ -259,7 +259,8 @@ static void fill_gaussian(float *a, size_t n)
         a[i] = gaussian(&rng);
 }
 
-/* layer_norm + modulate, and rms_norm + RoPE (with and without the norm). */
+/* layer_norm + modulate, the affine layer_norm, rms_norm + RoPE (with and
+ * without the norm) and rms_norm alone. */
 static void check_norms(fused_check *c)
 {
     const int grid[3] = {3, 10, 12};
@@ -283,6 +284,15 @@ static void check_norms(fused_check *c)
     got = download_bf16(c, dy, n);
     report(c, "norm_modulate", "bf16", s, rel_l2(got, ref, n), BF16_OUT_TOL);
     free(got);
+    /* cross-attention's affine LayerNorm (weight: scale, bias: shift) */
+    c->cpu->layer_norm(c->cpu_ctx, x, rows, dim, 1e-6, weight, shift, ref, SLA2_DTYPE_F32);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        s = c->cuda->layer_norm(c->gpu_ctx, dx, rows, dim, 1e-6, dweight, dshift, dy,
+                                bf16 ? SLA2_DTYPE_BF16 : SLA2_DTYPE_F32);
+        got = bf16 ? download_bf16(c, dy, n) : download(c, dy, n);
+        report(c, "layer_norm (affine)", bf16 ? "bf16" : "f32", s, rel_l2(got, ref, n), bf16 ? BF16_OUT_TOL : NORM_TOL);
+        free(got);
+    }
     for (int normed = 0; normed < 2; normed++) {
         memcpy(ref, x, n * sizeof *ref);
         c->cpu->norm_rope(c->cpu_ctx, ref, SLA2_DTYPE_F32, grid, heads, head_dim, 1e-6, normed ? weight : NULL);
@@ -303,6 +313,20 @@ static void check_norms(fused_check *c)
     s = c->cuda->norm_rope(c->gpu_ctx, dx16, SLA2_DTYPE_BF16, grid, heads, head_dim, 1e-6, dweight);
     got = download_bf16(c, dx16, n);
     report(c, "norm_rope", "bf16", s, rel_l2(got, ref, n), BF16_OUT_TOL);
+    free(got);
+    /* cross-attention's RMSNorm of q, in place: float32, and bf16 on the same bf16 values */
+    memcpy(ref, x, n * sizeof *ref);
+    c->cpu->rms_norm(c->cpu_ctx, ref, SLA2_DTYPE_F32, rows, dim, 1e-6, weight);
+    s = c->cuda->upload(c->gpu_ctx, dy, x, n * sizeof *x);
+    if (s == SLA2_OK)
+        s = c->cuda->rms_norm(c->gpu_ctx, dy, SLA2_DTYPE_F32, rows, dim, 1e-6, dweight);
+    got = download(c, dy, n);
+    report(c, "rms_norm", "f32", s, rel_l2(got, ref, n), NORM_TOL);
+    free(got);
+    void *dq16 = to_device_bf16(c, x, n);
+    s = c->cuda->rms_norm(c->gpu_ctx, dq16, SLA2_DTYPE_BF16, rows, dim, 1e-6, dweight);
+    got = download_bf16(c, dq16, n);
+    report(c, "rms_norm", "bf16", s, rel_l2(got, ref, n), BF16_OUT_TOL);
     free(got);
     free(x), free(shift), free(scale), free(weight), free(ref);
     release_all(c);
