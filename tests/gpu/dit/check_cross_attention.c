@@ -189,6 +189,49 @@ static int check_refusals(sla2_context *gpu_ctx)
     return failures;
 }
 
+/* The table's dense_attention where the fused kernel refuses (head_dim 96):
+ * the float32 GEMM path, with bf16 q widened and the output rounded back. */
+static int check_fallback(sla2_context *gpu_ctx, int bf16)
+{
+    const dit_backend *cuda = dit_backend_for(gpu_ctx);
+    const xattn_case c = {300, 77, 3, 96};
+    const size_t nq = (size_t)(c.Lq * c.heads * c.head_dim), nk = (size_t)(c.Lk * c.heads * c.head_dim);
+    float *q = malloc(nq * sizeof *q), *k = malloc(nk * sizeof *k), *v = malloc(nk * sizeof *v);
+    float *ref = malloc(nq * sizeof *ref), *got = nan_filled(nq);
+    uint16_t *codes = malloc(nq * sizeof *codes);
+    if (!q || !k || !v || !ref || !got || !codes) {
+        fprintf(stderr, "FATAL: cross-attention check: out of host memory\n");
+        exit(EXIT_FAILURE);
+    }
+    fill_inputs(&c, q, k, v);
+    for (size_t i = 0; i < nq; i++) {
+        codes[i] = sla2_float_to_bf16(q[i]);
+        if (bf16)
+            q[i] = sla2_bf16_to_float(codes[i]);
+    }
+    const size_t q_bytes = nq * (bf16 ? sizeof *codes : sizeof *q);
+    void *dq = device_copy(cuda, gpu_ctx, bf16 ? (const void *)codes : q, q_bytes);
+    float *dk = device_copy(cuda, gpu_ctx, k, nk * sizeof *k), *dv = device_copy(cuda, gpu_ctx, v, nk * sizeof *v);
+    void *dout = device_copy(cuda, gpu_ctx, got, nq * sizeof *got);
+    const sla2_dtype act = bf16 ? SLA2_DTYPE_BF16 : SLA2_DTYPE_F32;
+    sla2_status s = cuda->dense_attention(gpu_ctx, dq, c.Lq, dk, dv, c.Lk, c.heads, c.head_dim, dout, act);
+    if (s == SLA2_OK)
+        s = cuda->download(gpu_ctx, bf16 ? (void *)codes : got, dout, q_bytes);
+    for (size_t i = 0; s == SLA2_OK && bf16 && i < nq; i++)
+        got[i] = sla2_bf16_to_float(codes[i]);
+    const int ref_ok = op_dense_attention(q, c.Lq, k, v, c.Lk, c.heads, c.head_dim, ref);
+    /* the GEMMs may round to TF32 (10 bits), the bf16 variant its q and out
+     * to bf16: the kernel's tolerance covers both, and a misplaced row or
+     * head is O(1) */
+    const double tol = XATTN_TOL, err = rel_l2(got, ref, nq);
+    const int ok = s == SLA2_OK && ref_ok && err <= tol; /* NaN fails */
+    printf("%-20s %-36s %-4s  %.3e  %-33s %.0e\n", "cross-attention", bf16 ? "GEMM fallback, d 96, bf16" : "GEMM fallback, d 96",
+           ok ? "ok" : "FAIL", err, s == SLA2_OK ? "-" : sla2_context_last_error(gpu_ctx), tol);
+    cuda->release(gpu_ctx, dq), cuda->release(gpu_ctx, dk), cuda->release(gpu_ctx, dv), cuda->release(gpu_ctx, dout);
+    free(q), free(k), free(v), free(ref), free(got), free(codes);
+    return !ok;
+}
+
 int check_cross_attention(sla2_context *gpu_ctx, int quick)
 {
     const xattn_case cases[] = {
@@ -202,5 +245,6 @@ int check_cross_attention(sla2_context *gpu_ctx, int quick)
     for (size_t i = quick ? 1 : 0; i < sizeof cases / sizeof cases[0]; i++) /* quick: not the 1.3B shape */
         for (int bf16 = 0; bf16 < 2; bf16++)
             failures += run_case(gpu_ctx, &cases[i], bf16);
+    failures += check_fallback(gpu_ctx, 0) + check_fallback(gpu_ctx, 1);
     return failures + check_refusals(gpu_ctx);
 }
