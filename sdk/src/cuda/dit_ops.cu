@@ -478,12 +478,78 @@ __global__ void __launch_bounds__(kNormThreads)
     }
 }
 
+__device__ __forceinline__ float warp_sum_all(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ void store4(float *p, float a, float b, float c, float d)
+{
+    *reinterpret_cast<float4 *>(p) = make_float4(a, b, c, d);
+}
+__device__ __forceinline__ void store4(__nv_bfloat16 *p, float a, float b, float c, float d)
+{
+    __nv_bfloat162 lo = __floats2bfloat162_rn(a, b), hi = __floats2bfloat162_rn(c, d);
+    *reinterpret_cast<uint2 *>(p) =
+        make_uint2(*reinterpret_cast<const uint32_t *>(&lo), *reinterpret_cast<const uint32_t *>(&hi));
+}
+
+/* One warp per row for rows of at most kWarpRowVecs x 128 floats (dim a
+ * multiple of 128, 16-byte aligned rows): the row held as float4 with all
+ * of its loads in flight, warp reductions only. The block-per-row kernels
+ * spent their time in two block-wide reductions per row (latency, not
+ * bytes): 0.21 ms for a [32760 x 1536] LayerNorm against a 0.1 ms floor. */
+constexpr int kWarpRowVecs = 16;
+constexpr int kWarpRowsPerBlock = 8;
+template <typename T>
+__global__ void __launch_bounds__(32 * kWarpRowsPerBlock)
+    layer_norm_warp_kernel(const float *x, int64_t rows, int64_t dim, float eps, NormOut post, T *y)
+{
+    const int lane = threadIdx.x & 31;
+    const int64_t row = (int64_t)blockIdx.x * kWarpRowsPerBlock + (threadIdx.x >> 5);
+    if (row >= rows)
+        return;
+    const int vecs = (int)(dim / 128);
+    const float4 *in = reinterpret_cast<const float4 *>(x + row * dim);
+    float4 v[kWarpRowVecs];
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kWarpRowVecs; j++)
+        if (j < vecs) {
+            v[j] = in[lane + 32 * j];
+            sum += (v[j].x + v[j].y) + (v[j].z + v[j].w);
+        }
+    const float mean = warp_sum_all(sum) / (float)dim;
+    float sq = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kWarpRowVecs; j++)
+        if (j < vecs) {
+            const float a = v[j].x - mean, b = v[j].y - mean, c = v[j].z - mean, d = v[j].w - mean;
+            sq += (a * a + b * b) + (c * c + d * d);
+        }
+    const float inv = rsqrtf(warp_sum_all(sq) / (float)dim + eps);
+    T *out = y + row * dim;
+#pragma unroll
+    for (int j = 0; j < kWarpRowVecs; j++)
+        if (j < vecs) {
+            const int64_t d = 4 * (int64_t)(lane + 32 * j);
+            store4(out + d, post((v[j].x - mean) * inv, d), post((v[j].y - mean) * inv, d + 1),
+                   post((v[j].z - mean) * inv, d + 2), post((v[j].w - mean) * inv, d + 3));
+        }
+}
+
 /* y (T: float or bf16) = the normalised rows of x, then post */
 template <typename T>
 void launch_layer_norm(cudaStream_t stream, const float *x, int64_t rows, int64_t dim, float eps, NormOut post,
                        T *y)
 {
-    if (dim <= 8 * kNormThreads) /* Wan2.1-1.3B's 1536 */
+    const bool aligned = (reinterpret_cast<uintptr_t>(x) & 15) == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0;
+    if (aligned && dim % 128 == 0 && dim <= 128 * kWarpRowVecs) /* Wan2.1-1.3B's 1536 */
+        layer_norm_warp_kernel<T><<<(unsigned)((rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock),
+                                    32 * kWarpRowsPerBlock, 0, stream>>>(x, rows, dim, eps, post, y);
+    else if (dim <= 8 * kNormThreads)
         layer_norm_held_kernel<8, T><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
     else if (dim <= 24 * kNormThreads) /* 14B's 5120 */
         layer_norm_held_kernel<24, T><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);

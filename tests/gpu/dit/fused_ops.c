@@ -266,14 +266,15 @@ static void check_norms(fused_check *c)
     const int grid[3] = {3, 10, 12};
     const int64_t heads = 2, head_dim = 64, dim = heads * head_dim, rows = 360;
     size_t n = (size_t)rows * dim;
-    float *x = malloc(n * sizeof *x), *shift = malloc(dim * sizeof *shift), *scale = malloc(dim * sizeof *scale);
-    float *weight = malloc(dim * sizeof *weight), *ref = malloc(n * sizeof *ref);
-    fill_gaussian(x, n), fill_gaussian(shift, dim), fill_gaussian(scale, dim), fill_gaussian(weight, dim);
+    const int64_t vec = 256; /* per-channel vectors, long enough for the dim 200 case */
+    float *x = malloc(n * sizeof *x), *shift = malloc(vec * sizeof *shift), *scale = malloc(vec * sizeof *scale);
+    float *weight = malloc(vec * sizeof *weight), *ref = malloc(n * sizeof *ref);
+    fill_gaussian(x, n), fill_gaussian(shift, vec), fill_gaussian(scale, vec), fill_gaussian(weight, vec);
     for (size_t i = 0; i < n; i++)
         x[i] = 3.0f * x[i] + 0.5f; /* a mean and a scale for the norm to remove */
     float *dx = to_device(c, x, n * sizeof *x), *dy = to_device(c, NULL, n * sizeof *x);
-    float *dshift = to_device(c, shift, dim * sizeof *shift), *dscale = to_device(c, scale, dim * sizeof *scale);
-    float *dweight = to_device(c, weight, dim * sizeof *weight);
+    float *dshift = to_device(c, shift, vec * sizeof *shift), *dscale = to_device(c, scale, vec * sizeof *scale);
+    float *dweight = to_device(c, weight, vec * sizeof *weight);
 
     c->cpu->norm_modulate(c->cpu_ctx, x, rows, dim, 1e-6, shift, scale, ref, SLA2_DTYPE_F32);
     sla2_status s = c->cuda->norm_modulate(c->gpu_ctx, dx, rows, dim, 1e-6, dshift, dscale, dy, SLA2_DTYPE_F32);
@@ -284,6 +285,17 @@ static void check_norms(fused_check *c)
     got = download_bf16(c, dy, n);
     report(c, "norm_modulate", "bf16", s, rel_l2(got, ref, n), BF16_OUT_TOL);
     free(got);
+    /* the block-per-row kernel, for widths that are not a multiple of 128
+     * (the warp-per-row kernel takes the rest): 72 rows of 200 */
+    {
+        const int64_t rows2 = 72, dim2 = 200;
+        const size_t n2 = (size_t)(rows2 * dim2);
+        c->cpu->norm_modulate(c->cpu_ctx, x, rows2, dim2, 1e-6, shift, scale, ref, SLA2_DTYPE_F32);
+        s = c->cuda->norm_modulate(c->gpu_ctx, dx, rows2, dim2, 1e-6, dshift, dscale, dy, SLA2_DTYPE_F32);
+        got = download(c, dy, n2);
+        report(c, "norm_modulate, dim 200", "f32", s, rel_l2(got, ref, n2), NORM_TOL);
+        free(got);
+    }
     /* cross-attention's affine LayerNorm (weight: scale, bias: shift) */
     c->cpu->layer_norm(c->cpu_ctx, x, rows, dim, 1e-6, weight, shift, ref, SLA2_DTYPE_F32);
     for (int bf16 = 0; bf16 < 2; bf16++) {
