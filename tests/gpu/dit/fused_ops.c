@@ -260,11 +260,12 @@ static void fill_gaussian(float *a, size_t n)
 }
 
 /* layer_norm + modulate, the affine layer_norm, rms_norm + RoPE (with and
- * without the norm) and rms_norm alone. */
+ * without the norm) and rms_norm alone, at a width of 256 (LayerNorm's
+ * warp-per-row kernel), 200 (its block-per-row kernel) and 192 (RoPE). */
 static void check_norms(fused_check *c)
 {
     const int grid[3] = {3, 10, 12};
-    const int64_t heads = 2, head_dim = 64, dim = heads * head_dim, rows = 360;
+    const int64_t heads = 4, head_dim = 64, dim = heads * head_dim, rows = 360;
     size_t n = (size_t)rows * dim;
     const int64_t vec = 256; /* per-channel vectors, long enough for the dim 200 case */
     float *x = malloc(n * sizeof *x), *shift = malloc(vec * sizeof *shift), *scale = malloc(vec * sizeof *scale);
@@ -314,6 +315,19 @@ static void check_norms(fused_check *c)
                                    normed ? dweight : NULL);
         got = download(c, dy, n);
         report(c, normed ? "norm_rope" : "norm_rope, no norm", "f32", s, rel_l2(got, ref, n), NORM_TOL);
+        free(got);
+    }
+    /* an odd number of heads: 3 of 64 */
+    {
+        const int64_t heads3 = 3, dim3 = heads3 * head_dim;
+        const size_t n3 = (size_t)(rows * dim3);
+        memcpy(ref, x, n3 * sizeof *ref);
+        c->cpu->norm_rope(c->cpu_ctx, ref, SLA2_DTYPE_F32, grid, heads3, head_dim, 1e-6, weight);
+        s = c->cuda->upload(c->gpu_ctx, dy, x, n3 * sizeof *x);
+        if (s == SLA2_OK)
+            s = c->cuda->norm_rope(c->gpu_ctx, dy, SLA2_DTYPE_F32, grid, heads3, head_dim, 1e-6, dweight);
+        got = download(c, dy, n3);
+        report(c, "norm_rope, 3 heads", "f32", s, rel_l2(got, ref, n3), NORM_TOL);
         free(got);
     }
     /* bf16 activations: the CPU on the same bf16 values, the GPU's result rounded to bf16 */
