@@ -1,7 +1,8 @@
 /* The linear branch's feature map phi (ARCHITECTURE.md section 2: softmax
  * over the head dimension, elu + 1, relu), one definition for phi(K) in the
- * key-value pass and phi(Q) in the sparse kernel's prologue, so that both
- * sides of phi(q).phi(k) round alike. */
+ * key-value pass and phi(Q) in the linear branch's linear_out kernel
+ * (sdk/src/cuda/linear_branch.cu), so that both sides of phi(q).phi(k) round
+ * alike. */
 #pragma once
 
 #include "kernels_int8/device_common.cuh"
