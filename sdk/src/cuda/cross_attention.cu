@@ -93,56 +93,42 @@ __global__ void __launch_bounds__(kPrepassThreads)
     }
 }
 
-/* The CTA's query rows [kBlockQ][D] into shared memory as bf16; rows past
- * the end are zero. Read once: streaming loads keep them from evicting the
- * bf16 k and v from L2. */
-template <int D>
-__device__ __forceinline__ void load_q_tile(__nv_bfloat16 *sq, const __nv_bfloat16 *q_block, int64_t rows_left,
+/* A 16-byte vector of q (8 bf16, or 4 floats rounded here) into shared memory as bf16. */
+__device__ __forceinline__ void store_q_vec(__nv_bfloat16 *dst, uint4 x, const __nv_bfloat16 *)
+{
+    *reinterpret_cast<uint4 *>(dst) = x;
+}
+__device__ __forceinline__ void store_q_vec(__nv_bfloat16 *dst, uint4 x, const float *)
+{
+    const float4 f = *reinterpret_cast<const float4 *>(&x);
+    *reinterpret_cast<uint2 *>(dst) = make_uint2(pack_bf16x2(f.x, f.y), pack_bf16x2(f.z, f.w));
+}
+
+/* The CTA's query rows [kBlockQ][D] (T: float or bf16) into shared memory as
+ * bf16; rows past the end are zero. Read once: streaming loads keep them
+ * from evicting the bf16 k and v from L2. */
+template <int D, typename T>
+__device__ __forceinline__ void load_q_tile(__nv_bfloat16 *sq, const T *q_block, int64_t rows_left,
                                             int64_t row_stride, int tid)
 {
-    constexpr int kVecsPerRow = D / 8; /* 16-byte vectors of 8 bf16 */
+    constexpr int kPerVec = 16 / sizeof(T); /* elements per 16-byte load */
+    constexpr int kVecsPerRow = D / kPerVec;
     constexpr int kVecs = kBlockQ * kVecsPerRow;
-    constexpr int kBatch = 4;
+    constexpr int kBatch = 32 / kPerVec; /* 128 bytes in flight per thread */
     static_assert(kVecs % (kThreads * kBatch) == 0, "whole batches");
 #pragma unroll
     for (int base = 0; base < kVecs; base += kThreads * kBatch) {
         uint4 x[kBatch];
 #pragma unroll
         for (int b = 0; b < kBatch; b++) {
-            const int i = base + b * kThreads + tid, row = i / kVecsPerRow, col = (i % kVecsPerRow) * 8;
+            const int i = base + b * kThreads + tid, row = i / kVecsPerRow, col = (i % kVecsPerRow) * kPerVec;
             x[b] = row < rows_left ? __ldcs(reinterpret_cast<const uint4 *>(q_block + row * row_stride + col))
                                    : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int b = 0; b < kBatch; b++) {
-            const int i = base + b * kThreads + tid, row = i / kVecsPerRow, col = (i % kVecsPerRow) * 8;
-            *reinterpret_cast<uint4 *>(sq + row * Tile<D>::stride + col) = x[b];
-        }
-    }
-}
-
-template <int D>
-__device__ __forceinline__ void load_q_tile(__nv_bfloat16 *sq, const float *q_block, int64_t rows_left,
-                                            int64_t row_stride, int tid)
-{
-    constexpr int kVecsPerRow = D / 4;
-    constexpr int kVecs = kBlockQ * kVecsPerRow;
-    constexpr int kBatch = 8; /* float4 loads in flight per thread */
-    static_assert(kVecs % (kThreads * kBatch) == 0, "whole batches");
-#pragma unroll
-    for (int base = 0; base < kVecs; base += kThreads * kBatch) {
-        float4 x[kBatch];
-#pragma unroll
-        for (int b = 0; b < kBatch; b++) {
-            const int i = base + b * kThreads + tid, row = i / kVecsPerRow, col = (i % kVecsPerRow) * 4;
-            x[b] = row < rows_left ? __ldcs(reinterpret_cast<const float4 *>(q_block + row * row_stride + col))
-                                   : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        }
-#pragma unroll
-        for (int b = 0; b < kBatch; b++) {
-            const int i = base + b * kThreads + tid, row = i / kVecsPerRow, col = (i % kVecsPerRow) * 4;
-            *reinterpret_cast<uint2 *>(sq + row * Tile<D>::stride + col) =
-                make_uint2(pack_bf16x2(x[b].x, x[b].y), pack_bf16x2(x[b].z, x[b].w));
+            const int i = base + b * kThreads + tid, row = i / kVecsPerRow, col = (i % kVecsPerRow) * kPerVec;
+            store_q_vec(sq + row * Tile<D>::stride + col, x[b], q_block);
         }
     }
 }
@@ -316,7 +302,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     const __nv_bfloat16 *kh = kb + (int64_t)head * Lk_pad * D, *vh = vb + (int64_t)head * Lk_pad * D;
 
     load_kv_tile<D>(sk, kh, tid);
-    load_q_tile<D>(sq, q + row0 * row_stride + head * D, Lq - row0, row_stride, tid);
+    load_q_tile<D, T>(sq, q + row0 * row_stride + head * D, Lq - row0, row_stride, tid);
 
     float o[kMTiles][D / 8][4];
     float m[kMTiles][2], l[kMTiles][2];
