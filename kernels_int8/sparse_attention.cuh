@@ -98,18 +98,18 @@ __device__ __forceinline__ void gemm_f16_nt(float (&acc)[8][4], const char *a_ba
     }
 }
 
-/* out(16 x D) += f16(P * p_scale)(16x64, accumulator layout) . V(64 x D fp16) */
+/* out(16 x D) += f16(P)(16x64, accumulator layout) . V(64 x D fp16) */
 template <int D>
-__device__ __forceinline__ void gemm_pv_f16(float (&out)[D / 8][4], const float (&p)[8][4], float p_scale,
-                                            const char *v_base, int row_bytes, int lane)
+__device__ __forceinline__ void gemm_pv_f16(float (&out)[D / 8][4], const float (&p)[8][4], const char *v_base,
+                                            int row_bytes, int lane)
 {
 #pragma unroll
     for (int c = 0; c < 4; ++c) {
         uint32_t a[4];
-        a[0] = pack_half2(p[2 * c][0] * p_scale, p[2 * c][1] * p_scale);
-        a[1] = pack_half2(p[2 * c][2] * p_scale, p[2 * c][3] * p_scale);
-        a[2] = pack_half2(p[2 * c + 1][0] * p_scale, p[2 * c + 1][1] * p_scale);
-        a[3] = pack_half2(p[2 * c + 1][2] * p_scale, p[2 * c + 1][3] * p_scale);
+        a[0] = pack_half2(p[2 * c][0], p[2 * c][1]);
+        a[1] = pack_half2(p[2 * c][2], p[2 * c][3]);
+        a[2] = pack_half2(p[2 * c + 1][0], p[2 * c + 1][1]);
+        a[3] = pack_half2(p[2 * c + 1][2], p[2 * c + 1][3]);
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
             uint32_t b[4];
@@ -361,7 +361,7 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
         else if (PV == SLA2K_PV_FP8_F16)
             gemm_pv_fp8_as_f16<D>(o, s, sv, L.h_row_bytes, lane);
         else
-            gemm_pv_f16<D>(o, s, 1.0f, sv, L.h_row_bytes, lane);
+            gemm_pv_f16<D>(o, s, sv, L.h_row_bytes, lane);
     }
 
     /* Epilogue: normalise, mix with O_l (already in `out`), store. */

@@ -73,10 +73,10 @@ struct KeptSumSplit {
 /* Shared memory: `stages` stages of [phi(K) | V16] tiles; after the loop
  * stage 0 takes 64 columns of S_rem as fp16 hi/lo and stage 1 phi(Q)
  * (block_q rows: at most one stage). */
-struct LinearSmem {
-    int stages, total;
-    __host__ __device__ LinearSmem(int D, int stages_) : stages(stages_), total(stages_ * linear_stage_bytes(D)) {}
-};
+static size_t linear_out_smem(int D, int stages)
+{
+    return (size_t)stages * linear_stage_bytes(D);
+}
 
 template <int D>
 __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla2k_problem p, int stages)
@@ -289,18 +289,18 @@ __global__ void __launch_bounds__(128) v1_mix_kernel(const sla2k_problem p)
 static int linear_out_stages(const sla2k_problem &p, size_t max_smem)
 {
     const size_t static_bytes = (p.head_dim + 128 + kLinearWarps) * sizeof(float);
-    return LinearSmem(p.head_dim, 3).total + static_bytes <= max_smem ? 3 : 2;
+    return linear_out_smem(p.head_dim, 3) + static_bytes <= max_smem ? 3 : 2;
 }
 
 size_t sla2k_linear_out_smem_bytes(const sla2k_problem &p, size_t max_smem)
 {
-    return (size_t)LinearSmem(p.head_dim, linear_out_stages(p, max_smem)).total;
+    return linear_out_smem(p.head_dim, linear_out_stages(p, max_smem));
 }
 
 cudaError_t sla2k_launch_linear_out(const sla2k_problem &p, cudaStream_t stream, size_t max_smem)
 {
     const int stages = linear_out_stages(p, max_smem);
-    const size_t smem = (size_t)LinearSmem(p.head_dim, stages).total;
+    const size_t smem = linear_out_smem(p.head_dim, stages);
     const dim3 grid(p.num_q_blocks, p.batch * p.heads); /* query blocks of a head together: its tiles stay in L2 */
     const auto kernel = p.head_dim == 64 ? linear_out_kernel<64> : linear_out_kernel<128>;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
