@@ -480,13 +480,16 @@ static int setup(bench *b, const options *o)
     return 1;
 }
 
-static int forward(bench *b, const dit_attention_settings *layers, double *ms)
+/* One forward; its wall time into *ms and the SLA2 operator's phases,
+ * summed over the layers, into *attention. */
+static int forward(bench *b, const dit_attention_settings *layers, double *ms, dit_attention_times *attention)
 {
     dit_forward_args args = {.x = b->x, .timestep = 900.0, .context = b->context, .layers = layers,
                              .workspace = b->ws};
     double t0 = now_ms();
     sla2_status s = dit_forward(b->ctx, &b->config, &b->weights, &args, b->velocity);
     *ms = now_ms() - t0;
+    *attention = args.attention_times;
     if (s != SLA2_OK)
         return fail("dit_forward", sla2_context_last_error(b->ctx));
     return 1;
@@ -495,17 +498,18 @@ static int forward(bench *b, const dit_attention_settings *layers, double *ms)
 static int run_mode(bench *b, const char *label, const dit_attention_settings *layers, int runs)
 {
     double ms, *times = malloc((size_t)runs * sizeof *times), class_ms[OP_CLASSES] = {0};
-    if (!times || !forward(b, layers, &ms)) /* warm-up: cuBLASLt's first calls, the attention workspace */
+    dit_attention_times attention;
+    if (!times || !forward(b, layers, &ms, &attention)) /* warm-up: cuBLASLt's first calls, the attention workspace */
         return free(times), 0;
     for (int r = 0; r < runs; r++)
-        if (!forward(b, layers, &times[r]))
+        if (!forward(b, layers, &times[r], &attention))
             return free(times), 0;
     qsort(times, (size_t)runs, sizeof *times, compare_double);
     double median = runs % 2 ? times[runs / 2] : 0.5 * (times[runs / 2 - 1] + times[runs / 2]);
 
     double profiled_ms = 0.0, covered = 0.0;
     prof.on = 1, prof.count = 0, prof.overflow = 0;
-    int ok = forward(b, layers, &profiled_ms);
+    int ok = forward(b, layers, &profiled_ms, &attention);
     prof.on = 0;
     if (!ok)
         return free(times), 0;
@@ -526,6 +530,12 @@ static int run_mode(bench *b, const char *label, const dit_attention_settings *l
     printf(" %8.1f |", profiled_ms - covered);
     printf(" %d ops%s", prof.count, prof.overflow ? " (timer pool overflowed)" : "");
     printf("%s\n", finite == b->video_elems ? "" : " NON-FINITE OUTPUT");
+    /* the operator's own phase times (its stats), to set beside sla2-bench attention */
+    printf("%-28s   attention's phases over the layers: total %.1f = quantise %.1f + router %.1f + linear %.1f"
+           " + sparse %.1f + mix %.1f\n",
+           "", attention.total_ms, attention.phase_ms[SLA2_PHASE_QUANTISE], attention.phase_ms[SLA2_PHASE_ROUTER],
+           attention.phase_ms[SLA2_PHASE_LINEAR], attention.phase_ms[SLA2_PHASE_SPARSE],
+           attention.phase_ms[SLA2_PHASE_MIX]);
     free(times);
     return 1;
 }

@@ -59,7 +59,7 @@ if [ $status_build = ok ]; then
   [ $rc = 0 ] || status_test=FAIL
 
   # The single-stage sparse kernel (small-smem GPUs where two stages do not
-  # fit) runs here when forced.
+  # fit) and the two-stage linear_out (sm_89/sm_120's 99 KB) run here when forced.
   step "sla2_gpu_test with SLA2_CUDA_STAGES=1 (single-stage kernel)"
   SLA2_CUDA_STAGES=1 "$BUILD/sla2_gpu_test" "$@" >"$LOGS/gpu_test_1stage.log" 2>&1
   rc=$?

@@ -11,6 +11,7 @@
 #include "cuda_backend.h"
 #include "sla2_cuda_profile.h"
 
+#include <algorithm>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,13 @@ sla2k_tensor view_of(const sla2_tensor *t)
 } // namespace
 
 /* ---- Forward -------------------------------------------------------------- */
+
+/* SLA2_CUDA_STAGES=1 also gives linear_out the opt-in limit of sm_89 and
+ * sm_120 (99 KB), so that its two-stage path runs where it is tested. */
+static size_t linear_out_smem_limit(const sla2_cuda_state *st)
+{
+    return st->force_one_stage ? std::min<size_t>(st->smem_optin_bytes, 99 * 1024) : st->smem_optin_bytes;
+}
 
 static sla2_status describe(sla2_context *ctx, const sla2_cuda_state *st, const sla2_attention_problem *pr,
                             sla2k_problem *p, sla2_quant_mode *used)
@@ -281,7 +289,7 @@ static sla2_status forward_on_device(sla2_context *ctx, const sla2_attention_pro
     if (p.use_linear) {
         if ((status = sla2_cuda_phik_t_v(ctx, st, p)) != SLA2_OK)
             return status;
-        LAUNCH(sla2k_launch_linear_out(p, s, st->smem_optin_bytes));
+        LAUNCH(sla2k_launch_linear_out(p, s, linear_out_smem_limit(st)));
     }
     LAUNCH(mark(st, timed, 3));
     LAUNCH(sla2k_launch_sparse(p, s));

@@ -27,7 +27,9 @@ struct sla2_cuda_state {
     size_t workspace_bytes;
     int timing;
     int force_fp8_mma; /* SLA2_CUDA_FP8_MMA=1: e4m3 mma.sync even on sm_90 (for tests and benchmarks) */
-    int force_one_stage; /* SLA2_CUDA_STAGES=1: the single-stage kernel of small-smem GPUs (for tests) */
+    /* SLA2_CUDA_STAGES=1: the single-stage sparse kernel and the two-stage
+     * linear_out of small-smem GPUs (for tests) */
+    int force_one_stage;
     cudaEvent_t events[SLA2_CUDA_NUM_STAGES + 1];
     float stage_ms[SLA2_CUDA_NUM_STAGES];
 };
