@@ -9,6 +9,8 @@
  * o_sparse instead, for its projection (v1_mix). */
 #pragma once
 
+#include <cfloat>
+
 #include "kernels_fp8/fp8_common.cuh"
 #include "kernels_int8/device_common.cuh"
 #include "kernels_int8/feature_map.cuh"
@@ -120,19 +122,19 @@ __device__ __forceinline__ void gemm_pv_f16(float (&out)[D / 8][4], const float 
     }
 }
 
-/* out(16 x D) += e4m3(P * 448)(16x64) . V8(64 x D), V8 stored [d][position]. */
+/* out(16 x D) += e4m3(P)(16x64) . V8(64 x D), V8 stored [d][position]; P
+ * comes already scaled by 448 (the softmax's exponent carries log2 448). */
 template <int D>
 __device__ __forceinline__ void gemm_pv_fp8(float (&out)[D / 8][4], const float (&p)[8][4], const char *v_base,
                                             int row_bytes, int lane)
 {
-    const float s = SLA2K_FP8_MAX;
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
         uint32_t a[4];
-        a[0] = pack4_e4m3(p[4 * c][0] * s, p[4 * c][1] * s, p[4 * c + 1][0] * s, p[4 * c + 1][1] * s);
-        a[1] = pack4_e4m3(p[4 * c][2] * s, p[4 * c][3] * s, p[4 * c + 1][2] * s, p[4 * c + 1][3] * s);
-        a[2] = pack4_e4m3(p[4 * c + 2][0] * s, p[4 * c + 2][1] * s, p[4 * c + 3][0] * s, p[4 * c + 3][1] * s);
-        a[3] = pack4_e4m3(p[4 * c + 2][2] * s, p[4 * c + 2][3] * s, p[4 * c + 3][2] * s, p[4 * c + 3][3] * s);
+        a[0] = pack4_e4m3(p[4 * c][0], p[4 * c][1], p[4 * c + 1][0], p[4 * c + 1][1]);
+        a[1] = pack4_e4m3(p[4 * c][2], p[4 * c][3], p[4 * c + 1][2], p[4 * c + 1][3]);
+        a[2] = pack4_e4m3(p[4 * c + 2][0], p[4 * c + 2][1], p[4 * c + 3][0], p[4 * c + 3][1]);
+        a[3] = pack4_e4m3(p[4 * c + 2][2], p[4 * c + 2][3], p[4 * c + 3][2], p[4 * c + 3][3]);
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
             uint32_t b[4];
@@ -143,20 +145,20 @@ __device__ __forceinline__ void gemm_pv_fp8(float (&out)[D / 8][4], const float 
     }
 }
 
-/* The FP8 product computed exactly on FP16 tensor cores: e4m3(P * 448)
- * converted to fp16 (exact), times V8 stored as fp16 (exact). */
+/* The FP8 product computed exactly on FP16 tensor cores: e4m3(P) (P
+ * scaled by 448 as in gemm_pv_fp8) converted to fp16 (exact), times V8
+ * stored as fp16 (exact). */
 template <int D>
 __device__ __forceinline__ void gemm_pv_fp8_as_f16(float (&out)[D / 8][4], const float (&p)[8][4],
                                                    const char *v_base, int row_bytes, int lane)
 {
-    const float s = SLA2K_FP8_MAX;
 #pragma unroll
     for (int c = 0; c < 4; ++c) {
         uint32_t a[4];
-        a[0] = e4m3_pair_as_half2(p[2 * c][0] * s, p[2 * c][1] * s);
-        a[1] = e4m3_pair_as_half2(p[2 * c][2] * s, p[2 * c][3] * s);
-        a[2] = e4m3_pair_as_half2(p[2 * c + 1][0] * s, p[2 * c + 1][1] * s);
-        a[3] = e4m3_pair_as_half2(p[2 * c + 1][2] * s, p[2 * c + 1][3] * s);
+        a[0] = e4m3_pair_as_half2(p[2 * c][0], p[2 * c][1]);
+        a[1] = e4m3_pair_as_half2(p[2 * c][2], p[2 * c][3]);
+        a[2] = e4m3_pair_as_half2(p[2 * c + 1][0], p[2 * c + 1][1]);
+        a[3] = e4m3_pair_as_half2(p[2 * c + 1][2], p[2 * c + 1][3]);
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
             uint32_t b[4];
@@ -279,8 +281,9 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
         const int stage = two_stages ? (it & 1) : 0;
         const char *sk = smem + L.off_k + stage * L.stage_bytes, *sv = smem + L.off_v + stage * L.stage_bytes;
 
-        /* S = Q.K^T */
+        /* S = Q.K^T, the base-2 scores being s * factor (log2 e folded in) */
         float s[8][4];
+        float factor = fmaxf(scale_log2, FLT_MIN);
         if (QK == SLA2K_QK_INT8) {
             int acc[8][4];
 #pragma unroll
@@ -298,12 +301,13 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
                     mma_s8_16832(acc[2 * np + 1], a, b[2], b[3]);
                 }
             }
-            const float factor = scale_q * p.k_scale[(size_t)bh * p.num_k_blocks + j] * scale_log2;
+            /* at least FLT_MIN, so that a masked key's -inf never meets 0 */
+            factor = fmaxf(scale_q * p.k_scale[(size_t)bh * p.num_k_blocks + j] * scale_log2, FLT_MIN);
 #pragma unroll
             for (int n = 0; n < 8; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e)
-                    s[n][e] = (float)acc[n][e] * factor;
+                    s[n][e] = (float)acc[n][e];
         } else {
 #pragma unroll
             for (int n = 0; n < 8; ++n)
@@ -313,11 +317,14 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
                 gemm_f16_nt<D>(s, sq, sk + SLA2K_BLOCK_K * L.k_row_bytes, L.q_row_bytes, lane);
                 gemm_f16_nt<D>(s, sq_lo, sk, L.q_row_bytes, lane);
             }
+        }
+        if (PV == SLA2K_PV_F16) { /* scaled here: one fma per score below measured slower for these kernels */
 #pragma unroll
             for (int n = 0; n < 8; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e)
-                    s[n][e] *= scale_log2;
+                    s[n][e] *= factor;
+            factor = 1.0f;
         }
         const int key0 = j * SLA2K_BLOCK_K;
         if (key0 + SLA2K_BLOCK_K > p.seq_len) {
@@ -329,8 +336,13 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
                         s[n][e] = -INFINITY;
         }
 
-        /* Online softmax in base 2 (the scores carry log2 e): rows g (e = 0, 1)
-         * and g + 8 (e = 2, 3). */
+        /* Online softmax in base 2: rows g (e = 0, 1) and g + 8 (e = 2, 3).
+         * FP8 P.V: the max is taken before the scaling (factor > 0 keeps the
+         * order), so that each score costs one fma, p = 2^(s * factor - bias),
+         * and P * 448 (e4m3's range) costs nothing: log2 448 comes off the
+         * bias, and l carries the same factor, which the epilogue's division
+         * cancels. */
+        constexpr float kLog2Fp8Max = 8.807354922057604f; /* log2(448) */
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
             float mx = -INFINITY;
@@ -339,14 +351,15 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
                 mx = fmaxf(mx, fmaxf(s[n][2 * half], s[n][2 * half + 1]));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float m_new = fmaxf(m_run[half], mx);
+            const float m_new = fmaxf(m_run[half], mx * factor);
             const float corr = exp2f(m_run[half] - m_new);
             m_run[half] = m_new;
+            const float bias = PV == SLA2K_PV_F16 ? m_new : m_new - kLog2Fp8Max;
             float sum = 0.0f;
 #pragma unroll
             for (int n = 0; n < 8; ++n) {
-                s[n][2 * half] = exp2f(s[n][2 * half] - m_new);
-                s[n][2 * half + 1] = exp2f(s[n][2 * half + 1] - m_new);
+                s[n][2 * half] = exp2f(fmaf(s[n][2 * half], factor, -bias));
+                s[n][2 * half + 1] = exp2f(fmaf(s[n][2 * half + 1], factor, -bias));
                 sum += s[n][2 * half] + s[n][2 * half + 1];
             }
             l_run[half] = l_run[half] * corr + sum;
@@ -394,7 +407,7 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
 #pragma unroll
             for (int u = 0; u < 2; ++u) {
                 if (PV != SLA2K_PV_F16)
-                    os[u] *= p.v_absmax[(size_t)bh * D + d + u] / SLA2K_FP8_MAX / SLA2K_FP8_MAX;
+                    os[u] *= p.v_absmax[(size_t)bh * D + d + u] / SLA2K_FP8_MAX; /* V's scale; P's is in l */
                 os[u] = os[u] / l_run[half];
             }
             const int64_t row = row0 + r;
