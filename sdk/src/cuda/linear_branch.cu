@@ -210,10 +210,10 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
         __syncthreads();
         const char *a_base = sphiq + rt * 16 * RB;
         const int r_local[2] = {rt * 16 + g, rt * 16 + g + 8};
-        float den[2];
+        float inv_den[2]; /* with S_rem's unscaling */
 #pragma unroll
         for (int half = 0; half < 2; ++half)
-            den[half] = row_qz[r_local[half]] + 1e-6f;
+            inv_den[half] = s_unscale / (row_qz[r_local[half]] + 1e-6f);
 #pragma unroll 1
         for (int np = np0; np < np0 + np_count; ++np) {
             float num[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
@@ -237,7 +237,7 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
                     if (r >= nrows)
                         continue;
                     const int d = c * 64 + (np * 2 + q) * 8 + 2 * t;
-                    const float f = s_unscale / den[half];
+                    const float f = inv_den[half];
                     const float2 ol = make_float2(num[q][2 * half] * f, num[q][2 * half + 1] * f);
                     const int64_t row = row0 + r;
                     if (p.sla_v1) {
