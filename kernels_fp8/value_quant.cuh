@@ -8,19 +8,21 @@
 #pragma once
 
 #include "kernels_fp8/fp8_common.cuh"
+#include "kernels_int8/device_common.cuh"
 #include "kernels_int8/sla2_kernels.h"
 
 namespace sla2k {
 
-/* sv of channel d; the quantised value is v / sv (sv = 0: V8 = 0). */
+/* sv of channel d; the quantised value is v / sv (sv = 0: V8 = 0), taken
+ * as div_by(v, sv, 1 / sv). */
 __device__ __forceinline__ float value_scale(const sla2k_problem &p, int bh, int d)
 {
     return p.v_absmax[(size_t)bh * p.head_dim + d] / SLA2K_FP8_MAX;
 }
 
-__device__ __forceinline__ __half e4m3_as_half(float v, float sv)
+__device__ __forceinline__ __half e4m3_as_half(float v, float sv, float inv_sv)
 {
-    const __half_raw hr = __nv_cvt_fp8_to_halfraw(to_e4m3(sv > 0.0f ? v / sv : 0.0f), __NV_E4M3);
+    const __half_raw hr = __nv_cvt_fp8_to_halfraw(to_e4m3(div_by(v, sv, inv_sv)), __NV_E4M3);
     return __half(hr);
 }
 
@@ -32,11 +34,11 @@ __device__ __forceinline__ void store_v8_transposed(const sla2k_problem &p, cons
     uint32_t *out = reinterpret_cast<uint32_t *>(p.v8t + ((size_t)bh * p.num_k_blocks + j) * D * SLA2K_BLOCK_K);
     for (int w = threadIdx.x; w < D * SLA2K_BLOCK_K / 4; w += blockDim.x) {
         const int d = w / (SLA2K_BLOCK_K / 4), pos0 = (w % (SLA2K_BLOCK_K / 4)) * 4;
-        const float sv = value_scale(p, bh, d);
+        const float sv = value_scale(p, bh, d), inv_sv = sv > 0.0f ? 1.0f / sv : 0.0f;
         float x[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-            x[e] = sv > 0.0f ? tile[key_of_position(pos0 + e) * (D + 1) + d] / sv : 0.0f;
+            x[e] = div_by(tile[key_of_position(pos0 + e) * (D + 1) + d], sv, inv_sv);
         out[w] = pack4_e4m3(x[0], x[1], x[2], x[3]);
     }
 }

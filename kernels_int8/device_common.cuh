@@ -136,6 +136,19 @@ __device__ __forceinline__ float warp_max(float x)
     return x;
 }
 
+/* x / s rounded exactly as the IEEE division (the CPU reference's), given
+ * inv_s = 1 / s correctly rounded (0 where s = 0: the result is then 0):
+ * one multiply and Markstein's fma correction, three instructions on the
+ * fma pipe where the division takes a longer sequence through MUFU.RCP.
+ * Exact for quotients in the normal range; a plain x * inv_s would move
+ * quantised values across their rounding ties (bf16 inputs hit those
+ * often), away from the CPU's. */
+__device__ __forceinline__ float div_by(float x, float s, float inv_s)
+{
+    const float q = x * inv_s;
+    return fmaf(fmaf(-q, s, x), inv_s, q);
+}
+
 /* INT8 round-to-nearest-even with saturation; NaN -> 0 (sla2_round_int8). */
 __device__ __forceinline__ int8_t round_int8(float x)
 {

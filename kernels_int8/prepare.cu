@@ -174,6 +174,7 @@ __device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
     for (int w = 0; w < kWarps; ++w)
         amax = fmaxf(amax, k_max_part[w]);
     const float scale = amax / SLA2K_INT8_MAX;
+    const float inv_scale = scale > 0.0f ? 1.0f / scale : 0.0f;
     if (threadIdx.x < D) {
         const int d = threadIdx.x;
         const int rows = min(SLA2K_BLOCK_K, p.seq_len - j * SLA2K_BLOCK_K);
@@ -197,7 +198,7 @@ __device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
             const size_t out_row = ((size_t)bh * p.padded_len + (size_t)j * SLA2K_BLOCK_K + warp + rr * kWarps) * D;
 #pragma unroll
             for (int c = 0; c < C; ++c)
-                p.k8[out_row + lane + 32 * c] = scale > 0.0f ? round_int8(ks[rr][c] / scale) : (int8_t)0;
+                p.k8[out_row + lane + 32 * c] = round_int8(div_by(ks[rr][c], scale, inv_scale));
         }
     }
 }
@@ -209,10 +210,12 @@ __device__ __forceinline__ void value_part(const sla2k_problem &p, int j, int bh
     extern __shared__ float v_tile[]; /* [64][D + 1]: V for the transposed e4m3 (PV_FP8 only) */
     constexpr int C = D / 32;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    float sv[C];
+    float sv[C], inv_sv[C];
 #pragma unroll
-    for (int c = 0; c < C; ++c)
+    for (int c = 0; c < C; ++c) {
         sv[c] = p.pv != SLA2K_PV_F16 ? value_scale(p, bh, lane + 32 * c) : 0.0f;
+        inv_sv[c] = sv[c] > 0.0f ? 1.0f / sv[c] : 0.0f;
+    }
     float vs[kRows][C];
     load_rows(vs, p.v.data, p.in_dtype, [&](int rr) { return key_row_offset(p, p.v, bh, j, warp, rr); }, lane);
 #pragma unroll
@@ -225,7 +228,7 @@ __device__ __forceinline__ void value_part(const sla2k_problem &p, int j, int bh
             if (p.v16)
                 p.v16[out_row + lane + 32 * c] = __float2half_rn(v);
             if (p.pv == SLA2K_PV_FP8_F16)
-                p.v8h[out_row + lane + 32 * c] = e4m3_as_half(v, sv[c]);
+                p.v8h[out_row + lane + 32 * c] = e4m3_as_half(v, sv[c], inv_sv[c]);
             if (p.pv == SLA2K_PV_FP8)
                 v_tile[r * (D + 1) + lane + 32 * c] = v;
         }
@@ -331,7 +334,7 @@ __global__ void __launch_bounds__(kThreads, kQueryCtas) query_pool_kernel(const 
     float amax = 0.0f;
     for (int w = 0; w < kWarps; ++w)
         amax = fmaxf(amax, max_part[w]);
-    const float scale = amax / SLA2K_INT8_MAX;
+    const float scale = amax / SLA2K_INT8_MAX, inv_scale = scale > 0.0f ? 1.0f / scale : 0.0f;
     if (threadIdx.x == 0)
         p.q_scale[(size_t)bh * p.num_q_blocks + i] = scale;
     int8_t *q8 = p.q8 + ((size_t)bh * p.num_q_blocks + i) * p.block_q * D;
@@ -341,7 +344,7 @@ __global__ void __launch_bounds__(kThreads, kQueryCtas) query_pool_kernel(const 
         if (rr < rows_per_warp)
 #pragma unroll
             for (int c = 0; c < C; ++c)
-                q8[(size_t)r * D + lane + 32 * c] = scale > 0.0f ? round_int8(x[rr][c] / scale) : (int8_t)0;
+                q8[(size_t)r * D + lane + 32 * c] = round_int8(div_by(x[rr][c], scale, inv_scale));
     }
 }
 

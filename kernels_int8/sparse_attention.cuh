@@ -389,6 +389,7 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
         l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 1);
         l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 2);
     }
+    const float inv_l[2] = {1.0f / l_run[0], 1.0f / l_run[1]}; /* one division per row, not per value */
     const int b = bh / p.heads, h = bh % p.heads;
     const int r_local[2] = {warp * 16 + g, warp * 16 + g + 8};
     const bool mix_linear = p.use_linear && !p.sla_v1;
@@ -412,9 +413,9 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
             float os[2] = {o[n][2 * half], o[n][2 * half + 1]};
 #pragma unroll
             for (int u = 0; u < 2; ++u) {
-                if (PV != SLA2K_PV_F16)
-                    os[u] *= p.v_absmax[(size_t)bh * D + d + u] / SLA2K_FP8_MAX; /* V's scale; P's is in l */
-                os[u] = os[u] / l_run[half];
+                if (PV != SLA2K_PV_F16) /* V's scale; P's is in l */
+                    os[u] *= p.v_absmax[(size_t)bh * D + d + u] * (1.0f / SLA2K_FP8_MAX);
+                os[u] *= inv_l[half];
             }
             const int64_t row = row0 + r;
             if (p.sla_v1) {
