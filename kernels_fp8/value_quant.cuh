@@ -14,7 +14,7 @@
 namespace sla2k {
 
 /* sv of channel d; the quantised value is v / sv (sv = 0: V8 = 0), taken
- * as div_by(v, sv, 1 / sv). */
+ * as sla2k_div_by(v, sv, 1 / sv). */
 __device__ __forceinline__ float value_scale(const sla2k_problem &p, int bh, int d)
 {
     return p.v_absmax[(size_t)bh * p.head_dim + d] / SLA2K_FP8_MAX;
@@ -22,7 +22,7 @@ __device__ __forceinline__ float value_scale(const sla2k_problem &p, int bh, int
 
 __device__ __forceinline__ __half e4m3_as_half(float v, float sv, float inv_sv)
 {
-    const __half_raw hr = __nv_cvt_fp8_to_halfraw(to_e4m3(div_by(v, sv, inv_sv)), __NV_E4M3);
+    const __half_raw hr = __nv_cvt_fp8_to_halfraw(to_e4m3(sla2k_div_by(v, sv, inv_sv)), __NV_E4M3);
     return __half(hr);
 }
 
@@ -38,7 +38,7 @@ __device__ __forceinline__ void store_v8_transposed(const sla2k_problem &p, cons
         float x[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e)
-            x[e] = div_by(tile[key_of_position(pos0 + e) * (D + 1) + d], sv, inv_sv);
+            x[e] = sla2k_div_by(tile[key_of_position(pos0 + e) * (D + 1) + d], sv, inv_sv);
         out[w] = pack4_e4m3(x[0], x[1], x[2], x[3]);
     }
 }

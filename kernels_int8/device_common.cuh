@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+#include "kernels_int8/exact_arith.h"
 #include "kernels_int8/sla2_kernels.h"
 
 namespace sla2k {
@@ -134,19 +135,6 @@ __device__ __forceinline__ float warp_max(float x)
     for (int o = 16; o > 0; o >>= 1)
         x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
     return x;
-}
-
-/* x / s rounded exactly as the IEEE division (the CPU reference's), given
- * inv_s = 1 / s correctly rounded (0 where s = 0: the result is then 0):
- * one multiply and Markstein's fma correction, three instructions on the
- * fma pipe where the division takes a longer sequence through MUFU.RCP.
- * Exact for quotients in the normal range; a plain x * inv_s would move
- * quantised values across their rounding ties (bf16 inputs hit those
- * often), away from the CPU's. */
-__device__ __forceinline__ float div_by(float x, float s, float inv_s)
-{
-    const float q = x * inv_s;
-    return fmaf(fmaf(-q, s, x), inv_s, q);
 }
 
 /* INT8 round-to-nearest-even with saturation; NaN -> 0 (sla2_round_int8). */

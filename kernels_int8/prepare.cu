@@ -198,7 +198,7 @@ __device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
             const size_t out_row = ((size_t)bh * p.padded_len + (size_t)j * SLA2K_BLOCK_K + warp + rr * kWarps) * D;
 #pragma unroll
             for (int c = 0; c < C; ++c)
-                p.k8[out_row + lane + 32 * c] = round_int8(div_by(ks[rr][c], scale, inv_scale));
+                p.k8[out_row + lane + 32 * c] = round_int8(sla2k_div_by(ks[rr][c], scale, inv_scale));
         }
     }
 }
@@ -344,7 +344,7 @@ __global__ void __launch_bounds__(kThreads, kQueryCtas) query_pool_kernel(const 
         if (rr < rows_per_warp)
 #pragma unroll
             for (int c = 0; c < C; ++c)
-                q8[(size_t)r * D + lane + 32 * c] = round_int8(div_by(x[rr][c], scale, inv_scale));
+                q8[(size_t)r * D + lane + 32 * c] = round_int8(sla2k_div_by(x[rr][c], scale, inv_scale));
     }
 }
 

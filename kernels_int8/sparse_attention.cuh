@@ -281,20 +281,15 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
         const int stage = two_stages ? (it & 1) : 0;
         const char *sk = smem + L.off_k + stage * L.stage_bytes, *sv = smem + L.off_v + stage * L.stage_bytes;
 
-        constexpr int kMagicInt = 0x4B400000; /* the bits of kMagicFloat */
-        constexpr float kMagicFloat = 12582912.0f; /* 1.5 * 2^23 */
         /* S = Q.K^T, the base-2 scores being s * factor (log2 e folded in) */
         float s[8][4];
         float factor = fmaxf(scale_log2, FLT_MIN);
         if (QK == SLA2K_QK_INT8) {
-            /* The accumulators start at the bits of 1.5 * 2^23, so that each
-             * |sum| < 2^22 (128 * 128^2 at most) reads back as the float
-             * 1.5 * 2^23 + sum exactly: one fadd instead of an I2F, which
-             * runs on the narrow pipe that the exp2f's need too. */
+            /* biased accumulators: the float sums with one fadd each (exact_arith.h) */
             int acc[8][4];
 #pragma unroll
             for (int n = 0; n < 8; ++n)
-                acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = kMagicInt;
+                acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = SLA2K_SUM_BIAS;
 #pragma unroll
             for (int ks = 0; ks < D / 32; ++ks) {
                 uint32_t a[4];
@@ -313,7 +308,7 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
             for (int n = 0; n < 8; ++n)
 #pragma unroll
                 for (int e = 0; e < 4; ++e)
-                    s[n][e] = __int_as_float(acc[n][e]) - kMagicFloat;
+                    s[n][e] = sla2k_biased_sum_to_float(acc[n][e]);
         } else {
 #pragma unroll
             for (int n = 0; n < 8; ++n)

@@ -1,6 +1,8 @@
 /* INT8, e4m3, f16 and bf16 rounding against hand-computed values; the CPU
- * softmax's exp against libm. */
+ * softmax's exp against libm; the kernels' exact arithmetic shortcuts
+ * (kernels_int8/exact_arith.h) against what they replace. */
 #include "cpu/exp_fast.h"
+#include "kernels_int8/exact_arith.h"
 #include "numeric.h"
 #include "test_util.h"
 
@@ -140,6 +142,55 @@ START_TEST(exp_nonpositive_within_3_ulp_of_expf)
 }
 END_TEST
 
+/* The GPU quantisers divide by a scale as sla2k_div_by(x, s, 1 / s): it
+ * must give the IEEE quotient that the CPU reference's x / s gives, ties
+ * included (bf16 inputs against a bf16 block maximum land on them often). */
+START_TEST(div_by_matches_ieee_division)
+{
+    srand(7);
+    long compared = 0, differ = 0;
+    const float divisors[2] = {SLA2_INT8_MAX, SLA2_FP8_MAX};
+    for (int it = 0; it < 100000; ++it) {
+        const float amax = sla2_bf16_to_float(
+            sla2_float_to_bf16(ldexpf(0.5f + (float)rand() / RAND_MAX, rand() % 60 - 30)));
+        for (int k = 0; k < 2; ++k) {
+            const float s = amax / divisors[k], inv_s = 1.0f / s;
+            for (int j = 0; j < 8; ++j) {
+                float x = amax * (2.0f * (float)rand() / RAND_MAX - 1.0f);
+                if (j == 0)
+                    x = amax;
+                if (j == 1)
+                    x = -amax / 2.0f; /* a tie: -63.5 or -224 */
+                x = sla2_bf16_to_float(sla2_float_to_bf16(x));
+                const float q = sla2k_div_by(x, s, inv_s);
+                differ += q != x / s;
+                differ += k == 0 ? sla2_round_int8(q) != sla2_quantize_int8(x, s)
+                                 : sla2_float_to_e4m3(q) != sla2_float_to_e4m3(x / s);
+                ++compared;
+            }
+        }
+    }
+    ck_assert_int_eq(compared, 100000L * 16);
+    ck_assert_int_eq(differ, 0);
+    /* an all-zero block: scale 0, reciprocal taken as 0 */
+    ck_assert_float_eq(sla2k_div_by(3.0f, 0.0f, 0.0f), 0.0f);
+}
+END_TEST
+
+/* The sparse kernel's INT8 sums come out of accumulators started at
+ * SLA2K_SUM_BIAS; over the whole range of a head_dim 128 sum they read
+ * back exactly. */
+START_TEST(biased_int_sums_read_back_exactly)
+{
+    const int bound = 128 * 128 * 128; /* |q8 . k8| at D = 128, q8, k8 in [-128, 127] */
+    const int samples[] = {0, 1, -1, 127, -128, 2064512, -2064512, bound, -bound, (1 << 22) - 1, -(1 << 22) + 1};
+    for (size_t i = 0; i < sizeof samples / sizeof samples[0]; ++i)
+        ck_assert_float_eq(sla2k_biased_sum_to_float(SLA2K_SUM_BIAS + samples[i]), (float)samples[i]);
+    for (int x = -bound; x <= bound; x += 977)
+        ck_assert_float_eq(sla2k_biased_sum_to_float(SLA2K_SUM_BIAS + x), (float)x);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("numeric");
@@ -153,6 +204,8 @@ int main(void)
     tcase_add_test(tc, f16_and_bf16_round_hand_values);
     tcase_add_test(tc, f16_round_trips_every_finite_code);
     tcase_add_test(tc, exp_nonpositive_within_3_ulp_of_expf);
+    tcase_add_test(tc, div_by_matches_ieee_division);
+    tcase_add_test(tc, biased_int_sums_read_back_exactly);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }
