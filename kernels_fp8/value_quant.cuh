@@ -14,7 +14,7 @@
 namespace sla2k {
 
 /* sv of channel d; the quantised value is v / sv (sv = 0: V8 = 0), taken
- * as sla2k_div_by(v, sv, 1 / sv). */
+ * as sla2k_div_by(v, sv, sla2k_inv_scale(sv)). */
 __device__ __forceinline__ float value_scale(const sla2k_problem &p, int bh, int d)
 {
     return p.v_absmax[(size_t)bh * p.head_dim + d] / SLA2K_FP8_MAX;
@@ -34,7 +34,7 @@ __device__ __forceinline__ void store_v8_transposed(const sla2k_problem &p, cons
     uint32_t *out = reinterpret_cast<uint32_t *>(p.v8t + ((size_t)bh * p.num_k_blocks + j) * D * SLA2K_BLOCK_K);
     for (int w = threadIdx.x; w < D * SLA2K_BLOCK_K / 4; w += blockDim.x) {
         const int d = w / (SLA2K_BLOCK_K / 4), pos0 = (w % (SLA2K_BLOCK_K / 4)) * 4;
-        const float sv = value_scale(p, bh, d), inv_sv = sv > 0.0f ? 1.0f / sv : 0.0f;
+        const float sv = value_scale(p, bh, d), inv_sv = sla2k_inv_scale(sv);
         float x[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e)

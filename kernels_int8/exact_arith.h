@@ -24,6 +24,13 @@ SLA2K_EXACT float sla2k_div_by(float x, float s, float inv_s)
     return fmaf(fmaf(-q, s, x), inv_s, q);
 }
 
+/* The inv_s that sla2k_div_by takes: 1 / s, or 0 for a scale of 0 (an
+ * all-zero block or channel quantises to 0). */
+SLA2K_EXACT float sla2k_inv_scale(float s)
+{
+    return s > 0.0f ? 1.0f / s : 0.0f;
+}
+
 /* An INT8 mma accumulator started at SLA2K_SUM_BIAS holds the bits of the
  * float 1.5 * 2^23 + sum for |sum| < 2^22 (D = 128: at most 128 * 128^2),
  * so one subtraction turns it into the float sum, exactly: no I2F, whose

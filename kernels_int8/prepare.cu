@@ -174,7 +174,7 @@ __device__ __forceinline__ void key_part(const sla2k_problem &p, int j, int bh)
     for (int w = 0; w < kWarps; ++w)
         amax = fmaxf(amax, k_max_part[w]);
     const float scale = amax / SLA2K_INT8_MAX;
-    const float inv_scale = scale > 0.0f ? 1.0f / scale : 0.0f;
+    const float inv_scale = sla2k_inv_scale(scale);
     if (threadIdx.x < D) {
         const int d = threadIdx.x;
         const int rows = min(SLA2K_BLOCK_K, p.seq_len - j * SLA2K_BLOCK_K);
@@ -214,7 +214,7 @@ __device__ __forceinline__ void value_part(const sla2k_problem &p, int j, int bh
 #pragma unroll
     for (int c = 0; c < C; ++c) {
         sv[c] = p.pv != SLA2K_PV_F16 ? value_scale(p, bh, lane + 32 * c) : 0.0f;
-        inv_sv[c] = sv[c] > 0.0f ? 1.0f / sv[c] : 0.0f;
+        inv_sv[c] = sla2k_inv_scale(sv[c]);
     }
     float vs[kRows][C];
     load_rows(vs, p.v.data, p.in_dtype, [&](int rr) { return key_row_offset(p, p.v, bh, j, warp, rr); }, lane);
@@ -334,7 +334,7 @@ __global__ void __launch_bounds__(kThreads, kQueryCtas) query_pool_kernel(const 
     float amax = 0.0f;
     for (int w = 0; w < kWarps; ++w)
         amax = fmaxf(amax, max_part[w]);
-    const float scale = amax / SLA2K_INT8_MAX, inv_scale = scale > 0.0f ? 1.0f / scale : 0.0f;
+    const float scale = amax / SLA2K_INT8_MAX, inv_scale = sla2k_inv_scale(scale);
     if (threadIdx.x == 0)
         p.q_scale[(size_t)bh * p.num_q_blocks + i] = scale;
     int8_t *q8 = p.q8 + ((size_t)bh * p.num_q_blocks + i) * p.block_q * D;
