@@ -13,6 +13,7 @@
 #include "kernels_int8/device_common.cuh"
 #include "kernels_int8/feature_map.cuh"
 #include "kernels_int8/sparse_attention.cuh"
+#include "kernels_int8/sparse_wgmma.cuh"
 
 namespace sla2k {
 namespace {
@@ -382,12 +383,28 @@ cudaError_t sla2k_launch_key_value(const sla2k_problem &p, cudaStream_t stream)
 
 size_t sla2k_sparse_smem_bytes(const sla2k_problem &p, int stages)
 {
+    if (p.wgmma)
+        return (size_t)WgmmaSmem(p.head_dim, p.qk, p.pv, p.block_q, stages).total;
     return (size_t)SparseSmem(p.head_dim, p.qk, p.pv, p.block_q, stages).total;
+}
+
+static cudaError_t launch_sparse_wgmma(const sla2k_problem &p, cudaStream_t stream, size_t smem)
+{
+    const bool d64 = p.head_dim == 64;
+    if (p.qk == SLA2K_QK_INT8 && p.pv == SLA2K_PV_FP8)
+        return d64 ? sla2k_sparse_wgmma_64_0_1(p, stream, smem) : sla2k_sparse_wgmma_128_0_1(p, stream, smem);
+    if (p.qk == SLA2K_QK_INT8 && p.pv == SLA2K_PV_F16)
+        return d64 ? sla2k_sparse_wgmma_64_0_0(p, stream, smem) : sla2k_sparse_wgmma_128_0_0(p, stream, smem);
+    if (p.qk == SLA2K_QK_F16 && p.pv == SLA2K_PV_F16)
+        return d64 ? sla2k_sparse_wgmma_64_1_0(p, stream, smem) : sla2k_sparse_wgmma_128_1_0(p, stream, smem);
+    return cudaErrorNotSupported; /* the dispatcher sets wgmma only for these three */
 }
 
 cudaError_t sla2k_launch_sparse(const sla2k_problem &p, cudaStream_t stream)
 {
     const size_t smem = sla2k_sparse_smem_bytes(p, p.stages);
+    if (p.wgmma)
+        return launch_sparse_wgmma(p, stream, smem);
     const bool d64 = p.head_dim == 64;
     if (p.qk == SLA2K_QK_INT8 && p.pv == SLA2K_PV_FP8_F16)
         return d64 ? sla2k_sparse_64_0_2(p, stream, smem) : sla2k_sparse_128_0_2(p, stream, smem);
@@ -398,4 +415,28 @@ cudaError_t sla2k_launch_sparse(const sla2k_problem &p, cudaStream_t stream)
     if (p.qk == SLA2K_QK_F16)
         return d64 ? sla2k_sparse_64_1_0(p, stream, smem) : sla2k_sparse_128_1_0(p, stream, smem);
     return d64 ? sla2k_sparse_64_2_0(p, stream, smem) : sla2k_sparse_128_2_0(p, stream, smem);
+}
+
+static __global__ void wgmma_available_kernel(int *available)
+{
+#ifdef SLA2K_WGMMA_DEVICE
+    *available = 1;
+#else
+    *available = 0;
+#endif
+}
+
+cudaError_t sla2k_wgmma_available(int *available)
+{
+    *available = 0;
+    int *flag = nullptr;
+    cudaError_t err = cudaMalloc(&flag, sizeof *flag);
+    if (err != cudaSuccess)
+        return err;
+    wgmma_available_kernel<<<1, 1>>>(flag);
+    err = cudaGetLastError();
+    if (err == cudaSuccess)
+        err = cudaMemcpy(available, flag, sizeof *flag, cudaMemcpyDeviceToHost);
+    cudaFree(flag);
+    return err;
 }

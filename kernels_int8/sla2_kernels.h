@@ -32,6 +32,7 @@ struct sla2k_problem {
     int block_q, num_q_blocks, num_k_blocks, kept;
     int padded_len; /* num_k_blocks * 64: the workspace's rows per head */
     int stages;     /* sparse kernel's shared-memory stages: 2 where they fit, else 1 */
+    int wgmma;      /* the sparse kernel on warpgroup MMA (sm_90a; sparse_wgmma.cuh) */
     float softmax_scale;
     int in_dtype, out_dtype;
     int qk, pv;        /* sla2k_qk, sla2k_pv */
@@ -96,6 +97,10 @@ cudaError_t sla2k_launch_v1_mix(const sla2k_problem &p, cudaStream_t stream);
 size_t sla2k_sparse_smem_bytes(const sla2k_problem &p, int stages);
 cudaError_t sla2k_launch_sparse(const sla2k_problem &p, cudaStream_t stream);
 
+/* Whether this binary holds the sm_90a code of the wgmma kernels for the
+ * current device (a build for "90" instead of "90a" has only traps). */
+cudaError_t sla2k_wgmma_available(int *available);
+
 /* Per-configuration instantiations (one small .cu each). */
 #define SLA2K_DECLARE_SPARSE(D, QK, PV) \
     cudaError_t sla2k_sparse_##D##_##QK##_##PV(const sla2k_problem &p, cudaStream_t stream, size_t smem)
@@ -109,3 +114,11 @@ SLA2K_DECLARE_SPARSE(128, 0, 0);
 SLA2K_DECLARE_SPARSE(128, 0, 1);
 SLA2K_DECLARE_SPARSE(128, 1, 0);
 SLA2K_DECLARE_SPARSE(128, 2, 0);
+#define SLA2K_DECLARE_SPARSE_WGMMA(D, QK, PV) \
+    cudaError_t sla2k_sparse_wgmma_##D##_##QK##_##PV(const sla2k_problem &p, cudaStream_t stream, size_t smem)
+SLA2K_DECLARE_SPARSE_WGMMA(64, 0, 0);
+SLA2K_DECLARE_SPARSE_WGMMA(64, 0, 1);
+SLA2K_DECLARE_SPARSE_WGMMA(64, 1, 0);
+SLA2K_DECLARE_SPARSE_WGMMA(128, 0, 0);
+SLA2K_DECLARE_SPARSE_WGMMA(128, 0, 1);
+SLA2K_DECLARE_SPARSE_WGMMA(128, 1, 0);

@@ -100,6 +100,25 @@ __device__ __forceinline__ void gemm_f16_nt(float (&acc)[8][4], const char *a_ba
     }
 }
 
+/* P (accumulator layout, 16 rows x 64 keys per warp) as the A fragment of
+ * key chunk c: 16 keys in fp16 (m16n8k16), or 32 in e4m3 (m16n8k32, keys in
+ * the order of fp8_common.cuh). wgmma's register A operand has the same
+ * layout per warp. */
+__device__ __forceinline__ void p_fragment_f16(uint32_t (&a)[4], const float (&p)[8][4], int c)
+{
+    a[0] = pack_half2(p[2 * c][0], p[2 * c][1]);
+    a[1] = pack_half2(p[2 * c][2], p[2 * c][3]);
+    a[2] = pack_half2(p[2 * c + 1][0], p[2 * c + 1][1]);
+    a[3] = pack_half2(p[2 * c + 1][2], p[2 * c + 1][3]);
+}
+__device__ __forceinline__ void p_fragment_e4m3(uint32_t (&a)[4], const float (&p)[8][4], int c)
+{
+    a[0] = pack4_e4m3(p[4 * c][0], p[4 * c][1], p[4 * c + 1][0], p[4 * c + 1][1]);
+    a[1] = pack4_e4m3(p[4 * c][2], p[4 * c][3], p[4 * c + 1][2], p[4 * c + 1][3]);
+    a[2] = pack4_e4m3(p[4 * c + 2][0], p[4 * c + 2][1], p[4 * c + 3][0], p[4 * c + 3][1]);
+    a[3] = pack4_e4m3(p[4 * c + 2][2], p[4 * c + 2][3], p[4 * c + 3][2], p[4 * c + 3][3]);
+}
+
 /* out(16 x D) += f16(P)(16x64, accumulator layout) . V(64 x D fp16) */
 template <int D>
 __device__ __forceinline__ void gemm_pv_f16(float (&out)[D / 8][4], const float (&p)[8][4], const char *v_base,
@@ -108,10 +127,7 @@ __device__ __forceinline__ void gemm_pv_f16(float (&out)[D / 8][4], const float 
 #pragma unroll
     for (int c = 0; c < 4; ++c) {
         uint32_t a[4];
-        a[0] = pack_half2(p[2 * c][0], p[2 * c][1]);
-        a[1] = pack_half2(p[2 * c][2], p[2 * c][3]);
-        a[2] = pack_half2(p[2 * c + 1][0], p[2 * c + 1][1]);
-        a[3] = pack_half2(p[2 * c + 1][2], p[2 * c + 1][3]);
+        p_fragment_f16(a, p, c);
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
             uint32_t b[4];
@@ -131,10 +147,7 @@ __device__ __forceinline__ void gemm_pv_fp8(float (&out)[D / 8][4], const float 
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
         uint32_t a[4];
-        a[0] = pack4_e4m3(p[4 * c][0], p[4 * c][1], p[4 * c + 1][0], p[4 * c + 1][1]);
-        a[1] = pack4_e4m3(p[4 * c][2], p[4 * c][3], p[4 * c + 1][2], p[4 * c + 1][3]);
-        a[2] = pack4_e4m3(p[4 * c + 2][0], p[4 * c + 2][1], p[4 * c + 3][0], p[4 * c + 3][1]);
-        a[3] = pack4_e4m3(p[4 * c + 2][2], p[4 * c + 2][3], p[4 * c + 3][2], p[4 * c + 3][3]);
+        p_fragment_e4m3(a, p, c);
 #pragma unroll
         for (int dp = 0; dp < D / 16; ++dp) {
             uint32_t b[4];
@@ -170,6 +183,135 @@ __device__ __forceinline__ void gemm_pv_fp8_as_f16(float (&out)[D / 8][4], const
 }
 
 __device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* The scores of one kept block, before the softmax: PV_F16 scales them here
+ * (the one-fma form below measured slower for those kernels) and returns
+ * factor 1; keys past seq_len become -inf. Thread (g, t) holds columns
+ * n * 8 + 2t + (e & 1) of the accumulator layout. */
+template <int PV>
+__device__ __forceinline__ float mask_and_scale(float (&s)[8][4], float factor, int key0, int seq_len, int t)
+{
+    if (PV == SLA2K_PV_F16) {
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                s[n][e] *= factor;
+        factor = 1.0f;
+    }
+    if (key0 + SLA2K_BLOCK_K > seq_len) {
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                if (key0 + n * 8 + 2 * t + (e & 1) >= seq_len)
+                    s[n][e] = -INFINITY;
+    }
+    return factor;
+}
+
+/* Online softmax in base 2 over one block's scores: rows g (e = 0, 1) and
+ * g + 8 (e = 2, 3); P replaces the scores, O is rescaled by the correction.
+ * FP8 P.V: the max is taken before the scaling (factor > 0 keeps the
+ * order), so that each score costs one fma, p = 2^(s * factor - bias), and
+ * P * 448 (e4m3's range) costs nothing: log2 448 comes off the bias, and l
+ * carries the same factor, which the epilogue's division cancels. */
+template <int D, int PV>
+__device__ __forceinline__ void online_softmax(float (&s)[8][4], float factor, float (&m_run)[2], float (&l_run)[2],
+                                               float (&o)[D / 8][4])
+{
+    constexpr float kLog2Fp8Max = 8.807354922057604f; /* log2(448) */
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+            mx = fmaxf(mx, fmaxf(s[n][2 * half], s[n][2 * half + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m_run[half], mx * factor);
+        const float corr = exp2f(m_run[half] - m_new);
+        m_run[half] = m_new;
+        const float bias = PV == SLA2K_PV_F16 ? m_new : m_new - kLog2Fp8Max;
+        float sum = 0.0f;
+#pragma unroll
+        for (int n = 0; n < 8; ++n) {
+            s[n][2 * half] = exp2f(fmaf(s[n][2 * half], factor, -bias));
+            s[n][2 * half + 1] = exp2f(fmaf(s[n][2 * half + 1], factor, -bias));
+            sum += s[n][2 * half] + s[n][2 * half + 1];
+        }
+        l_run[half] = l_run[half] * corr + sum;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+            o[n][2 * half] *= corr;
+            o[n][2 * half + 1] *= corr;
+        }
+    }
+}
+
+/* Epilogue: normalise, mix with O_l (already in `out`), store. Warp `warp`
+ * of the CTA holds rows warp * 16 + g and + 8 of the query block, in the
+ * accumulator layout. */
+template <int D, int PV>
+__device__ __forceinline__ void sparse_epilogue(const sla2k_problem &p, float (&o)[D / 8][4], float (&l_run)[2],
+                                                int bh, int row0, int nrows, int warp, int lane)
+{
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+        l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 1);
+        l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 2);
+    }
+    const float inv_l[2] = {1.0f / l_run[0], 1.0f / l_run[1]}; /* one division per row, not per value */
+    const int b = bh / p.heads, h = bh % p.heads;
+    const int r_local[2] = {warp * 16 + g, warp * 16 + g + 8};
+    const bool mix_linear = p.use_linear && !p.sla_v1;
+    /* alpha: per row from the query pass, or sigma(a_h) per head */
+    float alpha[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+        alpha[half] = p.alpha_kind == SLA2K_ALPHA_PER_ROW
+                          ? p.row_alpha[(size_t)bh * p.seq_len + min(row0 + r_local[half], p.seq_len - 1)]
+                          : p.alpha_kind == SLA2K_ALPHA_PER_HEAD ? sigmoidf(p.alpha[bh % p.heads]) : 1.0f;
+    /* A thread holds channels d, d + 1 of its two rows: one paired access
+     * each where out allows it. */
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const int r = r_local[half];
+            if (r >= nrows)
+                continue;
+            const int d = n * 8 + 2 * t;
+            float os[2] = {o[n][2 * half], o[n][2 * half + 1]};
+#pragma unroll
+            for (int u = 0; u < 2; ++u) {
+                if (PV != SLA2K_PV_F16) /* V's scale; P's is in l */
+                    os[u] *= p.v_absmax[(size_t)bh * D + d + u] * (1.0f / SLA2K_FP8_MAX);
+                os[u] *= inv_l[half];
+            }
+            const int64_t row = row0 + r;
+            if (p.sla_v1) {
+                *reinterpret_cast<float2 *>(p.o_sparse + ((size_t)bh * p.seq_len + row) * D + d) =
+                    make_float2(os[0], os[1]);
+                continue;
+            }
+            const int64_t at = (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h + row * p.out_stride_l;
+            const float a = alpha[half];
+            if (p.out_paired) {
+                float2 ol = mix_linear ? load_out2(p.out, at + d, p.out_dtype) : make_float2(0.0f, 0.0f);
+                store_out2(p.out, at + d, p.out_dtype,
+                           make_float2(a * os[0] + (1.0f - a) * ol.x, a * os[1] + (1.0f - a) * ol.y));
+            } else {
+#pragma unroll
+                for (int u = 0; u < 2; ++u) {
+                    const int64_t at_u = at + (int64_t)(d + u) * p.out_stride_d;
+                    const float ol = mix_linear ? load_out(p.out, at_u, p.out_dtype) : 0.0f;
+                    store_out(p.out, at_u, p.out_dtype, a * os[u] + (1.0f - a) * ol);
+                }
+            }
+        }
+}
 
 /* Prologue: the Q block's operand tile(s). INT8: the query pass quantised
  * it (q8, q_scale): one cp.async group, which the first kept block's wait
@@ -213,7 +355,7 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
 {
     extern __shared__ __align__(16) char smem[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int g = lane >> 2, t = lane & 3;
+    const int t = lane & 3;
     const int qblock = blockIdx.x, bh = blockIdx.y;
     const int row0 = qblock * p.block_q;
     const int nrows = min(p.block_q, p.seq_len - row0);
@@ -319,57 +461,8 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
                 gemm_f16_nt<D>(s, sq_lo, sk, L.q_row_bytes, lane);
             }
         }
-        if (PV == SLA2K_PV_F16) { /* scaled here: one fma per score below measured slower for these kernels */
-#pragma unroll
-            for (int n = 0; n < 8; ++n)
-#pragma unroll
-                for (int e = 0; e < 4; ++e)
-                    s[n][e] *= factor;
-            factor = 1.0f;
-        }
-        const int key0 = j * SLA2K_BLOCK_K;
-        if (key0 + SLA2K_BLOCK_K > p.seq_len) {
-#pragma unroll
-            for (int n = 0; n < 8; ++n)
-#pragma unroll
-                for (int e = 0; e < 4; ++e)
-                    if (key0 + n * 8 + 2 * t + (e & 1) >= p.seq_len)
-                        s[n][e] = -INFINITY;
-        }
-
-        /* Online softmax in base 2: rows g (e = 0, 1) and g + 8 (e = 2, 3).
-         * FP8 P.V: the max is taken before the scaling (factor > 0 keeps the
-         * order), so that each score costs one fma, p = 2^(s * factor - bias),
-         * and P * 448 (e4m3's range) costs nothing: log2 448 comes off the
-         * bias, and l carries the same factor, which the epilogue's division
-         * cancels. */
-        constexpr float kLog2Fp8Max = 8.807354922057604f; /* log2(448) */
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            float mx = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < 8; ++n)
-                mx = fmaxf(mx, fmaxf(s[n][2 * half], s[n][2 * half + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float m_new = fmaxf(m_run[half], mx * factor);
-            const float corr = exp2f(m_run[half] - m_new);
-            m_run[half] = m_new;
-            const float bias = PV == SLA2K_PV_F16 ? m_new : m_new - kLog2Fp8Max;
-            float sum = 0.0f;
-#pragma unroll
-            for (int n = 0; n < 8; ++n) {
-                s[n][2 * half] = exp2f(fmaf(s[n][2 * half], factor, -bias));
-                s[n][2 * half + 1] = exp2f(fmaf(s[n][2 * half + 1], factor, -bias));
-                sum += s[n][2 * half] + s[n][2 * half + 1];
-            }
-            l_run[half] = l_run[half] * corr + sum;
-#pragma unroll
-            for (int n = 0; n < D / 8; ++n) {
-                o[n][2 * half] *= corr;
-                o[n][2 * half + 1] *= corr;
-            }
-        }
+        factor = mask_and_scale<PV>(s, factor, j * SLA2K_BLOCK_K, p.seq_len, t);
+        online_softmax<D, PV>(s, factor, m_run, l_run, o);
         if (PV == SLA2K_PV_FP8)
             gemm_pv_fp8<D>(o, s, sv, L.v8_row_bytes, lane);
         else if (PV == SLA2K_PV_FP8_F16)
@@ -378,61 +471,7 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
             gemm_pv_f16<D>(o, s, sv, L.h_row_bytes, lane);
     }
 
-    /* Epilogue: normalise, mix with O_l (already in `out`), store. */
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-        l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 1);
-        l_run[half] += __shfl_xor_sync(0xffffffffu, l_run[half], 2);
-    }
-    const float inv_l[2] = {1.0f / l_run[0], 1.0f / l_run[1]}; /* one division per row, not per value */
-    const int b = bh / p.heads, h = bh % p.heads;
-    const int r_local[2] = {warp * 16 + g, warp * 16 + g + 8};
-    const bool mix_linear = p.use_linear && !p.sla_v1;
-    /* alpha: per row from the query pass, or sigma(a_h) per head */
-    float alpha[2];
-#pragma unroll
-    for (int half = 0; half < 2; ++half)
-        alpha[half] = p.alpha_kind == SLA2K_ALPHA_PER_ROW
-                          ? p.row_alpha[(size_t)bh * p.seq_len + min(row0 + r_local[half], p.seq_len - 1)]
-                          : p.alpha_kind == SLA2K_ALPHA_PER_HEAD ? sigmoidf(p.alpha[bh % p.heads]) : 1.0f;
-    /* A thread holds channels d, d + 1 of its two rows: one paired access
-     * each where out allows it. */
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const int r = r_local[half];
-            if (r >= nrows)
-                continue;
-            const int d = n * 8 + 2 * t;
-            float os[2] = {o[n][2 * half], o[n][2 * half + 1]};
-#pragma unroll
-            for (int u = 0; u < 2; ++u) {
-                if (PV != SLA2K_PV_F16) /* V's scale; P's is in l */
-                    os[u] *= p.v_absmax[(size_t)bh * D + d + u] * (1.0f / SLA2K_FP8_MAX);
-                os[u] *= inv_l[half];
-            }
-            const int64_t row = row0 + r;
-            if (p.sla_v1) {
-                *reinterpret_cast<float2 *>(p.o_sparse + ((size_t)bh * p.seq_len + row) * D + d) =
-                    make_float2(os[0], os[1]);
-                continue;
-            }
-            const int64_t at = (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h + row * p.out_stride_l;
-            const float a = alpha[half];
-            if (p.out_paired) {
-                float2 ol = mix_linear ? load_out2(p.out, at + d, p.out_dtype) : make_float2(0.0f, 0.0f);
-                store_out2(p.out, at + d, p.out_dtype,
-                           make_float2(a * os[0] + (1.0f - a) * ol.x, a * os[1] + (1.0f - a) * ol.y));
-            } else {
-#pragma unroll
-                for (int u = 0; u < 2; ++u) {
-                    const int64_t at_u = at + (int64_t)(d + u) * p.out_stride_d;
-                    const float ol = mix_linear ? load_out(p.out, at_u, p.out_dtype) : 0.0f;
-                    store_out(p.out, at_u, p.out_dtype, a * os[u] + (1.0f - a) * ol);
-                }
-            }
-        }
+    sparse_epilogue<D, PV>(p, o, l_run, bh, row0, nrows, warp, lane);
 }
 
 /* The dispatcher uses PV_FP8_F16 only on sm_90 and PV_FP8 only on sm_89+;

@@ -53,7 +53,7 @@ if ! ls /usr/include/png.h >/dev/null 2>&1 && [ -d "$ROOT/.ditdeps/png" ]; then
   export LD_LIBRARY_PATH="$ROOT/.ditdeps/png/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 if [ "$GPU" = 1 ]; then
-  ARGS+=(-DSLA2_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${SLA2_CUDA_ARCHS:-90}")
+  ARGS+=(-DSLA2_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${SLA2_CUDA_ARCHS:-90a}")
 else
   ARGS+=(-DSLA2_CUDA=OFF)
 fi

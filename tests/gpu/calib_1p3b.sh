@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sla2-calib on the CUDA backend at the Wan2.1-1.3B 480p shape (issue 7), on
 # a machine with a GPU:
-#   1. builds sla2-calib with CUDA (architectures $SLA2_CUDA_ARCHS, default 90),
+#   1. builds sla2-calib with CUDA (architectures $SLA2_CUDA_ARCHS, default 90a),
 #   2. meanwhile writes random Wan2.1-1.3B weights (BF16, every tensor the SDK loads for
 #      configs/models/wan2.1-t2v-1.3b.yaml) and one random prompt embedding
 #      ("context" [64, 4096]) with python3 + torch, once,
@@ -23,7 +23,7 @@ set -uo pipefail
 script_start=$(date +%s)
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${SLA2_GPU_BUILD:-$ROOT/build-calib-gpu}
-ARCHS=${SLA2_CUDA_ARCHS:-90}
+ARCHS=${SLA2_CUDA_ARCHS:-90a}
 LOGS=${OUT:-$BUILD/logs}
 WORK=$BUILD/calib-1p3b
 TOPKS=${SLA2_CALIB_TOPKS:-0.1}

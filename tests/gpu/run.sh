@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU tests of the CUDA backend, on a machine with a GPU:
-#   1. builds the SDK with CUDA (architectures: $SLA2_CUDA_ARCHS, default 90),
+#   1. builds the SDK with CUDA (architectures: $SLA2_CUDA_ARCHS, default 90a),
 #   2. runs sla2_gpu_test: every case against the CPU backend (rel-L2,
 #      cosine, block masks, statistics; fails past the stated tolerances),
 #   3. runs the quick case list under compute-sanitizer memcheck and racecheck.
@@ -8,7 +8,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${SLA2_GPU_BUILD:-$ROOT/build-gpu}
-ARCHS=${SLA2_CUDA_ARCHS:-90}
+ARCHS=${SLA2_CUDA_ARCHS:-90a}
 LOGS=${SLA2_GPU_LOG_DIR:-$BUILD/logs}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 mkdir -p "$LOGS"
@@ -50,8 +50,15 @@ if [ $status_build = ok ]; then
   "$BUILD/sla2_gpu_test" "$@" 2>&1 | tee "$LOGS/gpu_test.log"
   [ "${PIPESTATUS[0]}" = 0 ] && status_test=ok
 
-  # On sm_90 INT8_FP8 runs its P.V on FP16 mma with e4m3-rounded operands;
-  # the e4m3 mma.sync path (sm_89, sm_120) is checked here too.
+  # On sm_90 the sparse kernel runs on wgmma; its mma.sync kernels (sm_90
+  # without the sm_90a code, and the other GPUs) are checked here too: the
+  # FP16-mma P.V with e4m3-rounded operands, and the e4m3 mma.sync path.
+  step "sla2_gpu_test with SLA2_CUDA_WGMMA=0 (mma.sync kernels)"
+  SLA2_CUDA_WGMMA=0 "$BUILD/sla2_gpu_test" "$@" >"$LOGS/gpu_test_mma_sync.log" 2>&1
+  rc=$?
+  tail -n 1 "$LOGS/gpu_test_mma_sync.log"
+  [ $rc = 0 ] || status_test=FAIL
+
   step "sla2_gpu_test with SLA2_CUDA_FP8_MMA=1 (e4m3 mma.sync path)"
   SLA2_CUDA_FP8_MMA=1 "$BUILD/sla2_gpu_test" "$@" >"$LOGS/gpu_test_fp8mma.log" 2>&1
   rc=$?
@@ -74,7 +81,9 @@ if [ $status_build = ok ]; then
     rc=$?
     SLA2_CUDA_STAGES=1 "$SAN" --tool $tool --error-exitcode 99 "$BUILD/sla2_gpu_test" --quick \
       >"$LOGS/${tool}_1stage.log" 2>&1 || rc=$?
-    tail -n 1 "$LOGS/${tool}_1stage.log"
+    SLA2_CUDA_WGMMA=0 "$SAN" --tool $tool --error-exitcode 99 "$BUILD/sla2_gpu_test" --quick \
+      >"$LOGS/${tool}_mma_sync.log" 2>&1 || rc=$?
+    tail -n 1 "$LOGS/${tool}_1stage.log" "$LOGS/${tool}_mma_sync.log"
     tail -4 "$LOGS/$tool.log"
     [ $rc = 0 ] && eval status_$tool=ok
   done

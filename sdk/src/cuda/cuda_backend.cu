@@ -168,9 +168,15 @@ static sla2_status describe(sla2_context *ctx, const sla2_cuda_state *st, const 
         break;
     default:
         p->qk = SLA2K_QK_INT8;
-        /* sm_90: e4m3-rounded operands on FP16 mma (same numbers, faster
-         * there); SLA2_CUDA_FP8_MMA=1 forces the e4m3 mma.sync path. */
-        p->pv = !has_fp8 ? SLA2K_PV_F16 : (st->cc_major == 9 && !st->force_fp8_mma) ? SLA2K_PV_FP8_F16 : SLA2K_PV_FP8;
+        /* sm_90: e4m3 wgmma, or without it e4m3-rounded operands on FP16
+         * mma.sync (the same numbers; faster there than e4m3 mma.sync,
+         * which SLA2_CUDA_FP8_MMA=1 forces). */
+        if (!has_fp8)
+            p->pv = SLA2K_PV_F16;
+        else if (st->cc_major == 9 && !st->use_wgmma && !st->force_fp8_mma)
+            p->pv = SLA2K_PV_FP8_F16;
+        else
+            p->pv = SLA2K_PV_FP8;
         *used = has_fp8 ? SLA2_QUANT_INT8_FP8 : SLA2_QUANT_INT8;
         break;
     }
@@ -200,6 +206,7 @@ static sla2_status describe(sla2_context *ctx, const sla2_cuda_state *st, const 
     p->proj_w = pr->proj_l_weight;
     p->proj_b = pr->proj_l_bias;
 
+    p->wgmma = st->use_wgmma && p->qk != SLA2K_QK_F16X3;
     p->stages = sla2k_sparse_smem_bytes(*p, 2) <= st->smem_optin_bytes && !st->force_one_stage ? 2 : 1;
     const size_t smem = sla2k_sparse_smem_bytes(*p, p->stages);
     if (smem > st->smem_optin_bytes)
@@ -378,6 +385,15 @@ extern "C" sla2_status sla2_cuda_backend_init(sla2_context *ctx, int device)
     const char *stages = getenv("SLA2_CUDA_STAGES");
     st->force_one_stage = stages && stages[0] == '1';
     sla2_status status = SLA2_CUDA_CHECK(ctx, cudaSetDevice(device));
+    const char *wgmma = getenv("SLA2_CUDA_WGMMA");
+    if (status == SLA2_OK && prop.major == 9 && prop.minor == 0 && !st->force_fp8_mma && !(wgmma && wgmma[0] == '0')) {
+        int available = 0;
+        if (sla2k_wgmma_available(&available) != cudaSuccess) {
+            (void)cudaGetLastError(); /* no sm_90a code loads here: the mma.sync kernels run */
+            available = 0;
+        }
+        st->use_wgmma = available;
+    }
     if (status == SLA2_OK)
         status = SLA2_CUDA_CHECK(ctx, cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
     if (status == SLA2_OK)

@@ -30,6 +30,9 @@ struct sla2_cuda_state {
     /* SLA2_CUDA_STAGES=1: the single-stage sparse kernel and the two-stage
      * linear_out of small-smem GPUs (for tests) */
     int force_one_stage;
+    /* sm_90 with the sm_90a code in the binary, unless SLA2_CUDA_WGMMA=0 or
+     * SLA2_CUDA_FP8_MMA=1: the sparse kernel on warpgroup MMA */
+    int use_wgmma;
     cudaEvent_t events[SLA2_CUDA_NUM_STAGES + 1];
     float stage_ms[SLA2_CUDA_NUM_STAGES];
 };

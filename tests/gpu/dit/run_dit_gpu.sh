@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The DiT's CUDA operators on a machine with a GPU:
-#   1. builds test_dit_gpu and sla2-bench (architectures: $SLA2_CUDA_ARCHS, default 90),
+#   1. builds test_dit_gpu and sla2-bench (architectures: $SLA2_CUDA_ARCHS, default 90a),
 #   2. runs test_dit_gpu (CUDA forward against the CPU forward and the PyTorch fixture,
 #      float32, weight-only INT8 / FP8 and BF16 linears),
 #   3. runs its quick case list under compute-sanitizer memcheck,
@@ -15,7 +15,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 BUILD=${SLA2_GPU_BUILD:-$ROOT/build-dit-gpu}
-ARCHS=${SLA2_CUDA_ARCHS:-90}
+ARCHS=${SLA2_CUDA_ARCHS:-90a}
 LOGS=${SLA2_GPU_LOG_DIR:-$BUILD/logs}
 BENCH_RUNS=${SLA2_BENCH_RUNS:-3}
 STEPS=" ${SLA2_GPU_STEPS:-build test memcheck bench} "
