@@ -6,7 +6,10 @@
  *   online softmax on S in registers,
  *   O += P.V with P from registers and V from shared memory: FP8 e4m3 (V8
  *     transposed, keys permuted as in fp8_common.cuh) or FP16 (V as stored,
- *     [key][d], read through the transpose flag).
+ *     [key][d], swizzled, read through the transpose flag).
+ * Used for INT8 Q.K^T with e4m3 P.V (INT8_FP8) and for mode NONE; mode
+ * INT8's FP16 P.V measured slower here than on mma.sync (0.741 vs 0.696 ms
+ * at the 1.3B shape), so that mode keeps the mma.sync kernel.
  * wgmma replaces mma.sync's per-warp ldmatrix and 16x8 products, which
  * were most of the instructions the mma.sync kernel issued. */
 #pragma once
@@ -17,7 +20,8 @@
 namespace sla2k {
 
 /* Shared memory: the Q tile, then `stages` buffers of one key block's K
- * and V, all in wgmma.cuh's core-matrix layout (no padding). */
+ * and V, in wgmma.cuh's layouts (core matrices; FP16 V swizzled), from a
+ * 1024-byte aligned start (1 KB more). */
 struct WgmmaSmem {
     int q_chunks, k_bytes, v_bytes, off_stage, stage_bytes, total;
 
@@ -29,23 +33,9 @@ struct WgmmaSmem {
         v_bytes = SLA2K_BLOCK_K * D * (pv == SLA2K_PV_FP8 ? 1 : 2);
         off_stage = block_q * D * elem;
         stage_bytes = k_bytes + v_bytes;
-        total = off_stage + stages * stage_bytes;
+        total = off_stage + stages * stage_bytes + 1024;
     }
 };
-
-/* ROWS rows of ROW_BYTES (contiguous in global memory) into the core-matrix
- * layout. Thread i writes the i-th 16 bytes of the tile (no bank conflicts)
- * and a warp reads whole 32-byte sectors of 8 rows. */
-template <int ROWS, int ROW_BYTES>
-__device__ __forceinline__ void copy_tile_core_async(char *dst, const void *src)
-{
-    constexpr int kChunks = ROW_BYTES / 16;
-    const char *s = static_cast<const char *>(src);
-    for (int i = threadIdx.x; i < ROWS * kChunks; i += blockDim.x) {
-        const int group = i >> 3, r = (group / kChunks) * 8 + (i & 7), c = group % kChunks;
-        cp_async16(dst + i * 16, s + (size_t)r * ROW_BYTES + c * 16);
-    }
-}
 
 /* Mode NONE's prologue: Q rows to fp16 in the core-matrix layout (rows past
  * the end are zeros). */
@@ -74,7 +64,8 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
 {
     static_assert(QK == SLA2K_QK_INT8 || QK == SLA2K_QK_F16, "wgmma kernel: INT8 or FP16 Q.K^T");
     static_assert(PV == SLA2K_PV_FP8 || PV == SLA2K_PV_F16, "wgmma kernel: e4m3 or FP16 P.V");
-    extern __shared__ __align__(16) char smem[];
+    extern __shared__ __align__(16) char smem_raw[];
+    char *const smem = align_1024(smem_raw);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wg = warp >> 2;
     const int t = lane & 3;
     const int qblock = blockIdx.x, bh = blockIdx.y;
@@ -119,7 +110,7 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
         if (PV == SLA2K_PV_FP8)
             copy_tile_core_async<D, SLA2K_BLOCK_K>(sv, p.v8t + ((size_t)bh * p.num_k_blocks + j) * D * SLA2K_BLOCK_K);
         else
-            copy_tile_core_async<SLA2K_BLOCK_K, 2 * D>(sv, p.v16 + row * D);
+            copy_tile_sw128_async<SLA2K_BLOCK_K, 2 * D>(sv, p.v16 + row * D);
         cp_async_commit();
     };
 
@@ -189,16 +180,16 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
             wgmma_e4m3_rs(o, a[0], v_desc);
             wgmma_e4m3_rs(o, a[1], desc_advance(v_desc, 256));
         } else {
-            /* V tile [key][d]: N-major; a K step of 16 keys is two 8-key groups */
+            /* V tile [key][d]: N-major, swizzled; a K step of 16 keys is 2048 bytes */
             uint32_t a[4][4];
 #pragma unroll
             for (int c = 0; c < 4; ++c)
                 p_fragment_f16(a[c], s, c);
-            const uint64_t v_desc = wgmma_desc(sv, (D / 8) * 128, 128);
+            const uint64_t v_desc = wgmma_desc_sw128(sv, SLA2K_BLOCK_K);
             wgmma_fence();
 #pragma unroll
             for (int c = 0; c < 4; ++c)
-                wgmma_f16_rs_tn(o, a[c], desc_advance(v_desc, c * 2 * (D / 8) * 128));
+                wgmma_f16_rs_tn(o, a[c], desc_advance(v_desc, c * 2048));
         }
         wgmma_commit();
         wgmma_wait<0>();

@@ -206,7 +206,7 @@ static sla2_status describe(sla2_context *ctx, const sla2_cuda_state *st, const 
     p->proj_w = pr->proj_l_weight;
     p->proj_b = pr->proj_l_bias;
 
-    p->wgmma = st->use_wgmma && p->qk != SLA2K_QK_F16X3;
+    p->wgmma = st->use_wgmma;
     p->stages = sla2k_sparse_smem_bytes(*p, 2) <= st->smem_optin_bytes && !st->force_one_stage ? 2 : 1;
     const size_t smem = sla2k_sparse_smem_bytes(*p, p->stages);
     if (smem > st->smem_optin_bytes)

@@ -14,6 +14,7 @@
 #include "kernels_int8/device_common.cuh"
 #include "kernels_int8/feature_map.cuh"
 #include "kernels_int8/sparse_attention.cuh"
+#include "kernels_int8/wgmma.cuh"
 
 namespace {
 
@@ -58,6 +59,22 @@ __device__ __forceinline__ void kept_sum_tile(float (&acc)[N_TILES][4], const ch
     }
 }
 
+/* The same product on Hopper's wgmma (D = 128): warpgroup wg takes rows d
+ * wg*64.. of phi(K)^T (A, M-major) against all 128 columns of V (B,
+ * N-major), both stored [key][d] in wgmma.cuh's swizzled layout (channels
+ * wg*64.. are the tile's slice wg; 16 keys are 2048 bytes). The
+ * accumulators have KeptSumSplit<128>'s layout. Commits one wgmma group. */
+__device__ __forceinline__ void kept_sum_wgmma(float (&acc)[16][4], const char *phik, const char *v, int wg)
+{
+    const uint64_t a = wgmma_desc_sw128(phik + wg * SLA2K_BLOCK_K * 128, SLA2K_BLOCK_K);
+    const uint64_t b = wgmma_desc_sw128(v, SLA2K_BLOCK_K);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < SLA2K_BLOCK_K / 16; ++ks)
+        wgmma_f16_ss_tt(acc, desc_advance(a, ks * 2048), desc_advance(b, ks * 2048));
+    wgmma_commit();
+}
+
 /* S_kept over the CTA's 8 warps: warp w owns rows d (phi's channel)
  * d0..d0+15 and N_TILES 8-column tiles of e (V's channel) from e_tile0. */
 template <int D>
@@ -70,20 +87,26 @@ struct KeptSumSplit {
     }
 };
 
-/* Shared memory: `stages` stages of [phi(K) | V16] tiles; after the loop
+/* Shared memory: `stages` stages of [phi(K) | V16] tiles (1 KB more for
+ * the wgmma kernel's alignment); after the loop
  * stage 0 takes 64 columns of S_rem as fp16 hi/lo and stage 1 phi(Q)
  * (block_q rows: at most one stage). */
 static size_t linear_out_smem(int D, int stages)
 {
-    return (size_t)stages * linear_stage_bytes(D);
+    return (size_t)stages * linear_stage_bytes(D) + 1024; /* + wgmma's alignment */
 }
 
-template <int D>
+/* WGMMA (D = 128 on sm_90a): the kept blocks' sum on wgmma, its tiles in the
+ * core-matrix layout inside the same stage buffers. */
+template <int D, bool WGMMA>
 __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla2k_problem p, int stages)
 {
-    extern __shared__ __align__(16) char smem[];
+    extern __shared__ __align__(16) char smem_raw[];
     __shared__ float z_rem[D], row_qz[128], red[kLinearWarps];
     constexpr int RB = tile_row_bytes(D), kStage = linear_stage_bytes(D);
+    /* wgmma: swizzled tiles, 1024-byte aligned (stages are multiples of 1024) */
+    constexpr int kWgmmaV = SLA2K_BLOCK_K * 2 * D; /* the V tile after phi(K)'s */
+    char *const smem = WGMMA ? align_1024(smem_raw) : smem_raw;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int qblock = blockIdx.x, bh = blockIdx.y;
@@ -99,8 +122,13 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
         if (it < kept) {
             const size_t row = head_rows + (size_t)list[it] * SLA2K_BLOCK_K;
             char *st = smem + (it % stages) * kStage;
-            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st, RB, p.phi_k + row * D);
-            copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st + SLA2K_BLOCK_K * RB, RB, p.v16 + row * D);
+            if (WGMMA) {
+                copy_tile_sw128_async<SLA2K_BLOCK_K, 2 * D>(st, p.phi_k + row * D);
+                copy_tile_sw128_async<SLA2K_BLOCK_K, 2 * D>(st + kWgmmaV, p.v16 + row * D);
+            } else {
+                copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st, RB, p.phi_k + row * D);
+                copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st + SLA2K_BLOCK_K * RB, RB, p.v16 + row * D);
+            }
         }
         cp_async_commit();
     };
@@ -118,14 +146,25 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
             cp_async_wait<1>();
         else
             cp_async_wait<0>();
+        if constexpr (WGMMA) {
+            wgmma_wait<0>(); /* block it - 1's products, before its stage is refilled */
+            fence_proxy_async();
+        }
         __syncthreads(); /* block it has landed; every warp is done with block it - 1 */
         issue(it + stages - 1); /* into block it - 1's stage */
         if (threadIdx.x < D) /* its latency hides behind the block's mma */
             z_kept += p.phi_k_block_sum[((size_t)bh * p.num_k_blocks + list[it]) * D + threadIdx.x];
         const char *st = smem + (it % stages) * kStage;
-        kept_sum_tile<NT>(acc, st, st + SLA2K_BLOCK_K * RB, RB, lane, split.d0, split.e_tile0);
+        if constexpr (WGMMA)
+            kept_sum_wgmma(acc, st, st + kWgmmaV, warp >> 2);
+        else
+            kept_sum_tile<NT>(acc, st, st + SLA2K_BLOCK_K * RB, RB, lane, split.d0, split.e_tile0);
     }
     cp_async_wait<0>();
+    if constexpr (WGMMA) {
+        wgmma_wait<0>();
+        fence_acc(acc);
+    }
     if (threadIdx.x < D)
         z_rem[threadIdx.x] = p.phi_k_sum[(size_t)bh * D + threadIdx.x] - z_kept;
     __syncthreads(); /* the stages are free; z_rem is complete */
@@ -302,7 +341,9 @@ cudaError_t sla2k_launch_linear_out(const sla2k_problem &p, cudaStream_t stream,
     const int stages = linear_out_stages(p, max_smem);
     const size_t smem = linear_out_smem(p.head_dim, stages);
     const dim3 grid(p.num_q_blocks, p.batch * p.heads); /* query blocks of a head together: its tiles stay in L2 */
-    const auto kernel = p.head_dim == 64 ? linear_out_kernel<64> : linear_out_kernel<128>;
+    const auto kernel = p.head_dim == 64 ? linear_out_kernel<64, false>
+                        : p.wgmma        ? linear_out_kernel<128, true>
+                                         : linear_out_kernel<128, false>;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (err != cudaSuccess)
         return err;
