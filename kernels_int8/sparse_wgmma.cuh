@@ -20,8 +20,8 @@
 namespace sla2k {
 
 /* Shared memory: the Q tile, then `stages` buffers of one key block's K
- * and V, in wgmma.cuh's layouts (core matrices; FP16 V swizzled), from a
- * 1024-byte aligned start (1 KB more). */
+ * and V, in wgmma.cuh's swizzled layouts, from a 1024-byte aligned start
+ * (1 KB more). */
 struct WgmmaSmem {
     int q_chunks, k_bytes, v_bytes, off_stage, stage_bytes, total;
 
@@ -53,7 +53,8 @@ __device__ void wgmma_prologue_f16(const sla2k_problem &p, char *q_tile, int bh,
 #pragma unroll
         for (int c = 0; c < D / 32; ++c) {
             const int d = lane + 32 * c;
-            *reinterpret_cast<__half *>(q_tile + core_offset(r, d / 8, D / 8) + (d % 8) * 2) =
+            *reinterpret_cast<__half *>(q_tile + (r >> 6) * 64 * 2 * D + swz_offset<128>(r & 63, d / 8, 64) +
+                                        (d % 8) * 2) =
                 __float2half_rn(xr[0][c]);
         }
     }
@@ -72,21 +73,23 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
     const int row0 = qblock * p.block_q;
     const int nrows = min(p.block_q, p.seq_len - row0);
     const WgmmaSmem L(D, QK, PV, p.block_q, p.stages);
-    constexpr int kElem = QK == SLA2K_QK_INT8 ? 1 : 2;
-    constexpr int kChunks = D * kElem / 16; /* of a Q or K row */
+    constexpr int kRowBytes = D * (QK == SLA2K_QK_INT8 ? 1 : 2); /* a Q or K row */
+    constexpr int kAtom = kRowBytes >= 128 ? 128 : 64;             /* its swizzle */
+    /* Q (each warpgroup's 64 rows) and K are 64-row swizzled tiles: a K step
+     * of 32 bytes (k32 INT8, k16 FP16) moves inside a slab, or to the next */
+    auto k_step = [](int ks) { return (ks * 32 / kAtom) * 64 * kAtom + ks * 32 % kAtom; };
 
     if (QK == SLA2K_QK_INT8) {
         const int8_t *q8 = p.q8 + ((size_t)bh * p.num_q_blocks + qblock) * p.block_q * D;
         for (int half = 0; half < p.block_q / 64; ++half)
-            copy_tile_core_async<64, D>(smem + half * 64 * D, q8 + half * 64 * D);
+            copy_tile_swz_async<64, D, kAtom>(smem + half * 64 * D, q8 + half * 64 * D);
         cp_async_commit();
     } else {
         wgmma_prologue_f16<D>(p, smem, bh, row0, nrows);
     }
     const float scale_q = QK == SLA2K_QK_INT8 ? p.q_scale[(size_t)bh * p.num_q_blocks + qblock] : 0.0f;
     const float scale_log2 = p.softmax_scale * 1.4426950408889634f; /* base-2 softmax */
-    /* K steps of 32 bytes (k32 INT8, k16 FP16) are two core matrices apart */
-    const uint64_t q_desc = wgmma_desc(smem + wg * 64 * D * kElem, 128, kChunks * 128);
+    const uint64_t q_desc = wgmma_desc_swz<kAtom>(smem + wg * 64 * kRowBytes, 64);
 
     float o[D / 8][4];
 #pragma unroll
@@ -104,13 +107,13 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
         const size_t row = head_rows + (size_t)j * SLA2K_BLOCK_K;
         char *sk = smem + L.off_stage + stage * L.stage_bytes, *sv = sk + L.k_bytes;
         if (QK == SLA2K_QK_INT8)
-            copy_tile_core_async<SLA2K_BLOCK_K, D>(sk, p.k8 + row * D);
+            copy_tile_swz_async<SLA2K_BLOCK_K, D, kAtom>(sk, p.k8 + row * D);
         else
-            copy_tile_core_async<SLA2K_BLOCK_K, 2 * D>(sk, p.k16_hi + row * D);
+            copy_tile_swz_async<SLA2K_BLOCK_K, 2 * D, kAtom>(sk, p.k16_hi + row * D);
         if (PV == SLA2K_PV_FP8)
-            copy_tile_core_async<D, SLA2K_BLOCK_K>(sv, p.v8t + ((size_t)bh * p.num_k_blocks + j) * D * SLA2K_BLOCK_K);
+            copy_tile_swz_async<D, SLA2K_BLOCK_K, 64>(sv, p.v8t + ((size_t)bh * p.num_k_blocks + j) * D * SLA2K_BLOCK_K);
         else
-            copy_tile_sw128_async<SLA2K_BLOCK_K, 2 * D>(sv, p.v16 + row * D);
+            copy_tile_swz_async<SLA2K_BLOCK_K, 2 * D, 128>(sv, p.v16 + row * D);
         cp_async_commit();
     };
 
@@ -132,7 +135,7 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
         fence_proxy_async();
         __syncthreads();
         const char *sk = smem + L.off_stage + (two_stages ? (it & 1) : 0) * L.stage_bytes, *sv = sk + L.k_bytes;
-        const uint64_t k_desc = wgmma_desc(sk, 128, kChunks * 128);
+        const uint64_t k_desc = wgmma_desc_swz<kAtom>(sk, SLA2K_BLOCK_K);
 
         float s[8][4];
         float factor = fmaxf(scale_log2, FLT_MIN);
@@ -144,7 +147,7 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < D / 32; ++ks)
-                wgmma_s8_n64(acc, desc_advance(q_desc, ks * 256), desc_advance(k_desc, ks * 256));
+                wgmma_s8_n64(acc, desc_advance(q_desc, k_step(ks)), desc_advance(k_desc, k_step(ks)));
             wgmma_commit();
             /* at least FLT_MIN, so that a masked key's -inf never meets 0 */
             factor = fmaxf(scale_q * p.k_scale[(size_t)bh * p.num_k_blocks + j] * scale_log2, FLT_MIN);
@@ -162,7 +165,7 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < D / 16; ++ks)
-                wgmma_f16_n64(s, desc_advance(q_desc, ks * 256), desc_advance(k_desc, ks * 256));
+                wgmma_f16_n64(s, desc_advance(q_desc, k_step(ks)), desc_advance(k_desc, k_step(ks)));
             wgmma_commit();
             wgmma_wait<0>();
             fence_acc(s);
@@ -171,21 +174,21 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
         online_softmax<D, PV>(s, factor, m_run, l_run, o);
 
         if (PV == SLA2K_PV_FP8) {
-            /* V8 tile [d][position]: K-major, 4 chunks a row */
+            /* V8 tile [d][position]: K-major, 64-byte rows; 32 positions a step */
             uint32_t a[2][4];
             p_fragment_e4m3(a[0], s, 0);
             p_fragment_e4m3(a[1], s, 1);
-            const uint64_t v_desc = wgmma_desc(sv, 128, 4 * 128);
+            const uint64_t v_desc = wgmma_desc_swz<64>(sv, D);
             wgmma_fence();
             wgmma_e4m3_rs(o, a[0], v_desc);
-            wgmma_e4m3_rs(o, a[1], desc_advance(v_desc, 256));
+            wgmma_e4m3_rs(o, a[1], desc_advance(v_desc, 32));
         } else {
             /* V tile [key][d]: N-major, swizzled; a K step of 16 keys is 2048 bytes */
             uint32_t a[4][4];
 #pragma unroll
             for (int c = 0; c < 4; ++c)
                 p_fragment_f16(a[c], s, c);
-            const uint64_t v_desc = wgmma_desc_sw128(sv, SLA2K_BLOCK_K);
+            const uint64_t v_desc = wgmma_desc_swz<128>(sv, SLA2K_BLOCK_K);
             wgmma_fence();
 #pragma unroll
             for (int c = 0; c < 4; ++c)

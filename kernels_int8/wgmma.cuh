@@ -4,21 +4,14 @@
  * the dispatcher selects these kernels only where sla2k_wgmma_available()
  * says the sm_90a code is in the binary.
  *
- * Tile layout (no swizzle): a tile of rows x (chunks x 16 bytes) is stored
- * as "core matrices" of 8 rows x 16 bytes, 128 contiguous bytes each; chunk
- * c of row r sits at core_offset(r, c, chunks). For a K-major operand the
- * rows are M or N and the chunks run along K: the descriptor's leading
- * offset (K direction) is 128 bytes and its stride offset (the next 8 rows)
- * chunks * 128.
- *
- * 16-bit operands stored M/N-major ([key][d] tiles read as phi(K)^T or V)
- * use the 128-byte swizzle, which measured much faster than the same
- * operand without swizzle (linear_out 1.04 ms without, against 0.75 ms on
- * mma.sync): key k's 64-channel slice h is a 128-byte row at
- * h * rows * 128 + k * 128, its 16-byte chunks XOR-permuted by k % 8
- * (sw128_offset); the tile starts 1024-byte aligned. Descriptor: leading
- * offset = the next 64 channels (rows * 128), stride offset = the next 8
- * keys (1024), swizzle mode 1, and the instruction's transpose flag. */
+ * Tiles are swizzled (swz_offset), the layouts Hopper's wgmma reads at full
+ * speed: the same M/N-major operands in the plain core-matrix layout made
+ * linear_out 1.04 ms against 0.64 swizzled (0.75 on mma.sync). A K-major
+ * tile (Q, K, V8) has rows = M or N with K along the row: 128-byte rows
+ * use the 128-byte swizzle, 64-byte rows (INT8 at D = 64, V8's 64
+ * positions) the 64-byte one. A 16-bit tile stored M/N-major ([key][d],
+ * read as phi(K)^T or V) has rows = keys, the 128-byte swizzle, and the
+ * instruction's transpose flag. */
 #pragma once
 
 #include <stdint.h>
@@ -31,44 +24,32 @@
 
 namespace sla2k {
 
-__host__ __device__ __forceinline__ int core_offset(int r, int c, int chunks)
+/* Swizzled tiles: rows of ATOM bytes (128 or 64) per slab, slab s (the
+ * 16-byte chunks s * ATOM/16.. of each row) at s * rows * ATOM; within a
+ * row the chunks are XOR-permuted by the row (Hopper's 128- and 64-byte
+ * swizzles: chunk bits ^= address bits 7-9, or 7-8). */
+template <int ATOM>
+__host__ __device__ __forceinline__ int swz_offset(int r, int c, int rows)
 {
-    return (r >> 3) * chunks * 128 + c * 128 + (r & 7) * 16;
+    constexpr int kPerAtom = ATOM / 16, kShift = ATOM == 128 ? 0 : 1;
+    return (c / kPerAtom) * rows * ATOM + r * ATOM + (((c % kPerAtom) ^ ((r >> kShift) & (kPerAtom - 1))) << 4);
 }
 
-/* ROWS rows of ROW_BYTES (contiguous in global memory) into the core-matrix
- * layout. Thread i writes the i-th 16 bytes of the tile (no bank conflicts)
- * and a warp reads whole 32-byte sectors of 8 rows. */
-template <int ROWS, int ROW_BYTES>
-__device__ __forceinline__ void copy_tile_core_async(char *dst, const void *src)
-{
-    constexpr int kChunks = ROW_BYTES / 16;
-    const char *s = static_cast<const char *>(src);
-    for (int i = threadIdx.x; i < ROWS * kChunks; i += blockDim.x) {
-        const int group = i >> 3, r = (group / kChunks) * 8 + (i & 7), c = group % kChunks;
-        cp_async16(dst + i * 16, s + (size_t)r * ROW_BYTES + c * 16);
-    }
-}
-
-__host__ __device__ __forceinline__ int sw128_offset(int k, int chunk, int rows)
-{
-    return (chunk >> 3) * rows * 128 + k * 128 + (((chunk & 7) ^ (k & 7)) << 4);
-}
-
-/* ROWS rows of ROW_BYTES (a multiple of 128) into the 128-byte swizzled
- * M/N-major layout; 8 threads fill one 128-byte row (no bank conflicts). */
-template <int ROWS, int ROW_BYTES>
-__device__ __forceinline__ void copy_tile_sw128_async(char *dst, const void *src)
+/* ROWS rows of ROW_BYTES into the swizzled layout; the threads that fill
+ * one 128-byte line write it whole (no bank conflicts). */
+template <int ROWS, int ROW_BYTES, int ATOM>
+__device__ __forceinline__ void copy_tile_swz_async(char *dst, const void *src)
 {
     constexpr int kChunks = ROW_BYTES / 16;
     const char *s = static_cast<const char *>(src);
     for (int i = threadIdx.x; i < ROWS * kChunks; i += blockDim.x) {
-        const int k = i / kChunks, c = i % kChunks;
-        cp_async16(dst + sw128_offset(k, c, ROWS), s + (size_t)k * ROW_BYTES + c * 16);
+        const int r = i / kChunks, c = i % kChunks;
+        cp_async16(dst + swz_offset<ATOM>(r, c, ROWS), s + (size_t)r * ROW_BYTES + c * 16);
     }
 }
 
-/* The first 1024-byte aligned address at or after p (swizzled tiles). */
+/* The first 1024-byte aligned address at or after p (swizzled tiles start
+ * at a multiple of their 8-row period). */
 __device__ __forceinline__ char *align_1024(char *p)
 {
     const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -84,10 +65,14 @@ __device__ __forceinline__ uint64_t wgmma_desc(const void *smem, uint32_t leadin
            ((uint64_t)(stride_bytes >> 4) << 32);
 }
 
-/* An M/N-major 16-bit tile of `rows` keys in the swizzled layout. */
-__device__ __forceinline__ uint64_t wgmma_desc_sw128(const void *smem, int rows)
+/* A swizzled tile of `rows` rows: K-major (rows = M or N) or M/N-major
+ * (rows = K); leading offset = the next slab, stride offset = the next 8
+ * rows, swizzle mode 1 (128 bytes) or 2 (64). A K step inside a slab
+ * advances the start address (the hardware swizzles the full address). */
+template <int ATOM>
+__device__ __forceinline__ uint64_t wgmma_desc_swz(const void *smem, int rows)
 {
-    return wgmma_desc(smem, rows * 128, 1024) | (1ull << 62);
+    return wgmma_desc(smem, rows * ATOM, 8 * ATOM) | ((ATOM == 128 ? 1ull : 2ull) << 62);
 }
 
 /* The same descriptor `bytes` further on (a K step inside the tile). */

@@ -66,8 +66,8 @@ __device__ __forceinline__ void kept_sum_tile(float (&acc)[N_TILES][4], const ch
  * accumulators have KeptSumSplit<128>'s layout. Commits one wgmma group. */
 __device__ __forceinline__ void kept_sum_wgmma(float (&acc)[16][4], const char *phik, const char *v, int wg)
 {
-    const uint64_t a = wgmma_desc_sw128(phik + wg * SLA2K_BLOCK_K * 128, SLA2K_BLOCK_K);
-    const uint64_t b = wgmma_desc_sw128(v, SLA2K_BLOCK_K);
+    const uint64_t a = wgmma_desc_swz<128>(phik + wg * SLA2K_BLOCK_K * 128, SLA2K_BLOCK_K);
+    const uint64_t b = wgmma_desc_swz<128>(v, SLA2K_BLOCK_K);
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < SLA2K_BLOCK_K / 16; ++ks)
@@ -123,8 +123,8 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
             const size_t row = head_rows + (size_t)list[it] * SLA2K_BLOCK_K;
             char *st = smem + (it % stages) * kStage;
             if (WGMMA) {
-                copy_tile_sw128_async<SLA2K_BLOCK_K, 2 * D>(st, p.phi_k + row * D);
-                copy_tile_sw128_async<SLA2K_BLOCK_K, 2 * D>(st + kWgmmaV, p.v16 + row * D);
+                copy_tile_swz_async<SLA2K_BLOCK_K, 2 * D, 128>(st, p.phi_k + row * D);
+                copy_tile_swz_async<SLA2K_BLOCK_K, 2 * D, 128>(st + kWgmmaV, p.v16 + row * D);
             } else {
                 copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st, RB, p.phi_k + row * D);
                 copy_tile_async<SLA2K_BLOCK_K, 2 * D>(st + SLA2K_BLOCK_K * RB, RB, p.v16 + row * D);
