@@ -381,10 +381,10 @@ cudaError_t sla2k_launch_key_value(const sla2k_problem &p, cudaStream_t stream)
     SLA2K_LAUNCH_BY_D(key_value_kernel, 2u * p.num_k_blocks * p.batch * p.heads, tile_bytes, stream);
 }
 
-/* The sparse kernel on wgmma where it measured faster: INT8_FP8 and mode NONE. */
+/* The sparse kernel on wgmma: all but F32 inputs' three-product Q.K^T. */
 static bool sparse_on_wgmma(const sla2k_problem &p)
 {
-    return p.wgmma && ((p.qk == SLA2K_QK_INT8 && p.pv == SLA2K_PV_FP8) || (p.qk == SLA2K_QK_F16 && p.pv == SLA2K_PV_F16));
+    return p.wgmma && p.qk != SLA2K_QK_F16X3 && p.pv != SLA2K_PV_FP8_F16;
 }
 
 size_t sla2k_sparse_smem_bytes(const sla2k_problem &p, int stages)
@@ -399,9 +399,9 @@ static cudaError_t launch_sparse_wgmma(const sla2k_problem &p, cudaStream_t stre
     const bool d64 = p.head_dim == 64;
     if (p.qk == SLA2K_QK_INT8 && p.pv == SLA2K_PV_FP8)
         return d64 ? sla2k_sparse_wgmma_64_0_1(p, stream, smem) : sla2k_sparse_wgmma_128_0_1(p, stream, smem);
-    if (p.qk == SLA2K_QK_F16 && p.pv == SLA2K_PV_F16)
-        return d64 ? sla2k_sparse_wgmma_64_1_0(p, stream, smem) : sla2k_sparse_wgmma_128_1_0(p, stream, smem);
-    return cudaErrorNotSupported; /* sparse_on_wgmma admits only these two */
+    if (p.qk == SLA2K_QK_INT8)
+        return d64 ? sla2k_sparse_wgmma_64_0_0(p, stream, smem) : sla2k_sparse_wgmma_128_0_0(p, stream, smem);
+    return d64 ? sla2k_sparse_wgmma_64_1_0(p, stream, smem) : sla2k_sparse_wgmma_128_1_0(p, stream, smem);
 }
 
 cudaError_t sla2k_launch_sparse(const sla2k_problem &p, cudaStream_t stream)

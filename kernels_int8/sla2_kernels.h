@@ -32,7 +32,7 @@ struct sla2k_problem {
     int block_q, num_q_blocks, num_k_blocks, kept;
     int padded_len; /* num_k_blocks * 64: the workspace's rows per head */
     int stages;     /* sparse kernel's shared-memory stages: 2 where they fit, else 1 */
-    int wgmma;      /* warpgroup MMA (sm_90a) for the sparse kernel (INT8_FP8, NONE) and linear_out (D 128) */
+    int wgmma;      /* warpgroup MMA (sm_90a): the sparse kernel (not F32 inputs) and linear_out (D 128) */
     float softmax_scale;
     int in_dtype, out_dtype;
     int qk, pv;        /* sla2k_qk, sla2k_pv */
@@ -116,7 +116,9 @@ SLA2K_DECLARE_SPARSE(128, 1, 0);
 SLA2K_DECLARE_SPARSE(128, 2, 0);
 #define SLA2K_DECLARE_SPARSE_WGMMA(D, QK, PV) \
     cudaError_t sla2k_sparse_wgmma_##D##_##QK##_##PV(const sla2k_problem &p, cudaStream_t stream, size_t smem)
+SLA2K_DECLARE_SPARSE_WGMMA(64, 0, 0);
 SLA2K_DECLARE_SPARSE_WGMMA(64, 0, 1);
 SLA2K_DECLARE_SPARSE_WGMMA(64, 1, 0);
+SLA2K_DECLARE_SPARSE_WGMMA(128, 0, 0);
 SLA2K_DECLARE_SPARSE_WGMMA(128, 0, 1);
 SLA2K_DECLARE_SPARSE_WGMMA(128, 1, 0);

@@ -7,9 +7,8 @@
  *   O += P.V with P from registers and V from shared memory: FP8 e4m3 (V8
  *     transposed, keys permuted as in fp8_common.cuh) or FP16 (V as stored,
  *     [key][d], swizzled, read through the transpose flag).
- * Used for INT8 Q.K^T with e4m3 P.V (INT8_FP8) and for mode NONE; mode
- * INT8's FP16 P.V measured slower here than on mma.sync (0.741 vs 0.696 ms
- * at the 1.3B shape), so that mode keeps the mma.sync kernel.
+ * Used for every mode but F32 inputs' (whose three-product Q.K^T stays on
+ * mma.sync).
  * wgmma replaces mma.sync's per-warp ldmatrix and 16x8 products, which
  * were most of the instructions the mma.sync kernel issued. */
 #pragma once
