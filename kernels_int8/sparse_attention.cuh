@@ -495,16 +495,24 @@ __global__ void __launch_bounds__(256, QK == SLA2K_QK_F16X3 ? 1 : 2) sparse_atte
         sparse_attention_body<D, QK, PV>(p);
 }
 
-template <int D, int QK, int PV>
-cudaError_t launch_sparse(const sla2k_problem &p, cudaStream_t stream, size_t smem)
+/* One CTA per (query block, batch * head), two threads per query row (a
+ * warp per 16 rows, or a warpgroup per 64), `smem` bytes of dynamic shared
+ * memory: the launch of both sparse kernels. */
+template <typename Kernel>
+cudaError_t launch_per_query_block(Kernel kernel, const sla2k_problem &p, cudaStream_t stream, size_t smem)
 {
-    auto kernel = sparse_attention_kernel<D, QK, PV>;
     cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (err != cudaSuccess)
         return err;
     dim3 grid(p.num_q_blocks, p.batch * p.heads);
-    kernel<<<grid, p.block_q / 16 * 32, smem, stream>>>(p);
+    kernel<<<grid, p.block_q * 2, smem, stream>>>(p);
     return cudaGetLastError();
+}
+
+template <int D, int QK, int PV>
+cudaError_t launch_sparse(const sla2k_problem &p, cudaStream_t stream, size_t smem)
+{
+    return launch_per_query_block(sparse_attention_kernel<D, QK, PV>, p, stream, smem);
 }
 
 } // namespace sla2k

@@ -215,13 +215,7 @@ __global__ void __launch_bounds__(256, 2) sparse_wgmma_kernel(const sla2k_proble
 template <int D, int QK, int PV>
 cudaError_t launch_sparse_wgmma(const sla2k_problem &p, cudaStream_t stream, size_t smem)
 {
-    auto kernel = sparse_wgmma_kernel<D, QK, PV>;
-    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (err != cudaSuccess)
-        return err;
-    dim3 grid(p.num_q_blocks, p.batch * p.heads);
-    kernel<<<grid, p.block_q / 64 * 128, smem, stream>>>(p);
-    return cudaGetLastError();
+    return launch_per_query_block(sparse_wgmma_kernel<D, QK, PV>, p, stream, smem);
 }
 
 } // namespace sla2k
