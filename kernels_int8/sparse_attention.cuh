@@ -313,6 +313,28 @@ __device__ __forceinline__ void sparse_epilogue(const sla2k_problem &p, float (&
         }
 }
 
+/* The kept blocks' loads, at kept block `it` (after a barrier: every warp
+ * is done with the buffer refilled here). issue(i, stage) loads block i
+ * into a stage buffer as one cp.async group; with two stages the next
+ * block's load is issued before waiting for this one's. Returns the stage
+ * that holds block it. */
+template <typename Issue>
+__device__ __forceinline__ int load_kept_block(int it, int kept, bool two_stages, Issue &issue)
+{
+    if (!two_stages) {
+        issue(it, 0);
+        cp_async_wait<0>();
+        return 0;
+    }
+    if (it + 1 < kept) {
+        issue(it + 1, (it + 1) & 1);
+        cp_async_wait<1>();
+    } else {
+        cp_async_wait<0>();
+    }
+    return it & 1;
+}
+
 /* Prologue: the Q block's operand tile(s). INT8: the query pass quantised
  * it (q8, q_scale): one cp.async group, which the first kept block's wait
  * covers. FP16: rows converted here (F32 inputs as two fp16 parts). */
@@ -410,17 +432,8 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
     for (int it = 0; it < p.kept; ++it) {
         const int j = kept[it];
         __syncthreads(); /* every warp is done with the buffer refilled next */
-        if (!two_stages) {
-            issue(it, 0);
-            cp_async_wait<0>();
-        } else if (it + 1 < p.kept) {
-            issue(it + 1, (it + 1) & 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        const int stage = load_kept_block(it, p.kept, two_stages, issue);
         __syncthreads();
-        const int stage = two_stages ? (it & 1) : 0;
         const char *sk = smem + L.off_k + stage * L.stage_bytes, *sv = smem + L.off_v + stage * L.stage_bytes;
 
         /* S = Q.K^T, the base-2 scores being s * factor (log2 e folded in) */

@@ -122,18 +122,10 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
     for (int it = 0; it < p.kept; ++it) {
         const int j = kept[it];
         __syncthreads(); /* every warpgroup's wgmma is done with the buffer refilled next */
-        if (!two_stages) {
-            issue(it, 0);
-            cp_async_wait<0>();
-        } else if (it + 1 < p.kept) {
-            issue(it + 1, (it + 1) & 1);
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        const int stage = load_kept_block(it, p.kept, two_stages, issue);
         fence_proxy_async();
         __syncthreads();
-        const char *sk = smem + L.off_stage + (two_stages ? (it & 1) : 0) * L.stage_bytes, *sv = sk + L.k_bytes;
+        const char *sk = smem + L.off_stage + stage * L.stage_bytes, *sv = sk + L.k_bytes;
         const uint64_t k_desc = wgmma_desc_swz<kAtom>(sk, SLA2K_BLOCK_K);
 
         float s[8][4];
