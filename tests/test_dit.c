@@ -174,9 +174,9 @@ START_TEST(weight_only_storage_is_close_to_f32)
     const size_t f32_bytes = f.weights.resident_bytes;
     ck_assert_uint_eq(f32_bytes, f.weights.total_floats * sizeof(float));
     const dit_linear *f32_ffn = &f.weights.blocks[0].ffn0;
-    const char *const names[4] = {"f32", "int8", "fp8", "bf16"};
-    const double bound[4] = {0, 1e-2, 5e-2, 5e-3};
-    for (int storage = DIT_WEIGHTS_INT8; storage <= DIT_WEIGHTS_BF16; storage++) {
+    const char *const names[5] = {"f32", "int8", "fp8", "bf16", "fp8_gemm"};
+    const double bound[5] = {0, 1e-2, 5e-2, 5e-3, 8e-2}; /* fp8_gemm: e4m3 activations as well */
+    for (int storage = DIT_WEIGHTS_INT8; storage <= DIT_WEIGHTS_FP8_GEMM; storage++) {
         char err[512];
         dit_weights quantised;
         ck_assert_msg(dit_weights_load_as(c, f.weights_file, (dit_weight_storage)storage, &quantised, err,
@@ -317,7 +317,7 @@ START_TEST(model_load_options_errors)
     ck_assert_status(sla2_model_load_with_options(ctx, FIXTURE_DIR "/dit/model.yaml",
                                                   FIXTURE_DIR "/dit/weights.safetensors", &o, &model),
                      SLA2_ERR_INVALID_VALUE);
-    ck_assert_msg(strstr(sla2_context_last_error(ctx), ":2:10: weights: expected one of f32, int8, fp8, bf16; got int4"),
+    ck_assert_msg(strstr(sla2_context_last_error(ctx), ":2:10: weights: expected one of f32, int8, fp8, bf16, fp8_gemm; got int4"),
                   "%s", sla2_context_last_error(ctx));
     file = fopen(path, "w");
     fputs("weights: fp8\n", file);
@@ -334,6 +334,62 @@ START_TEST(model_load_options_errors)
 }
 END_TEST
 
+/* FP8_GEMM: each row of a linear's input becomes e4m3 codes times
+ * max|x| / 448 (checked against the formula here, a zero row and a row
+ * with one huge value included), and the linear is the FP8 one on those
+ * values, bit for bit (the same float32 GEMM). */
+START_TEST(fp8_gemm_quantises_each_input_row)
+{
+    enum { ROWS = 4, IN = 48, OUT = 20 };
+    float x[ROWS * IN], got[ROWS * IN], w[OUT * IN], bias[OUT];
+    test_rng rng;
+    rng_seed(&rng, 7);
+    for (int i = 0; i < ROWS * IN; i++)
+        x[i] = rng_uniform(&rng) * 2.0f - 1.0f;
+    for (int i = 0; i < IN; i++)
+        x[IN + i] = 0.0f; /* row 1: zeros */
+    x[2 * IN + 5] = 3.0e4f; /* row 2: one outlier sets the scale */
+    for (int i = 0; i < OUT * IN; i++)
+        w[i] = rng_uniform(&rng) - 0.5f;
+    for (int o = 0; o < OUT; o++)
+        bias[o] = rng_uniform(&rng);
+    op_quantise_activations(x, ROWS, IN, got);
+    for (int r = 0; r < ROWS; r++) {
+        float max_abs = 0.0f;
+        for (int i = 0; i < IN; i++)
+            max_abs = fmaxf(max_abs, fabsf(x[r * IN + i]));
+        const float s = max_abs > 0.0f ? max_abs / 448.0f : 1.0f;
+        for (int i = 0; i < IN; i++) {
+            const float want = sla2_round_e4m3(x[r * IN + i] / s) * s;
+            ck_assert_msg(got[r * IN + i] == want, "row %d [%d]: %g quantised to %g, want %g", r, i, x[r * IN + i],
+                          got[r * IN + i], want);
+            ck_assert(fabsf(got[r * IN + i] - x[r * IN + i]) <= fmaxf(fabsf(x[r * IN + i]) / 16.0f, s / 512.0f));
+        }
+    }
+    ck_assert(got[2 * IN + 5] == 448.0f * (3.0e4f / 448.0f)); /* the row's largest value maps onto e4m3's largest */
+
+    /* the same weights as FP8 codes, once with FP8_GEMM and once (weight-only FP8) on the quantised input */
+    uint8_t codes[OUT * IN];
+    float scale[OUT];
+    for (int o = 0; o < OUT; o++) {
+        scale[o] = 0.01f * (float)(o + 1);
+        for (int i = 0; i < IN; i++)
+            codes[o * IN + i] = sla2_float_to_e4m3(w[o * IN + i] / scale[o]);
+    }
+    dit_linear lin = {.bias = bias, .in = IN, .out = OUT, .storage = DIT_WEIGHTS_FP8_GEMM, .codes = codes, .scale = scale};
+    dit_linear weight_only = lin;
+    weight_only.storage = DIT_WEIGHTS_FP8;
+    float *scratch = malloc(op_linear_scratch_elems(&lin, ROWS) * sizeof *scratch);
+    float y[ROWS * OUT], want[ROWS * OUT];
+    op_linear(x, ROWS, &lin, y, scratch);
+    op_linear(got, ROWS, &weight_only, want, scratch);
+    ck_assert(memcmp(y, want, sizeof y) == 0);
+    for (int o = 0; o < OUT; o++)
+        ck_assert_msg(y[OUT + o] == bias[o], "a zero row gives the bias");
+    free(scratch);
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("dit");
@@ -344,6 +400,7 @@ int main(void)
     tcase_add_test(tc, weight_only_storage_is_close_to_f32);
     tcase_add_test(tc, bf16_storage_keeps_bf16_checkpoints_and_halves_the_linears);
     tcase_add_test(tc, model_load_options_errors);
+    tcase_add_test(tc, fp8_gemm_quantises_each_input_row);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

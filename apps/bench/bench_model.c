@@ -3,7 +3,7 @@
  * tokens), random weights, dense attention against SLA2, with a
  * per-operator time breakdown and the weights' resident memory.
  *
- *   sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8|bf16] [--runs N]
+ *   sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8|bf16|fp8_gemm] [--runs N]
  *                    [--topk F] [--quant none|int8|int8_fp8] [--block-q 64|128] [--no-dense]
  *
  * The weights are written as a random BF16 safetensors file to /tmp (the
@@ -286,7 +286,7 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static const char *const storage_names[] = {"f32", "int8", "fp8", "bf16"};
+static const char *const storage_names[] = {"f32", "int8", "fp8", "bf16", "fp8_gemm"};
 
 typedef struct options {
     const char *config_path;
@@ -301,7 +301,7 @@ typedef struct options {
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8|bf16]\n"
+    fprintf(to, "usage: sla2-bench model [--config PATH] [--backend cuda|cpu] [--weights-storage f32|int8|fp8|bf16|fp8_gemm]\n"
                 "                        [--runs N] [--topk F] [--quant none|int8|int8_fp8] [--block-q 64|128]\n"
                 "                        [--no-dense]\n"
                 "  --config   model architecture (default configs/models/wan2.1-t2v-1.3b.yaml)\n"
@@ -309,7 +309,8 @@ static void usage(FILE *to)
                 "  --weights-storage  the blocks' linear weights as float32 (default); weight-only INT8 /\n"
                 "             FP8 e4m3 with a scale per output channel; or bfloat16. On CUDA the last\n"
                 "             three run bf16 GEMMs (INT8 / FP8 dequantised to bf16 before each) on bf16\n"
-                "             activations; float32 runs TF32 GEMMs\n"
+                "             activations; float32 runs TF32 GEMMs; fp8_gemm: FP8 weights and FP8\n"
+                "             (per-token e4m3) activations, FP8 GEMMs on sm_89+\n"
                 "  --runs     timed forwards per mode, median reported (default 5)\n"
                 "  --topk     SLA2's kept fraction of key blocks (default 0.03: 97%% sparsity)\n"
                 "  --quant    SLA2's quantisation (default int8_fp8)\n"

@@ -9,7 +9,7 @@ static void usage(FILE *to)
     fprintf(to, "usage: sla2-bench <subcommand> [options]   (sla2-bench <subcommand> --help for its options)\n"
                 "  attention  the SLA2 operator on the GPU at Wan2.1's shapes, against dense%s\n"
                 "  model      one Wan2.1 DiT forward (random weights), dense against SLA2, with a per-operator\n"
-                "             breakdown and the weights' memory (--backend cpu|cuda, --weights-storage f32|int8|fp8|bf16)\n",
+                "             breakdown and the weights' memory (--backend cpu|cuda, --weights-storage f32|int8|fp8|bf16|fp8_gemm)\n",
 #ifdef SLA2_BENCH_CUDA
                 ""
 #else

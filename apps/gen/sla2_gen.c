@@ -46,11 +46,13 @@ static void usage(FILE *to)
         "  --topk T                share of key blocks kept in every layer, (0, 1]\n"
         "  --quant none|int8|int8_fp8  quantisation of every layer's sparse branch\n"
         "  --backend cpu|cuda|auto where the DiT runs (default auto: CUDA when a GPU is usable, else CPU)\n"
-        "  --weights-storage f32|int8|fp8|bf16  how the blocks' linear weights are held: float32;\n"
-        "                          weight-only INT8 / FP8 e4m3 with a scale per output channel (a quarter\n"
-        "                          of the memory, dequantised before each GEMM, to bf16 on CUDA; an\n"
-        "                          I8 / F8 checkpoint's codes are kept as they are); or bfloat16\n"
-        "                          (half the memory); all three run bf16 GEMMs on CUDA (default: the\n"
+        "  --weights-storage f32|int8|fp8|bf16|fp8_gemm  how the blocks' linear weights are held:\n"
+        "                          float32; weight-only INT8 / FP8 e4m3 with a scale per output channel\n"
+        "                          (a quarter of the memory, dequantised before each GEMM, to bf16 on\n"
+        "                          CUDA; an I8 / F8 checkpoint's codes are kept as they are); or bfloat16\n"
+        "                          (half the memory); all three run bf16 GEMMs on CUDA. fp8_gemm: FP8\n"
+        "                          weights and each linear's input quantised per token to e4m3 too,\n"
+        "                          for FP8 GEMMs on CUDA sm_89+ (faster; not weight-only) (default: the\n"
         "                          runtime's `weights`, f32)\n"
         "  --out FILE.y4m          the video as Y4M (default out/video.y4m)\n"
         "  --png FILE.png          a strip of 8 frames side by side as PNG\n"
@@ -145,7 +147,8 @@ static int parse_args(int argc, char **argv, gen_args *a)
             else if (!strcmp(v, "int8")) a->weight_storage = SLA2_WEIGHTS_INT8;
             else if (!strcmp(v, "fp8")) a->weight_storage = SLA2_WEIGHTS_FP8;
             else if (!strcmp(v, "bf16")) a->weight_storage = SLA2_WEIGHTS_BF16;
-            else return die("--weights-storage: expected f32, int8, fp8 or bf16, got '%s'", v);
+            else if (!strcmp(v, "fp8_gemm")) a->weight_storage = SLA2_WEIGHTS_FP8_GEMM;
+            else return die("--weights-storage: expected f32, int8, fp8, bf16 or fp8_gemm, got '%s'", v);
         } else if (!strcmp(f, "--backend")) {
             if (!strcmp(v, "cpu")) a->backend = SLA2_BACKEND_CPU;
             else if (!strcmp(v, "cuda")) a->backend = SLA2_BACKEND_CUDA;
@@ -297,7 +300,7 @@ int main(int argc, char **argv)
     gen.prompt = a.prompt, gen.text_embedding_path = a.text_embedding;
     gen.seed = a.seed, gen.steps = a.steps, gen.guidance = a.guidance, gen.shift = a.shift, gen.sampler = a.sampler;
     gen.on_step = on_step, gen.user = &a;
-    static const char *const storage_names[] = {"f32", "int8", "fp8", "bf16"};
+    static const char *const storage_names[] = {"f32", "int8", "fp8", "bf16", "fp8_gemm"};
     printf("model: %s (%d layers, %lld tokens), %s; weights %s, %.1f MB resident\n", info.name, info.num_layers,
            (long long)info.tokens, sla2_context_device_name(ctx), storage_names[info.weight_storage],
            (double)info.weight_bytes / 1e6);

@@ -38,7 +38,7 @@ expect_fail "--quant: expected none, int8 or int8_fp8" "${model[@]}" "${emb[@]}"
 expect_fail "--sampler: expected unipc or euler" "${model[@]}" "${emb[@]}" --sampler ddim
 expect_fail "--attention: expected dense or sla2" "${model[@]}" "${emb[@]}" --attention sparse
 expect_fail "--backend: expected cpu, cuda or auto" "${model[@]}" "${emb[@]}" --backend tpu
-expect_fail "--weights-storage: expected f32, int8, fp8 or bf16" "${model[@]}" "${emb[@]}" --weights-storage int4
+expect_fail "--weights-storage: expected f32, int8, fp8, bf16 or fp8_gemm" "${model[@]}" "${emb[@]}" --weights-storage int4
 printf 'weights: fp4\n' >"$work/bad-weights.yaml"
 expect_fail "bad-weights.yaml:1:" "${model[@]}" "${emb[@]}" --runtime "$work/bad-weights.yaml"
 expect_fail "--seed: needs a value" "${model[@]}" "${emb[@]}" --seed

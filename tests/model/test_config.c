@@ -266,8 +266,8 @@ static const runtime_case runtime_cases[] = {
     {"", "block_q: 64", "steps: 4", SLA2_ERR_FORMAT, "9:1", "steps: duplicate key (first at line 3)"},
     {"", "block_q: 64", "attention: sparse", SLA2_ERR_INVALID_VALUE, "9:12", "attention: expected one of sla2, dense; got sparse"},
     {"", "block_q: 64", "feature_map: tanh", SLA2_ERR_INVALID_VALUE, "9:14", "feature_map: expected one of softmax, elu, relu; got tanh"},
-    {"", "block_q: 64", "weights: int4", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8, bf16; got int4"},
-    {"", "block_q: 64", "weights: 8", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8, bf16; got 8"},
+    {"", "block_q: 64", "weights: int4", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8, bf16, fp8_gemm; got int4"},
+    {"", "block_q: 64", "weights: 8", SLA2_ERR_INVALID_VALUE, "9:10", "weights: expected one of f32, int8, fp8, bf16, fp8_gemm; got 8"},
 };
 
 START_TEST(test_malformed_runtime)

@@ -355,7 +355,7 @@ sla2_status launch(sla2_context *ctx, sla2_cuda_state *st, const T *q, int64_t L
     const int64_t Lk_pad = (Lk + kBlockK - 1) / kBlockK * kBlockK;
     const size_t kv_elems = (size_t)(heads * Lk_pad * D);
     __nv_bfloat16 *kv = nullptr;
-    SLA2_CUDA_TRY(ctx, cudaMallocAsync((void **)&kv, 2 * kv_elems * sizeof(__nv_bfloat16), st->stream));
+    SLA2_CUDA_TRY(ctx, sla2_cuda_scratch(st, 2 * kv_elems * sizeof(__nv_bfloat16), (void **)&kv));
     const int64_t groups = (int64_t)kv_elems / 8;
     const int64_t prepass_blocks = (groups + kPrepassThreads - 1) / kPrepassThreads;
     kv_to_bf16_kernel<D><<<(unsigned)(prepass_blocks < 65536 ? prepass_blocks : 65536), kPrepassThreads, 0,

@@ -49,6 +49,8 @@ static void cuda_destroy(sla2_context *ctx)
             cudaEventDestroy(e);
     cudaFree(st->workspace);
     cudaFree(st->lt_workspace);
+    if (st->pool)
+        cudaMemPoolDestroy(st->pool);
     if (st->lt)
         cublasLtDestroy(st->lt);
     if (st->stream)
@@ -385,6 +387,8 @@ extern "C" sla2_status sla2_cuda_backend_init(sla2_context *ctx, int device)
     const char *stages = getenv("SLA2_CUDA_STAGES");
     st->force_one_stage = stages && stages[0] == '1';
     sla2_status status = SLA2_CUDA_CHECK(ctx, cudaSetDevice(device));
+    const char *fp8_gemm = getenv("SLA2_CUDA_FP8_GEMM");
+    st->fp8_gemm = (prop.major > 8 || (prop.major == 8 && prop.minor >= 9)) && !(fp8_gemm && fp8_gemm[0] == '0');
     const char *wgmma = getenv("SLA2_CUDA_WGMMA");
     if (status == SLA2_OK && prop.major == 9 && prop.minor == 0 && !st->force_fp8_mma && !(wgmma && wgmma[0] == '0')) {
         int available = 0;
@@ -396,6 +400,17 @@ extern "C" sla2_status sla2_cuda_backend_init(sla2_context *ctx, int device)
     }
     if (status == SLA2_OK)
         status = SLA2_CUDA_CHECK(ctx, cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
+    if (status == SLA2_OK) {
+        cudaMemPoolProps props = {};
+        props.allocType = cudaMemAllocationTypePinned;
+        props.location.type = cudaMemLocationTypeDevice;
+        props.location.id = device;
+        status = SLA2_CUDA_CHECK(ctx, cudaMemPoolCreate(&st->pool, &props));
+    }
+    if (status == SLA2_OK) {
+        uint64_t keep_all = UINT64_MAX;
+        status = SLA2_CUDA_CHECK(ctx, cudaMemPoolSetAttribute(st->pool, cudaMemPoolAttrReleaseThreshold, &keep_all));
+    }
     if (status == SLA2_OK)
         status = SLA2_CUBLAS_CHECK(ctx, cublasLtCreate(&st->lt));
     if (status == SLA2_OK)

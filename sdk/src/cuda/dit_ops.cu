@@ -31,14 +31,17 @@
  * does. */
 #include "cuda_backend.h"
 #include "cross_attention.h"
+#include "kernels_int8/exact_arith.h"
 
 extern "C" {
 #include "dit/dit_backend.h"
 }
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 namespace {
 
@@ -99,8 +102,10 @@ unsigned grid_for(int64_t n)
 
 /* D[m][n] (column-major, batched) = alpha op(A) op(B) (+ bias[m]), the
  * cuBLASLt view; row-major callers swap roles (see dit_linear below). A and
- * B are float32 (a TF32 GEMM) or both bf16 (ab_type CUDA_R_16BF: a bf16
- * GEMM with float32 accumulation).
+ * B are float32 (a TF32 GEMM), both bf16 (ab_type CUDA_R_16BF: a bf16
+ * GEMM with float32 accumulation) or both e4m3 (CUDA_R_8F_E4M3, A
+ * transposed: an FP8 GEMM, float32 accumulation, (A B)[i][j] multiplied by
+ * a_scale[i] b_scale[j], cuBLASLt's outer-vector scaling; the bias bf16).
  * The fused epilogue of a linear (batch 1 only), in this order:
  *   v = alpha * (A B)[i][j] + bias[i]
  *   v = gelu_tanh(v)                  when gelu
@@ -119,6 +124,7 @@ struct Gemm {
     int64_t ldd = 0, stride_d = 0;
     int batch = 1;
     float alpha = 1.0f;
+    const float *a_scale = nullptr, *b_scale = nullptr; /* [m] and [n]: FP8 only */
     const void *bias = nullptr; /* float32, or bf16 (bias_type) for a bf16 D */
     cudaDataType_t bias_type = CUDA_R_32F;
     bool gelu = false, accumulate = false;
@@ -128,7 +134,7 @@ struct Gemm {
 
 __host__ __device__ size_t type_bytes(cudaDataType_t t)
 {
-    return t == CUDA_R_16BF ? 2 : 4;
+    return t == CUDA_R_8F_E4M3 ? 1 : t == CUDA_R_16BF ? 2 : 4;
 }
 
 /* p advanced by elems elements of type t */
@@ -140,7 +146,7 @@ __host__ __device__ void *advance(void *p, int64_t elems, cudaDataType_t t)
 #define GRID_STRIDE(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
-/* Stream-ordered device scratch (cudaMallocAsync), released in stream order
+/* Stream-ordered device scratch (sla2_cuda_scratch), released in stream order
  * when it goes out of scope: no synchronisation. */
 struct Scratch {
     void *p = nullptr;
@@ -155,7 +161,7 @@ struct Scratch {
 sla2_status scratch_alloc(sla2_context *ctx, sla2_cuda_state *st, size_t bytes, Scratch *s)
 {
     s->stream = st->stream;
-    SLA2_CUDA_TRY(ctx, cudaMallocAsync(&s->p, bytes ? bytes : 16, st->stream));
+    SLA2_CUDA_TRY(ctx, sla2_cuda_scratch(st, bytes ? bytes : 16, &s->p));
     return SLA2_OK;
 }
 
@@ -278,15 +284,66 @@ uint32_t alignment_of(const void *p, size_t elem_bytes, int64_t batch_stride_ele
     return align;
 }
 
+/* What cuBLASLt's choice of algorithm for a Gemm depends on: everything but
+ * its pointers (their alignments instead) and alpha. */
+struct GemmKey {
+    int32_t trans_a, trans_b, ab_type, d_type, bias_type, batch;
+    int64_t m, n, k, lda, ldb, ldd, stride_a, stride_b, stride_d;
+    uint32_t align_a, align_b, align_d;
+    uint8_t bias, gelu, accumulate, scaled;
+};
+static_assert(sizeof(GemmKey) <= sizeof(sla2_gemm_algo::key), "GemmKey fits sla2_gemm_algo's key");
+
+GemmKey gemm_key(const Gemm &g, uint32_t align_a, uint32_t align_b, uint32_t align_d)
+{
+    GemmKey k;
+    memset(&k, 0, sizeof k); /* the padding too: keys compare as bytes */
+    k.trans_a = g.trans_a, k.trans_b = g.trans_b, k.ab_type = g.ab_type, k.d_type = g.d_type;
+    k.bias_type = g.bias_type, k.batch = g.batch;
+    k.m = g.m, k.n = g.n, k.k = g.k, k.lda = g.lda, k.ldb = g.ldb, k.ldd = g.ldd;
+    k.stride_a = g.stride_a, k.stride_b = g.stride_b, k.stride_d = g.stride_d;
+    k.align_a = align_a, k.align_b = align_b, k.align_d = align_d;
+    k.bias = g.bias != nullptr, k.gelu = g.gelu, k.accumulate = g.accumulate, k.scaled = g.a_scale != nullptr;
+    return k;
+}
+
+sla2_gemm_algo *find_algo(sla2_cuda_state *st, const GemmKey &key)
+{
+    for (sla2_gemm_algo &a : st->gemm_algos)
+        if (a.used && !memcmp(a.key, &key, sizeof key))
+            return &a;
+    return nullptr;
+}
+
+sla2_gemm_algo *remember_algo(sla2_cuda_state *st, const GemmKey &key, bool found, const cublasLtMatmulAlgo_t &algo)
+{
+    sla2_gemm_algo *a = &st->gemm_algos[st->gemm_algos_next];
+    st->gemm_algos_next = (st->gemm_algos_next + 1) % SLA2_GEMM_ALGOS;
+    memset(a->key, 0, sizeof a->key);
+    memcpy(a->key, &key, sizeof key);
+    a->used = true, a->found = found, a->algo = algo;
+    return a;
+}
+
 /* Runs g on cuBLASLt; *ran = false (and nothing launched) when cuBLASLt
- * has no algorithm for it. */
+ * has no algorithm for it. The heuristic's answer for g's description is
+ * asked once per context (sla2_cuda_state::gemm_algos). */
 sla2_status gemm_lt(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g, bool *ran)
 {
     *ran = false;
     LtCall c;
-    const bool bf16 = g.ab_type == CUDA_R_16BF;
+    const bool fp8 = g.ab_type == CUDA_R_8F_E4M3, tf32 = g.ab_type == CUDA_R_32F;
     const size_t ab_bytes = type_bytes(g.ab_type);
-    LT_TRY(ctx, cublasLtMatmulDescCreate(&c.op, bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_32F));
+    LT_TRY(ctx, cublasLtMatmulDescCreate(&c.op, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    if (fp8) {
+        const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+        LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
+        LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
+        LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &g.a_scale,
+                                                   sizeof g.a_scale));
+        LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &g.b_scale,
+                                                   sizeof g.b_scale));
+    }
     LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_TRANSA, &g.trans_a, sizeof g.trans_a));
     LT_TRY(ctx, cublasLtMatmulDescSetAttribute(c.op, CUBLASLT_MATMUL_DESC_TRANSB, &g.trans_b, sizeof g.trans_b));
     const cublasLtEpilogue_t epilogue = g.gelu ? (g.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
@@ -320,18 +377,24 @@ sla2_status gemm_lt(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g, bool 
                                                      sizeof align_d));
     LT_TRY(ctx, cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d,
                                                      sizeof align_d));
-    cublasLtMatmulHeuristicResult_t heuristic = {};
-    int found = 0;
-    cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(st->lt, c.op, c.a, c.b, c.d, c.d, c.pref, 1, &heuristic,
-                                                       &found);
-    /* INVALID_VALUE: an epilogue this build of cuBLASLt rejects for these types */
-    if (hs == CUBLAS_STATUS_NOT_SUPPORTED || hs == CUBLAS_STATUS_INVALID_VALUE ||
-        (hs == CUBLAS_STATUS_SUCCESS && found == 0))
+    const GemmKey key = gemm_key(g, align_a, align_b, align_d);
+    sla2_gemm_algo *known = find_algo(st, key);
+    if (!known) {
+        cublasLtMatmulHeuristicResult_t heuristic = {};
+        int found = 0;
+        cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(st->lt, c.op, c.a, c.b, c.d, c.d, c.pref, 1, &heuristic,
+                                                           &found);
+        /* INVALID_VALUE: an epilogue this build of cuBLASLt rejects for these types */
+        const bool none = hs == CUBLAS_STATUS_NOT_SUPPORTED || hs == CUBLAS_STATUS_INVALID_VALUE ||
+                          (hs == CUBLAS_STATUS_SUCCESS && found == 0);
+        if (hs != CUBLAS_STATUS_SUCCESS && !none)
+            return SLA2_CUBLAS_CHECK(ctx, hs);
+        known = remember_algo(st, key, !none, heuristic.algo);
+    }
+    if (!known->found)
         return SLA2_OK;
-    if (hs != CUBLAS_STATUS_SUCCESS)
-        return SLA2_CUBLAS_CHECK(ctx, hs);
     const float beta = g.accumulate ? 1.0f : 0.0f;
-    LT_TRY(ctx, cublasLtMatmul(st->lt, c.op, &g.alpha, g.a, c.a, g.b, c.b, &beta, g.d, c.d, g.d, c.d, &heuristic.algo,
+    LT_TRY(ctx, cublasLtMatmul(st->lt, c.op, &g.alpha, g.a, c.a, g.b, c.b, &beta, g.d, c.d, g.d, c.d, &known->algo,
                                st->lt_workspace, st->lt_workspace_bytes, st->stream));
     *ran = true;
     return SLA2_OK;
@@ -346,6 +409,9 @@ sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
     sla2_status s = gemm_lt(ctx, st, g, &ran);
     if (s != SLA2_OK || ran)
         return s;
+    if (g.ab_type == CUDA_R_8F_E4M3) /* fp8_linears asks gemm_lt itself and has its own way out */
+        return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "DiT GEMM: cuBLASLt has no FP8 GEMM for %lld x %lld x %lld",
+                         (long long)g.m, (long long)g.n, (long long)g.k);
     if (g.bias && g.bias_type == CUDA_R_32F && g.d_type == CUDA_R_16BF) {
         /* cuBLASLt wants a bf16 D's bias in bf16 */
         Scratch bias16;
@@ -366,7 +432,7 @@ sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
         plain.alpha = 1.0f, plain.bias = nullptr;
         plain.gelu = plain.accumulate = false;
         plain.d_type = CUDA_R_32F, plain.ldd = g.m;
-        SLA2_CUDA_TRY(ctx, cudaMallocAsync(&plain.d, (size_t)(g.m * g.n) * sizeof(float), st->stream));
+        SLA2_CUDA_TRY(ctx, sla2_cuda_scratch(st, (size_t)(g.m * g.n) * sizeof(float), &plain.d));
         s = gemm(ctx, st, plain);
         if (s == SLA2_OK) {
             epilogue_kernel<<<grid_for(g.m * g.n), kThreads, 0, st->stream>>>(g, static_cast<const float *>(plain.d));
@@ -386,11 +452,13 @@ sla2_status gemm(sla2_context *ctx, sla2_cuda_state *st, const Gemm &g)
 
 /* ---- Reductions ----------------------------------------------------------- */
 
-/* Sum over the block (blockDim.x a multiple of 32, at most 1024). */
-__device__ float block_sum(float v, float *shared32)
+/* op(v) over the block (blockDim.x a multiple of 32, at most 1024; 0 is
+ * op's identity). */
+template <typename Op>
+__device__ float block_reduce(float v, float *shared32, Op op)
 {
     for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
+        v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
     __syncthreads(); /* shared32 may still be read from the previous call */
     if (lane == 0)
@@ -398,8 +466,18 @@ __device__ float block_sum(float v, float *shared32)
     __syncthreads();
     v = lane < warps ? shared32[lane] : 0.0f;
     for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
+        v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
+}
+
+__device__ float block_sum(float v, float *shared32)
+{
+    return block_reduce(v, shared32, [](float a, float b) { return a + b; });
+}
+
+__device__ float block_max(float v, float *shared32)
+{
+    return block_reduce(v, shared32, [](float a, float b) { return fmaxf(a, b); });
 }
 
 constexpr int kNormThreads = 256;
@@ -829,17 +907,23 @@ Gemm linear_gemm(const dit_linear *lin, const void *w, const void *x, int64_t ro
     return g;
 }
 
+/* Rows of x per chunk of a linear's converted input: near-equal chunks of
+ * a multiple of 64 rows, so that each chunk of x and y is as aligned as x
+ * and y, of kBf16ChunkElems elements at most where 64 rows allow. */
+int64_t row_chunk(int64_t rows, int64_t in)
+{
+    const int64_t max_rows = kBf16ChunkElems / in > 64 ? kBf16ChunkElems / in : 64;
+    const int64_t chunks = (rows + max_rows - 1) / max_rows;
+    const int64_t chunk = ((rows + chunks - 1) / chunks + 63) / 64 * 64;
+    return chunk > rows ? rows : chunk;
+}
+
 /* BF16 linears on float32 input: a chunk of x's rows at a time is rounded
  * to bf16 into scratch once, then each linear's bf16 GEMM writes its rows. */
 sla2_status bf16_linears(sla2_context *ctx, sla2_cuda_state *st, const float *x, int64_t rows, int count,
                          const dit_linear *const *lins, const LinearOut *outs)
 {
-    const int64_t in = lins[0]->in;
-    /* near-equal chunks of a multiple of 64 rows, so that each chunk of x and y is as aligned as x and y */
-    const int64_t max_rows = kBf16ChunkElems / in > 64 ? kBf16ChunkElems / in : 64;
-    const int64_t chunks = (rows + max_rows - 1) / max_rows;
-    int64_t chunk = ((rows + chunks - 1) / chunks + 63) / 64 * 64;
-    chunk = chunk > rows ? rows : chunk;
+    const int64_t in = lins[0]->in, chunk = row_chunk(rows, in);
     Scratch rounded;
     sla2_status s = scratch_alloc(ctx, st, (size_t)(chunk * in) * sizeof(__nv_bfloat16), &rounded);
     for (int64_t r0 = 0; r0 < rows && s == SLA2_OK; r0 += chunk) {
@@ -882,7 +966,7 @@ sla2_status gemm_operand(sla2_context *ctx, sla2_cuda_state *st, const dit_linea
         SLA2_CUDA_TRY(ctx, cudaGetLastError());
         out->bias = static_cast<float *>(bias->p);
     }
-    const bool quantised = lin->storage == DIT_WEIGHTS_INT8 || lin->storage == DIT_WEIGHTS_FP8;
+    const bool quantised = lin->storage == DIT_WEIGHTS_INT8 || dit_codes_e4m3(lin->storage);
     if (!gate && !quantised)
         return SLA2_OK;
     const int64_t n = (int64_t)lin->in * lin->out;
@@ -892,7 +976,7 @@ sla2_status gemm_operand(sla2_context *ctx, sla2_cuda_state *st, const dit_linea
         return s;
     if (quantised) {
         dequantise_kernel<<<grid_for(n), kThreads, 0, st->stream>>>(
-            static_cast<const uint8_t *>(lin->codes), lin->scale, lin->in, n, lin->storage == DIT_WEIGHTS_FP8, gate,
+            static_cast<const uint8_t *>(lin->codes), lin->scale, lin->in, n, dit_codes_e4m3(lin->storage), gate,
             static_cast<__nv_bfloat16 *>(weight->p));
         out->storage = DIT_WEIGHTS_BF16, out->codes = weight->p, out->scale = nullptr;
     } else if (!f32) {
@@ -908,10 +992,221 @@ sla2_status gemm_operand(sla2_context *ctx, sla2_cuda_state *st, const dit_linea
     return SLA2_OK;
 }
 
+/* ---- FP8 GEMMs (storage FP8_GEMM) ------------------------------------------ */
+
+/* An FP8_GEMM linear's input, one block per row, by op_quantise_activations'
+ * rule: s = max|x| / 448 (1 for a row of zeros), code = e4m3(x / s)
+ * (nearest even, saturating); codes and s for the FP8 GEMM, or with
+ * `values` the row as bf16(code * s) for a bf16 GEMM instead (GPUs without
+ * FP8 GEMMs: the same values, one rounding more). */
+template <typename T>
+__global__ void __launch_bounds__(kNormThreads)
+    quantise_activations_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales,
+                                __nv_bfloat16 *values)
+{
+    __shared__ float shared32[32];
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *row = x + r * in;
+        float max_abs = 0.0f;
+        for (int64_t i = threadIdx.x; i < in; i += blockDim.x)
+            max_abs = fmaxf(max_abs, fabsf((float)row[i]));
+        max_abs = block_max(max_abs, shared32);
+        float s = max_abs / 448.0f;
+        s = s > 0.0f ? s : 1.0f;
+        for (int64_t i = threadIdx.x; i < in; i += blockDim.x) {
+            const __nv_fp8_storage_t code = __nv_cvt_float_to_fp8((float)row[i] / s, __NV_SATFINITE, __NV_E4M3);
+            if (values)
+                values[r * in + i] = __float2bfloat16_rn(e4m3_to_float(code) * s);
+            else
+                codes[r * in + i] = code;
+        }
+        if (!values && threadIdx.x == 0)
+            scales[r] = s;
+    }
+}
+
+/* The same for codes and scales with the row held in registers: 16-byte
+ * loads (kVec elements), kHeld of them per thread at most, every load of
+ * the row in flight at once, one read of it; x / s with one reciprocal
+ * (sla2k_div_by: bit-identical to the division). A warp takes a row of up
+ * to 32 x kHeld vectors (kWarpRow: no block-wide reduction, which made
+ * 1536-wide rows take 0.2 ms instead of 0.05), else the block takes one
+ * of up to blockDim.x x kHeld. Rows of in % kVec == 0 elements, 16-byte
+ * aligned (as x is); quantise_activations_kernel takes the others. */
+template <typename T, int kHeld, bool kWarpRow>
+__global__ void __launch_bounds__(kNormThreads)
+    quantise_activations_held_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales)
+{
+    constexpr int kVec = 16 / sizeof(T);
+    __shared__ float shared32[32];
+    const int64_t vectors = in / kVec;
+    const int group = kWarpRow ? threadIdx.x / 32 : 0, groups = kWarpRow ? blockDim.x / 32 : 1;
+    const int t = kWarpRow ? threadIdx.x % 32 : threadIdx.x, stride = kWarpRow ? 32 : blockDim.x;
+    for (int64_t r = (int64_t)blockIdx.x * groups + group; r < rows; r += (int64_t)gridDim.x * groups) {
+        const uint4 *row = reinterpret_cast<const uint4 *>(x + r * in);
+        uint4 held[kHeld];
+        float max_abs = 0.0f;
+#pragma unroll
+        for (int h = 0; h < kHeld; h++) {
+            const int64_t v = t + (int64_t)h * stride;
+            held[h] = v < vectors ? row[v] : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int h = 0; h < kHeld; h++) {
+            const T *e = reinterpret_cast<const T *>(&held[h]);
+#pragma unroll
+            for (int k = 0; k < kVec; k++)
+                max_abs = fmaxf(max_abs, fabsf((float)e[k]));
+        }
+        if (kWarpRow)
+            for (int o = 16; o > 0; o >>= 1)
+                max_abs = fmaxf(max_abs, __shfl_xor_sync(0xffffffffu, max_abs, o));
+        else
+            max_abs = block_max(max_abs, shared32);
+        float s = max_abs / 448.0f;
+        s = s > 0.0f ? s : 1.0f;
+        const float inv_s = 1.0f / s;
+#pragma unroll
+        for (int h = 0; h < kHeld; h++) {
+            const int64_t v = t + (int64_t)h * stride;
+            if (v >= vectors)
+                break;
+            const T *e = reinterpret_cast<const T *>(&held[h]);
+            uint8_t out[kVec];
+#pragma unroll
+            for (int k = 0; k < kVec; k++)
+                out[k] = __nv_cvt_float_to_fp8(sla2k_div_by((float)e[k], s, inv_s), __NV_SATFINITE, __NV_E4M3);
+            if constexpr (kVec == 8)
+                *reinterpret_cast<uint2 *>(codes + r * in + v * kVec) = *reinterpret_cast<const uint2 *>(out);
+            else
+                *reinterpret_cast<uint32_t *>(codes + r * in + v * kVec) = *reinterpret_cast<const uint32_t *>(out);
+        }
+        if (t == 0)
+            scales[r] = s;
+    }
+}
+
+template <typename T>
+void launch_quantise_activations(cudaStream_t stream, const void *x, int64_t rows, int64_t in, uint8_t *codes,
+                                 float *scales, __nv_bfloat16 *values)
+{
+    constexpr int kVec = 16 / sizeof(T), kWarpHeld = 16, kBlockHeld = 8;
+    const T *src = static_cast<const T *>(x);
+    const int64_t vectors = in / kVec;
+    const bool held = !values && in % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    const int64_t warp_blocks = (rows + kNormThreads / 32 - 1) / (kNormThreads / 32);
+    if (held && vectors <= 32 * kWarpHeld)
+        quantise_activations_held_kernel<T, kWarpHeld, true>
+            <<<(unsigned)(warp_blocks < 65536 ? warp_blocks : 65536), kNormThreads, 0, stream>>>(src, rows, in, codes,
+                                                                                               scales);
+    else if (held && vectors <= kNormThreads * kBlockHeld)
+        quantise_activations_held_kernel<T, kBlockHeld, false>
+            <<<(unsigned)(rows < 65536 ? rows : 65536), kNormThreads, 0, stream>>>(src, rows, in, codes, scales);
+    else
+        quantise_activations_kernel<T>
+            <<<(unsigned)(rows < 65536 ? rows : 65536), kNormThreads, 0, stream>>>(src, rows, in, codes, scales, values);
+}
+
+/* An FP8 GEMM's per-output-channel factors: scale[o] (* gate[o]) for
+ * cuBLASLt's A scale, and bias[o] (* gate[o]) in bf16, the bias type it
+ * takes beside e4m3 inputs. */
+__global__ void fp8_channel_factors_kernel(const float *scale, const float *bias, const float *gate, int64_t out,
+                                           float *scale_out, __nv_bfloat16 *bias_out)
+{
+    GRID_STRIDE(o, out)
+    {
+        const float g = gate ? gate[o] : 1.0f;
+        scale_out[o] = scale[o] * g;
+        if (bias)
+            bias_out[o] = __float2bfloat16_rn(bias[o] * g);
+    }
+}
+
+/* One FP8_GEMM linear on a chunk's quantised rows (codes, one scale each):
+ * *ran = false when cuBLASLt offers no FP8 GEMM for it. */
+sla2_status fp8_linear(sla2_context *ctx, sla2_cuda_state *st, const dit_linear *lin, const uint8_t *codes,
+                       const float *row_scales, int64_t rows, const LinearOut &o, bool *ran)
+{
+    Scratch factors;
+    const int64_t out = lin->out;
+    TRY_STATUS(scratch_alloc(ctx, st, (size_t)out * (sizeof(float) + sizeof(__nv_bfloat16)), &factors));
+    float *a_scale = static_cast<float *>(factors.p);
+    __nv_bfloat16 *bias16 = reinterpret_cast<__nv_bfloat16 *>(a_scale + out);
+    fp8_channel_factors_kernel<<<grid_for(out), kThreads, 0, st->stream>>>(lin->scale, lin->bias, o.gate, out,
+                                                                          a_scale, bias16);
+    LAUNCHED(ctx);
+    Gemm g = linear_gemm(lin, lin->codes, codes, rows, o, nullptr);
+    g.ab_type = CUDA_R_8F_E4M3;
+    if (lin->bias)
+        g.bias = bias16, g.bias_type = CUDA_R_16BF;
+    g.a_scale = a_scale, g.b_scale = row_scales;
+    return gemm_lt(ctx, st, g, ran);
+}
+
+/* FP8_GEMM linears of one input x (float32, or bf16 when x_bf16): a chunk
+ * of x's rows at a time is quantised once (quantise_activations_kernel),
+ * then each linear's FP8 GEMM writes its rows. Where FP8 GEMMs are out
+ * (before sm_89, SLA2_CUDA_FP8_GEMM=0, widths that are not multiples of
+ * 16, or no cuBLASLt algorithm) the same quantised values go as bf16 into
+ * the bf16 GEMM of the dequantised weight. */
+sla2_status fp8_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, bool x_bf16, int64_t rows, int count,
+                        const dit_linear *const *lins, const LinearOut *outs)
+{
+    const int64_t in = lins[0]->in, chunk = row_chunk(rows, in);
+    const bool native = st->fp8_gemm && in % 16 == 0;
+    Scratch codes, row_scales, values;
+    TRY_STATUS(scratch_alloc(ctx, st, (size_t)(chunk * in), &codes));
+    TRY_STATUS(scratch_alloc(ctx, st, (size_t)chunk * sizeof(float), &row_scales));
+    auto quantise = [&](const void *src, int64_t count_rows, __nv_bfloat16 *to_values) {
+        if (x_bf16)
+            launch_quantise_activations<__nv_bfloat16>(st->stream, src, count_rows, in,
+                                                       static_cast<uint8_t *>(codes.p),
+                                                       static_cast<float *>(row_scales.p), to_values);
+        else
+            launch_quantise_activations<float>(st->stream, src, count_rows, in, static_cast<uint8_t *>(codes.p),
+                                               static_cast<float *>(row_scales.p), to_values);
+        return SLA2_CUDA_CHECK(ctx, cudaGetLastError());
+    };
+    sla2_status s = SLA2_OK;
+    for (int64_t r0 = 0; r0 < rows && s == SLA2_OK; r0 += chunk) {
+        const int64_t count_rows = rows - r0 < chunk ? rows - r0 : chunk;
+        const void *src = advance(const_cast<void *>(x), r0 * in, x_bf16 ? CUDA_R_16BF : CUDA_R_32F);
+        if (native)
+            s = quantise(src, count_rows, nullptr);
+        bool values_ready = false;
+        for (int i = 0; i < count && s == SLA2_OK; i++) {
+            LinearOut part = outs[i];
+            part.y = advance(outs[i].y, r0 * lins[i]->out, outs[i].type);
+            bool ran = false;
+            if (native && lins[i]->out % 16 == 0)
+                s = fp8_linear(ctx, st, lins[i], static_cast<const uint8_t *>(codes.p),
+                               static_cast<const float *>(row_scales.p), count_rows, part, &ran);
+            if (s != SLA2_OK || ran)
+                continue;
+            if (!values.p)
+                s = scratch_alloc(ctx, st, (size_t)(chunk * in) * sizeof(__nv_bfloat16), &values);
+            if (s == SLA2_OK && !values_ready)
+                s = quantise(src, count_rows, static_cast<__nv_bfloat16 *>(values.p));
+            values_ready = s == SLA2_OK;
+            dit_linear operand;
+            Scratch weight, bias;
+            if (s == SLA2_OK)
+                s = gemm_operand(ctx, st, lins[i], part.gate, &operand, &weight, &bias);
+            if (s == SLA2_OK) {
+                Gemm g = linear_gemm(&operand, operand.codes, values.p, count_rows, part, operand.bias);
+                g.ab_type = CUDA_R_16BF;
+                s = gemm(ctx, st, g);
+            }
+        }
+    }
+    return s;
+}
+
 /* y_i = x lins[i]^T + b_i with outs[i]'s epilogue, for linears of the same
  * input width; x is float32, or bf16 (x_bf16) for weights other than
- * float32. Float32 weights run TF32 GEMMs; the others bf16 GEMMs
- * (gemm_operand), their float32 input rounded to bf16 once for all of them. */
+ * float32. Float32 weights run TF32 GEMMs; FP8_GEMM ones FP8 GEMMs
+ * (fp8_linears); the others bf16 GEMMs (gemm_operand), their float32 input
+ * rounded to bf16 once for all of them. */
 sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, bool x_bf16, int64_t rows, int count,
                         const dit_linear *const *lins, const LinearOut *outs)
 {
@@ -921,15 +1216,19 @@ sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, b
         return sla2_fail(ctx, SLA2_ERR_UNSUPPORTED, "DiT linears: %d at once (at most %d)", count, kMaxLinears);
     Scratch weights[kMaxLinears], biases[kMaxLinears];
     dit_linear operand[kMaxLinears];
-    const dit_linear *bf16[kMaxLinears];
-    LinearOut bf16_outs[kMaxLinears];
-    int num_bf16 = 0;
+    const dit_linear *bf16[kMaxLinears], *fp8[kMaxLinears];
+    LinearOut bf16_outs[kMaxLinears], fp8_outs[kMaxLinears];
+    int num_bf16 = 0, num_fp8 = 0;
     sla2_status s = SLA2_OK;
     for (int i = 0; i < count && s == SLA2_OK; i++) {
         if (lins[i]->in != lins[0]->in)
             return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT linears: input widths %d and %d", lins[0]->in, lins[i]->in);
         if (x_bf16 && lins[i]->storage == DIT_WEIGHTS_F32)
             return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT linears: bf16 input for a float32 weight");
+        if (lins[i]->storage == DIT_WEIGHTS_FP8_GEMM) {
+            fp8[num_fp8] = lins[i], fp8_outs[num_fp8++] = outs[i];
+            continue;
+        }
         s = gemm_operand(ctx, st, lins[i], outs[i].gate, &operand[i], &weights[i], &biases[i]);
         const dit_linear *lin = &operand[i];
         if (s != SLA2_OK)
@@ -946,6 +1245,8 @@ sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, b
     }
     if (s == SLA2_OK && num_bf16 > 0)
         s = bf16_linears(ctx, st, static_cast<const float *>(x), rows, num_bf16, bf16, bf16_outs);
+    if (s == SLA2_OK && num_fp8 > 0)
+        s = fp8_linears(ctx, st, x, x_bf16, rows, num_fp8, fp8, fp8_outs);
     return s;
 }
 
@@ -1188,7 +1489,7 @@ sla2_status cuda_dense_attention(sla2_context *ctx, const void *q, int64_t Lq, c
 /* The float32 path: per chunk of queries, scores [H][rows][Lk] = one
  * batched GEMM over the heads, a row softmax, then out = scores v, another
  * batched GEMM. The scores live in stream-ordered scratch
- * (cudaMallocAsync), so no synchronisation is needed to free them. */
+ * (sla2_cuda_scratch), so no synchronisation is needed to free them. */
 static sla2_status dense_attention_f32(sla2_context *ctx, sla2_cuda_state *st, const float *q, int64_t Lq,
                                        const float *k, const float *v, int64_t Lk, int64_t heads, int64_t head_dim,
                                        float *out)
@@ -1197,7 +1498,7 @@ static sla2_status dense_attention_f32(sla2_context *ctx, sla2_cuda_state *st, c
     int64_t chunk = kScoreChunkElems / (heads * Lk);
     chunk = chunk < 1 ? 1 : (chunk > Lq ? Lq : chunk);
     float *scores = nullptr;
-    SLA2_CUDA_TRY(ctx, cudaMallocAsync((void **)&scores, (size_t)(heads * chunk * Lk) * sizeof(float), st->stream));
+    SLA2_CUDA_TRY(ctx, sla2_cuda_scratch(st, (size_t)(heads * chunk * Lk) * sizeof(float), (void **)&scores));
     sla2_status s = SLA2_OK;
     for (int64_t row0 = 0; row0 < Lq && s == SLA2_OK; row0 += chunk) {
         const int64_t rows = Lq - row0 < chunk ? Lq - row0 : chunk;

@@ -14,13 +14,23 @@
  * copy for a bf16 GEMM (a quarter of the memory); or bfloat16 codes,
  * w[o][i] = bf16(code[o][i]), which the CPU widens to float32 per GEMM and
  * CUDA feeds to a bf16 GEMM (half the memory). CUDA's bf16 GEMMs take their
- * activations rounded to bf16: the speed of bf16 tensor cores. */
+ * activations rounded to bf16: the speed of bf16 tensor cores. FP8_GEMM
+ * holds the weights as FP8 does and quantises each linear's input too, per
+ * row (token) to e4m3 (op_quantise_activations' rule, on both backends), so
+ * that CUDA runs FP8 tensor-core GEMMs (sm_89 and later). */
 typedef enum dit_weight_storage {
     DIT_WEIGHTS_F32 = 0,
     DIT_WEIGHTS_INT8,
     DIT_WEIGHTS_FP8,
-    DIT_WEIGHTS_BF16
+    DIT_WEIGHTS_BF16,
+    DIT_WEIGHTS_FP8_GEMM
 } dit_weight_storage;
+
+/* Whether a storage's codes are e4m3 bytes. */
+static inline int dit_codes_e4m3(dit_weight_storage storage)
+{
+    return storage == DIT_WEIGHTS_FP8 || storage == DIT_WEIGHTS_FP8_GEMM;
+}
 
 /* Bytes of one code of a non-float32 storage. */
 static inline size_t dit_code_bytes(dit_weight_storage storage)
@@ -34,7 +44,7 @@ typedef struct dit_linear {
     int in, out;
     dit_weight_storage storage;
     void *codes;  /* [out][in] int8_t, e4m3 bytes or bf16 (uint16_t) when not float32 */
-    float *scale; /* [out] for INT8 / FP8; NULL for BF16 */
+    float *scale; /* [out] for INT8 / FP8 / FP8_GEMM; NULL for BF16 */
 } dit_linear;
 
 typedef struct dit_attention_weights {

@@ -26,7 +26,7 @@ static sla2_status cpu_copy(sla2_context *ctx, void *dst, const void *src, size_
 
 static sla2_status cpu_linear(sla2_context *ctx, const float *x, int64_t rows, const dit_linear *lin, float *y)
 {
-    size_t scratch_elems = op_linear_scratch_elems(lin);
+    size_t scratch_elems = op_linear_scratch_elems(lin, rows);
     float *scratch = scratch_elems ? malloc(scratch_elems * sizeof *scratch) : NULL;
     if (scratch_elems && !scratch)
         return sla2_fail(ctx, SLA2_ERR_OUT_OF_MEMORY, "out of host memory to dequantise a %d x %d weight", lin->out,

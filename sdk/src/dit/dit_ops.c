@@ -12,11 +12,28 @@
  * CPU differs from the CUDA backend, which rounds them to bf16 too. */
 enum { DEQUANT_ROWS = 256 };
 
-size_t op_linear_scratch_elems(const dit_linear *lin)
+size_t op_linear_scratch_elems(const dit_linear *lin, int64_t rows)
 {
     if (lin->storage == DIT_WEIGHTS_F32)
         return 0;
-    return (size_t)(lin->out < DEQUANT_ROWS ? lin->out : DEQUANT_ROWS) * (size_t)lin->in;
+    size_t elems = (size_t)(lin->out < DEQUANT_ROWS ? lin->out : DEQUANT_ROWS) * (size_t)lin->in;
+    if (lin->storage == DIT_WEIGHTS_FP8_GEMM) /* the quantised activations */
+        elems += (size_t)rows * (size_t)lin->in;
+    return elems;
+}
+
+void op_quantise_activations(const float *x, int64_t rows, int in, float *out)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * in;
+        float max_abs = 0.0f;
+        for (int i = 0; i < in; i++)
+            max_abs = fmaxf(max_abs, fabsf(row[i]));
+        float scale = max_abs / SLA2_FP8_MAX;
+        scale = scale > 0.0f ? scale : 1.0f;
+        for (int i = 0; i < in; i++)
+            out[r * in + i] = sla2_e4m3_to_float(sla2_float_to_e4m3(row[i] / scale)) * scale;
+    }
 }
 
 void op_dequantise_rows(const dit_linear *lin, int o0, int count, float *out)
@@ -29,7 +46,7 @@ void op_dequantise_rows(const dit_linear *lin, int o0, int count, float *out)
     }
     float code_value[256]; /* what each code byte stands for */
     for (int c = 0; c < 256; c++)
-        code_value[c] = lin->storage == DIT_WEIGHTS_INT8 ? (float)(int8_t)c : sla2_e4m3_to_float((uint8_t)c);
+        code_value[c] = dit_codes_e4m3(lin->storage) ? sla2_e4m3_to_float((uint8_t)c) : (float)(int8_t)c;
     for (int o = o0; o < o0 + count; o++) {
         const uint8_t *codes = (const uint8_t *)lin->codes + (size_t)o * (size_t)lin->in;
         float scale = lin->scale[o], *dst = out + (size_t)(o - o0) * (size_t)lin->in;
@@ -44,11 +61,17 @@ void op_linear(const float *x, int64_t rows, const dit_linear *lin, float *y, fl
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, lin->out, lin->in, 1.0f, x, lin->in,
                     lin->weight, lin->in, 0.0f, y, lin->out);
     } else {
+        float *weights = scratch; /* then, for FP8_GEMM, the quantised activations */
+        if (lin->storage == DIT_WEIGHTS_FP8_GEMM) {
+            float *quantised = scratch + op_linear_scratch_elems(lin, 0);
+            op_quantise_activations(x, rows, lin->in, quantised);
+            x = quantised;
+        }
         for (int o0 = 0; o0 < lin->out; o0 += DEQUANT_ROWS) {
             int count = lin->out - o0 < DEQUANT_ROWS ? lin->out - o0 : DEQUANT_ROWS;
-            op_dequantise_rows(lin, o0, count, scratch);
+            op_dequantise_rows(lin, o0, count, weights);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, count, lin->in, 1.0f, x, lin->in,
-                        scratch, lin->in, 0.0f, y + o0, lin->out);
+                        weights, lin->in, 0.0f, y + o0, lin->out);
         }
     }
     if (!lin->bias)

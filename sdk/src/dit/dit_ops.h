@@ -7,9 +7,15 @@
 
 /* y = x W^T + b. A quantised or bf16 weight is widened to float32 a block
  * of output channels at a time into scratch (held by the caller, at least
- * op_linear_scratch_elems(lin) floats) for the same float32 GEMM. */
+ * op_linear_scratch_elems(lin, rows) floats) for the same float32 GEMM;
+ * with FP8_GEMM storage x goes through op_quantise_activations first. */
 void op_linear(const float *x, int64_t rows, const dit_linear *lin, float *y, float *scratch);
-size_t op_linear_scratch_elems(const dit_linear *lin);
+size_t op_linear_scratch_elems(const dit_linear *lin, int64_t rows);
+/* FP8_GEMM's activations: each row of x [rows][in] as e4m3 codes times one
+ * scale, out = e4m3(x / s) * s with s = max|x| / 448 (1 for a row of
+ * zeros), e4m3 rounded to nearest even and saturating (sla2_float_to_e4m3);
+ * the CUDA backend's FP8 GEMMs take the same codes and scales. */
+void op_quantise_activations(const float *x, int64_t rows, int in, float *out);
 /* rows [o0, o0 + count) of a quantised or bf16 weight as float32 */
 void op_dequantise_rows(const dit_linear *lin, int o0, int count, float *out);
 void op_layer_norm(const float *x, int64_t rows, int64_t dim, double eps, const float *weight, const float *bias,

@@ -7,7 +7,7 @@
  * ones among them) or `<prefix>.weight_scale` (vLLM / compressed-tensors,
  * NVIDIA ModelOpt, ComfyUI's newer format); F32, F16 or BF16; a scalar ([]
  * or [1]) or one per output channel ([out] or [out, 1]). Codes that match
- * the storage asked for (I8 into INT8, F8_E4M3 into FP8) are kept bit for
+ * the storage asked for (I8 into INT8, F8_E4M3 into FP8 or FP8_GEMM) are kept bit for
  * bit with their scales; otherwise they are dequantised to float32 and
  * converted as a float checkpoint would be. Refused (SLA2_ERR_FORMAT, naming
  * the tensor): I8 / F8 codes without a scale or with both names, with a zero
@@ -418,7 +418,7 @@ static void load_linear(loader *ld, dit_linear *lin, int in, int out, dit_weight
     } else if (!check_codes(ld, t, scale)) {
         free(scale);
     } else if ((t->dtype == SLA2_ST_I8 && storage == DIT_WEIGHTS_INT8) ||
-               (t->dtype == SLA2_ST_F8_E4M3 && storage == DIT_WEIGHTS_FP8)) {
+               (t->dtype == SLA2_ST_F8_E4M3 && dit_codes_e4m3(storage))) {
         keep_codes(ld, lin, t, scale, storage);
     } else {
         dequantise(ld, lin, t, scale);

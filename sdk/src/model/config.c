@@ -29,7 +29,7 @@ const char *const sla2_config_sampler_names[] = {"unipc", "euler", NULL};
 const char *const sla2_config_attention_names[] = {"sla2", "dense", NULL};
 const char *const sla2_config_feature_map_names[] = {"softmax", "elu", "relu", NULL};
 const char *const sla2_config_quant_names[] = {"none", "int8", "int8_fp8", NULL};
-const char *const sla2_config_weights_names[] = {"f32", "int8", "fp8", "bf16", NULL};
+const char *const sla2_config_weights_names[] = {"f32", "int8", "fp8", "bf16", "fp8_gemm", NULL};
 static const int block_choices[] = {64, 128, 0};
 static const int block_k_choices[] = {64, 0}; /* the operator's key blocks are 64 rows */
 

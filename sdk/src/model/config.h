@@ -90,12 +90,14 @@ typedef enum sla2_sampler {
 
 /* How the DiT blocks' linear weights are stored once loaded (the `weights`
  * key): float32, weight-only INT8 / FP8 e4m3 codes with one float scale
- * per output channel, or bfloat16 (sla2_weight_storage in pipeline.h). */
+ * per output channel, bfloat16, or FP8 weights with FP8 activations
+ * (sla2_weight_storage in pipeline.h). */
 typedef enum sla2_weight_storage_kind {
     SLA2_WEIGHT_STORAGE_F32 = 0,
     SLA2_WEIGHT_STORAGE_INT8,
     SLA2_WEIGHT_STORAGE_FP8,
-    SLA2_WEIGHT_STORAGE_BF16
+    SLA2_WEIGHT_STORAGE_BF16,
+    SLA2_WEIGHT_STORAGE_FP8_GEMM
 } sla2_weight_storage_kind;
 
 typedef enum sla2_attention_kind {

@@ -10,7 +10,9 @@ _Static_assert((int)SLA2_WEIGHTS_INT8 == (int)DIT_WEIGHTS_INT8 && (int)SLA2_WEIG
                    (int)SLA2_WEIGHTS_BF16 == (int)DIT_WEIGHTS_BF16 &&
                    (int)SLA2_WEIGHT_STORAGE_INT8 == (int)DIT_WEIGHTS_INT8 &&
                    (int)SLA2_WEIGHT_STORAGE_FP8 == (int)DIT_WEIGHTS_FP8 &&
-                   (int)SLA2_WEIGHT_STORAGE_BF16 == (int)DIT_WEIGHTS_BF16,
+                   (int)SLA2_WEIGHT_STORAGE_BF16 == (int)DIT_WEIGHTS_BF16 &&
+                   (int)SLA2_WEIGHTS_FP8_GEMM == (int)DIT_WEIGHTS_FP8_GEMM &&
+                   (int)SLA2_WEIGHT_STORAGE_FP8_GEMM == (int)DIT_WEIGHTS_FP8_GEMM,
                "the three spellings of the weight storage agree");
 
 sla2_status sla2_model_load(sla2_context *ctx, const char *config_path, const char *weights_path, sla2_model **out)
@@ -37,7 +39,7 @@ static sla2_status weight_storage_of(sla2_context *ctx, const sla2_model_load_op
         return SLA2_OK;
     if (o->size != sizeof *o)
         return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "options.size: call sla2_model_load_options_default first");
-    if (o->weight_storage < -1 || o->weight_storage > SLA2_WEIGHTS_BF16)
+    if (o->weight_storage < -1 || o->weight_storage > SLA2_WEIGHTS_FP8_GEMM)
         return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "options.weight_storage: %d is not a sla2_weight_storage",
                          o->weight_storage);
     if (o->weight_storage >= 0) {

@@ -2,13 +2,15 @@
 # The DiT's CUDA operators on a machine with a GPU:
 #   1. builds test_dit_gpu and sla2-bench (architectures: $SLA2_CUDA_ARCHS, default 90a),
 #   2. runs test_dit_gpu (CUDA forward against the CPU forward and the PyTorch fixture,
-#      float32, weight-only INT8 / FP8 and BF16 linears),
+#      float32, weight-only INT8 / FP8, BF16 and FP8_GEMM linears), then its quick case
+#      list with SLA2_CUDA_FP8_GEMM=0 (FP8_GEMM linears as bf16 GEMMs, as before sm_89),
 #   3. runs its quick case list under compute-sanitizer memcheck,
 #   4. runs `sla2-bench model` (Wan2.1-1.3B at 480p, dense against SLA2 at topk 0.03) with
-#      f32 weights, then SLA2 alone with int8, fp8 and bf16 weights (memory and time per mode;
-#      bf16 runs real bf16 GEMMs: compare its gemm column with f32's).
+#      f32 weights, then SLA2 alone with int8, fp8, bf16 and fp8_gemm weights (memory and time
+#      per mode; bf16 runs real bf16 GEMMs, fp8_gemm FP8 ones: compare their gemm columns).
 # SLA2_GPU_STEPS picks steps (default "build test memcheck bench"; the build is reused when
-# skipped). Extra arguments go to every `sla2-bench model`. Logs go to $SLA2_GPU_LOG_DIR
+# skipped), SLA2_BENCH_STORAGES the benchmark's weight storages. Extra arguments go to every
+# `sla2-bench model`. Logs go to $SLA2_GPU_LOG_DIR
 # (default build-dit-gpu/logs); a summary ends the output.
 # Where the machine lacks them, OpenBLAS and libyaml come from a carried .blas/
 # (as tests/gpu/run.sh) and libpng from a carried .ditdeps/png/.
@@ -68,7 +70,10 @@ if [ $status_build != FAIL ] && [ -n "$TEST" ] && want test; then
   status_test=FAIL
   step "test_dit_gpu"
   timeout 150 "$TEST" 2>&1 | tee "$LOGS/test_dit_gpu.log"
-  [ "${PIPESTATUS[0]}" = 0 ] && status_test=ok
+  rc=${PIPESTATUS[0]}
+  step "SLA2_CUDA_FP8_GEMM=0 test_dit_gpu --quick"
+  SLA2_CUDA_FP8_GEMM=0 timeout 150 "$TEST" --quick 2>&1 | tee "$LOGS/test_dit_gpu_no_fp8_gemm.log"
+  [ "$rc" = 0 ] && [ "${PIPESTATUS[0]}" = 0 ] && status_test=ok
 fi
 if [ $status_build != FAIL ] && [ -n "$TEST" ] && want memcheck; then
   status_memcheck=FAIL
@@ -83,7 +88,7 @@ if [ $status_build != FAIL ] && [ -n "$TEST" ] && want memcheck; then
 fi
 if [ $status_build != FAIL ] && [ -n "$BENCH" ] && want bench; then
   status_bench=ok
-  for storage in f32 int8 fp8 bf16; do
+  for storage in ${SLA2_BENCH_STORAGES:-f32 int8 fp8 bf16 fp8_gemm}; do
     step "sla2-bench model --weights-storage $storage"
     dense=(); [ $storage = f32 ] || dense=(--no-dense)
     timeout 220 "$BENCH" model --runs "$BENCH_RUNS" --weights-storage $storage "${dense[@]}" "$@" 2>&1 |
