@@ -158,7 +158,9 @@ static void load_weights(model *m, sla2_context *gpu_ctx, const char *weights_pa
 static void load_fixture(model *m, sla2_context *gpu_ctx, dit_weight_storage storage)
 {
     char err[512];
-    const char *names[] = {"fixture", "fixture int8 weights", "fixture fp8 weights", "fixture bf16 weights"};
+    const char *names[] = {"fixture", "fixture int8 weights", "fixture fp8 weights", "fixture bf16 weights",
+                           "fixture fp8_gemm"};
+    _Static_assert(sizeof names / sizeof names[0] == DIT_WEIGHTS_FP8_GEMM + 1, "a name for every storage");
     m->name = names[storage];
     m->storage = storage;
     if (sla2_model_config_load(SLA2_SOURCE_DIR "/tests/fixtures/dit/model.yaml", &m->config, err, sizeof err) !=
