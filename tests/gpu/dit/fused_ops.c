@@ -250,6 +250,43 @@ static void check_linears(fused_check *c, dit_weight_storage storage)
     release_all(c);
 }
 
+/* FP8_GEMM's other quantiser paths, gated linear_residual on float32 and
+ * bf16 input: a width past the warp-per-row quantiser's 512 vectors (4112:
+ * one block per row, still an FP8 GEMM), and one that is no multiple of 16
+ * (100: the plain quantiser, and bf16 GEMMs on its values: BF16_OUT_TOL). */
+static void check_fp8_gemm_widths(fused_check *c)
+{
+    const int64_t rows = 300;
+    const int widths[] = {4112, 100}, out = 64;
+    for (int wi = 0; wi < 2; wi++) {
+        const int in = widths[wi];
+        twin_linear lin;
+        make_linear(c, &lin, in, out, DIT_WEIGHTS_FP8_GEMM);
+        size_t nx = (size_t)rows * in, ny = (size_t)rows * out;
+        float *x = dyadic(nx, 16, 1.0f / 8), *acc = dyadic(ny, 16, 1.0f / 8), *gate = dyadic((size_t)out, 4, 0.25f);
+        float *y = malloc(ny * sizeof *y), *ref = malloc(ny * sizeof *ref);
+        spread_rows(x, rows, in, DIT_WEIGHTS_FP8_GEMM);
+        memcpy(ref, acc, ny * sizeof *ref);
+        c->cpu->linear_residual(c->cpu_ctx, x, SLA2_DTYPE_F32, rows, &lin.host, gate, y, ref);
+        float *dx = to_device(c, x, nx * sizeof *x), *dgate = to_device(c, gate, (size_t)out * sizeof *gate);
+        void *dx16 = to_device_bf16(c, x, nx);
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            float *dacc = to_device(c, acc, ny * sizeof *acc), *dy = to_device(c, NULL, ny * sizeof *y);
+            sla2_status s = c->cuda->linear_residual(c->gpu_ctx, bf16 ? dx16 : (void *)dx,
+                                                     bf16 ? SLA2_DTYPE_BF16 : SLA2_DTYPE_F32, rows, &lin.device,
+                                                     dgate, dy, dacc);
+            float *got = download(c, dacc, ny);
+            char what[64];
+            snprintf(what, sizeof what, "linear_residual, in %d%s", in, bf16 ? ", bf16 x" : "");
+            report(c, what, "fp8_gemm", s, rel_l2(got, ref, ny), in % 16 ? BF16_OUT_TOL : fp8_gemm_tol());
+            free(got);
+        }
+        free_linear(&lin);
+        free(x), free(acc), free(gate), free(y), free(ref);
+        release_all(c);
+    }
+}
+
 /* acc += gate * (gelu(x W0^T + b0) W2^T + b2): the hidden activations (exact
  * GELU input) and the result. */
 static void check_ffn(fused_check *c, dit_weight_storage storage)
@@ -405,5 +442,6 @@ int check_fused_ops(sla2_context *cpu_ctx, sla2_context *gpu_ctx)
         check_linears(&c, storages[i]);
         check_ffn(&c, storages[i]);
     }
+    check_fp8_gemm_widths(&c);
     return c.failures;
 }
