@@ -329,6 +329,17 @@ START_TEST(model_load_options_errors)
     ck_assert_int_eq(info.weight_storage, SLA2_WEIGHTS_FP8);
     ck_assert(info.weight_bytes > 0);
     sla2_model_free(model);
+    sla2_model_load_options_default(&o);
+    o.weight_storage = SLA2_WEIGHTS_FP8_GEMM;
+    ck_assert_status(sla2_model_load_with_options(ctx, FIXTURE_DIR "/dit/model.yaml",
+                                                  FIXTURE_DIR "/dit/weights.safetensors", &o, &model), SLA2_OK);
+    ck_assert_status(sla2_model_get_info(ctx, model, &info), SLA2_OK);
+    ck_assert_int_eq(info.weight_storage, SLA2_WEIGHTS_FP8_GEMM);
+    sla2_model_free(model);
+    o.weight_storage = SLA2_WEIGHTS_FP8_GEMM + 1;
+    ck_assert_status(sla2_model_load_with_options(ctx, FIXTURE_DIR "/dit/model.yaml",
+                                                  FIXTURE_DIR "/dit/weights.safetensors", &o, &model),
+                     SLA2_ERR_INVALID_VALUE);
     remove(path);
     sla2_context_free(ctx);
 }

@@ -445,6 +445,11 @@ START_TEST(test_runtime_layers_resolve)
     ck_assert_msg(sla2_runtime_config_parse("weights: bf16\n", 14, NULL, &bf16, err, sizeof err) == SLA2_OK, "%s", err);
     ck_assert_int_eq(bf16.weights, SLA2_WEIGHT_STORAGE_BF16);
     sla2_runtime_config_free(&bf16);
+    sla2_runtime_config fp8_gemm;
+    ck_assert_msg(sla2_runtime_config_parse("weights: fp8_gemm\n", 18, NULL, &fp8_gemm, err, sizeof err) == SLA2_OK,
+                  "%s", err);
+    ck_assert_int_eq(fp8_gemm.weights, SLA2_WEIGHT_STORAGE_FP8_GEMM);
+    sla2_runtime_config_free(&fp8_gemm);
     sla2_layer_settings s = sla2_runtime_config_layer(&rt, 2);
     ck_assert(s.topk == 0.25 && s.quant == SLA2_QUANT_INT8 && s.block_q == 64 && s.block_k == 64);
     s = sla2_runtime_config_layer(&rt, 0);
