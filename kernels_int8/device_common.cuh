@@ -107,6 +107,46 @@ __device__ __forceinline__ void store_out2(void *base, int64_t index, int dtype,
         dtype == SLA2K_F16 ? *reinterpret_cast<const uint32_t *>(&h) : *reinterpret_cast<const uint32_t *>(&bf);
 }
 
+/* Four adjacent elements (index..index + 3) of `out` where they are aligned
+ * (sla2k_problem::out_quad): one 8- or 16-byte access. */
+__device__ __forceinline__ float4 load_out4(const void *base, int64_t index, int dtype)
+{
+    if (dtype == SLA2K_F32)
+        return *reinterpret_cast<const float4 *>(static_cast<const float *>(base) + index);
+    const uint2 bits = *reinterpret_cast<const uint2 *>(static_cast<const unsigned short *>(base) + index);
+    const float2 lo = load_out2(&bits.x, 0, dtype), hi = load_out2(&bits.y, 0, dtype);
+    return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+
+__device__ __forceinline__ void store_out4(void *base, int64_t index, int dtype, float4 x)
+{
+    if (dtype == SLA2K_F32) {
+        *reinterpret_cast<float4 *>(static_cast<float *>(base) + index) = x;
+        return;
+    }
+    uint2 bits;
+    store_out2(&bits.x, 0, dtype, make_float2(x.x, x.y));
+    store_out2(&bits.y, 0, dtype, make_float2(x.z, x.w));
+    *reinterpret_cast<uint2 *>(static_cast<unsigned short *>(base) + index) = bits;
+}
+
+/* An mma accumulator row's values of two adjacent 8-channel tiles (lane t
+ * = lane % 4 holds channels 2t, 2t + 1 of each: `tile0`, `tile1`) as four
+ * consecutive channels per lane, swapped between lanes t and t ^ 1: even
+ * lanes take tile 0's 2t..2t + 3, odd lanes tile 1's 2t - 2..2t + 1, so
+ * the row's four lanes cover its 16 channels with whole 32-byte sectors
+ * instead of half ones. Every lane of the warp must call it; *channel is
+ * the first channel's offset from tile 0's first. */
+__device__ __forceinline__ float4 quad_of_tiles(float2 tile0, float2 tile1, int lane, int *channel)
+{
+    const int t = lane & 3;
+    const bool odd = t & 1;
+    const float2 send = odd ? tile0 : tile1;
+    const float2 got = make_float2(__shfl_xor_sync(0xffffffffu, send.x, 1), __shfl_xor_sync(0xffffffffu, send.y, 1));
+    *channel = odd ? 8 + 2 * (t - 1) : 2 * t;
+    return odd ? make_float4(got.x, got.y, tile1.x, tile1.y) : make_float4(tile0.x, tile0.y, got.x, got.y);
+}
+
 __device__ __forceinline__ void store_elem(void *base, int64_t index, int dtype, float x)
 {
     switch (dtype) {

@@ -45,6 +45,7 @@ struct sla2k_problem {
     void *out;
     int64_t out_stride_b, out_stride_h, out_stride_l, out_stride_d;
     int out_paired; /* stride_d 1, the others even, out aligned: channels d, d + 1 in one access */
+    int out_quad;   /* stride_d 1, the others multiples of 4, out aligned: channels d..d + 3 in one access */
 
     const float *router_q, *router_k; /* NULL = identity */
     int router_q_per_head, router_k_per_head;

@@ -273,8 +273,40 @@ __device__ __forceinline__ void sparse_epilogue(const sla2k_problem &p, float (&
         alpha[half] = p.alpha_kind == SLA2K_ALPHA_PER_ROW
                           ? p.row_alpha[(size_t)bh * p.seq_len + min(row0 + r_local[half], p.seq_len - 1)]
                           : p.alpha_kind == SLA2K_ALPHA_PER_HEAD ? sigmoidf(p.alpha[bh % p.heads]) : 1.0f;
-    /* A thread holds channels d, d + 1 of its two rows: one paired access
-     * each where out allows it. */
+    /* V's per-channel scale (FP8 P.V; P's is in l) and 1 / l */
+    auto scaled = [&](int n, int half) {
+        const int d = n * 8 + 2 * t;
+        float os[2] = {o[n][2 * half], o[n][2 * half + 1]};
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            if (PV != SLA2K_PV_F16)
+                os[u] *= p.v_absmax[(size_t)bh * D + d + u] * (1.0f / SLA2K_FP8_MAX);
+            os[u] *= inv_l[half];
+        }
+        return make_float2(os[0], os[1]);
+    };
+    if (p.out_quad && !p.sla_v1) { /* four consecutive channels per access, whole sectors per row */
+#pragma unroll
+        for (int n = 0; n < D / 8; n += 2)
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                int c;
+                const float4 os = quad_of_tiles(scaled(n, half), scaled(n + 1, half), lane, &c);
+                const int r = r_local[half];
+                if (r >= nrows)
+                    continue;
+                const int64_t at = (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h +
+                                   (row0 + r) * p.out_stride_l + n * 8 + c;
+                const float a = alpha[half];
+                const float4 ol = mix_linear ? load_out4(p.out, at, p.out_dtype) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                store_out4(p.out, at, p.out_dtype,
+                           make_float4(a * os.x + (1.0f - a) * ol.x, a * os.y + (1.0f - a) * ol.y,
+                                       a * os.z + (1.0f - a) * ol.z, a * os.w + (1.0f - a) * ol.w));
+            }
+        return;
+    }
+    /* Else a thread holds channels d, d + 1 of its two rows: one paired
+     * access each where out allows it. */
 #pragma unroll
     for (int n = 0; n < D / 8; ++n)
 #pragma unroll
@@ -283,13 +315,8 @@ __device__ __forceinline__ void sparse_epilogue(const sla2k_problem &p, float (&
             if (r >= nrows)
                 continue;
             const int d = n * 8 + 2 * t;
-            float os[2] = {o[n][2 * half], o[n][2 * half + 1]};
-#pragma unroll
-            for (int u = 0; u < 2; ++u) {
-                if (PV != SLA2K_PV_F16) /* V's scale; P's is in l */
-                    os[u] *= p.v_absmax[(size_t)bh * D + d + u] * (1.0f / SLA2K_FP8_MAX);
-                os[u] *= inv_l[half];
-            }
+            const float2 scaled_pair = scaled(n, half);
+            const float os[2] = {scaled_pair.x, scaled_pair.y};
             const int64_t row = row0 + r;
             if (p.sla_v1) {
                 *reinterpret_cast<float2 *>(p.o_sparse + ((size_t)bh * p.seq_len + row) * D + d) =

@@ -138,15 +138,20 @@ struct Case {
     sla2_feature_map phi;
     float topk;
     float magnitude; /* Q and K scale */
+    /* elements the output view starts into its buffer: 0; 2 (pairs of
+     * channels aligned, quads not) or 1 (neither), the kernels' narrower
+     * output paths */
+    int out_shift = 0;
 };
 
 static std::string describe(const Case &c)
 {
     char buf[256];
-    snprintf(buf, sizeof buf, "%-8s D%-3d bq%-3d %-4s>%-4s %s>%s B%dH%-2d L%-5d a=%-4s r=%d %-7s topk%.2f x%g",
+    snprintf(buf, sizeof buf, "%-8s D%-3d bq%-3d %-4s>%-4s %s>%s B%dH%-2d L%-5d a=%-4s r=%d %-7s topk%.2f x%g%s",
              sla2_quant_mode_name(c.mode), c.D, c.bq, sla2_dtype_name(c.dtype), sla2_dtype_name(c.out_dtype),
              c.blhd_in ? "blhd" : "bhld", c.blhd_out ? "blhd" : "bhld", c.B, c.H, c.L, alpha_names[c.alpha],
-             c.router, sla2_feature_map_name(c.phi), c.topk, c.magnitude);
+             c.router, sla2_feature_map_name(c.phi), c.topk, c.magnitude,
+             c.out_shift ? (c.out_shift == 1 ? " out+1" : " out+2") : "");
     return buf;
 }
 
@@ -284,20 +289,22 @@ static RunOut run_case(sla2_context *ctx, bool device, const Case &c, Buffers &b
     ParamSet ps;
     make_params(c, b, device, ps);
     void *q = b.q.data(), *k = b.k.data(), *v = b.v.data();
-    std::vector<char> out_host(n * oes, (char)0xff); /* NaN in every dtype */
+    const size_t out_bytes = (n + c.out_shift) * oes;
+    std::vector<char> out_host(out_bytes, (char)0xff); /* NaN in every dtype */
     void *out = out_host.data();
     if (device) {
         CUDA_OK(cudaMalloc(&q, n * es));
         CUDA_OK(cudaMalloc(&k, n * es));
         CUDA_OK(cudaMalloc(&v, n * es));
-        CUDA_OK(cudaMalloc(&out, n * oes));
+        CUDA_OK(cudaMalloc(&out, out_bytes));
         CUDA_OK(cudaMemcpy(q, b.q.data(), n * es, cudaMemcpyHostToDevice));
         CUDA_OK(cudaMemcpy(k, b.k.data(), n * es, cudaMemcpyHostToDevice));
         CUDA_OK(cudaMemcpy(v, b.v.data(), n * es, cudaMemcpyHostToDevice));
-        CUDA_OK(cudaMemset(out, 0xff, n * oes));
+        CUDA_OK(cudaMemset(out, 0xff, out_bytes));
     }
     sla2_tensor tq = view(q, c, c.dtype, c.blhd_in), tk = view(k, c, c.dtype, !c.blhd_in),
-                tv = view(v, c, c.dtype, c.blhd_in), to = view(out, c, c.out_dtype, c.blhd_out);
+                tv = view(v, c, c.dtype, c.blhd_in),
+                to = view(static_cast<char *>(out) + c.out_shift * oes, c, c.out_dtype, c.blhd_out);
     sla2_attention_config cfg;
     sla2_attention_config_default(&cfg);
     cfg.block_q = c.bq;
@@ -315,7 +322,7 @@ static RunOut run_case(sla2_context *ctx, bool device, const Case &c, Buffers &b
         r.error = sla2_context_last_error(ctx);
     if (device) {
         CUDA_OK(cudaDeviceSynchronize());
-        CUDA_OK(cudaMemcpy(out_host.data(), out, n * oes, cudaMemcpyDeviceToHost));
+        CUDA_OK(cudaMemcpy(out_host.data(), out, out_bytes, cudaMemcpyDeviceToHost));
         cudaFree(q), cudaFree(k), cudaFree(v), cudaFree(out);
     }
     for (void *p : ps.device_ptrs)
@@ -328,7 +335,7 @@ static RunOut run_case(sla2_context *ctx, bool device, const Case &c, Buffers &b
                 for (int d = 0; d < c.D; ++d) {
                     size_t src = c.blhd_out ? (((size_t)bi * c.L + l) * c.H + h) * c.D + d
                                             : (((size_t)bi * c.H + h) * c.L + l) * c.D + d;
-                    float x = get(out_host.data(), c.out_dtype, src);
+                    float x = get(out_host.data() + c.out_shift * oes, c.out_dtype, src);
                     r.out[(((size_t)bi * c.H + h) * c.L + l) * c.D + d] = x;
                     if (!isfinite(x))
                         ++r.non_finite;
@@ -394,6 +401,15 @@ static std::vector<Case> build_cases(bool quick, Rng &rng)
                 c.phi = SLA2_FEATURE_ELU;
                 c.dtype = SLA2_DTYPE_F16;
                 cases.push_back(c);
+                /* outputs off the 4-element alignment: the epilogues' paired and single-element stores */
+                c.magnitude = 1.0f;
+                c.phi = SLA2_FEATURE_SOFTMAX;
+                c.blhd_out = 1;
+                for (int shift : {2, 1}) {
+                    c.out_shift = shift;
+                    c.out_dtype = shift == 2 ? SLA2_DTYPE_BF16 : SLA2_DTYPE_F32;
+                    cases.push_back(c);
+                }
             }
     }
     (void)rng;

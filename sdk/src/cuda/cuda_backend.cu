@@ -198,6 +198,8 @@ static sla2_status describe(sla2_context *ctx, const sla2_cuda_state *st, const 
     const size_t pair_bytes = 2 * sla2_dtype_size(pr->out->dtype);
     p->out_paired = p->out_stride_d == 1 && p->out_stride_b % 2 == 0 && p->out_stride_h % 2 == 0 &&
                     p->out_stride_l % 2 == 0 && (uintptr_t)p->out % pair_bytes == 0;
+    p->out_quad = p->out_stride_d == 1 && p->out_stride_b % 4 == 0 && p->out_stride_h % 4 == 0 &&
+                  p->out_stride_l % 4 == 0 && (uintptr_t)p->out % (2 * pair_bytes) == 0;
     p->router_q = pr->router_q;
     p->router_k = pr->router_k;
     p->router_q_per_head = pr->router_q_per_head;

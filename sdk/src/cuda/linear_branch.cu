@@ -267,7 +267,24 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
                 mma_f16_16816(num[1], a, b_hi[2], b_hi[3]);
                 mma_f16_16816(num[1], a, b_lo[2], b_lo[3]);
             }
-            /* channels d, d + 1 of two rows: paired accesses where out allows */
+            if (p.out_quad && !p.sla_v1) { /* four consecutive channels per access, whole sectors per row */
+#pragma unroll
+                for (int half = 0; half < 2; ++half) {
+                    const float f = inv_den[half];
+                    int ch;
+                    const float4 ol = quad_of_tiles(make_float2(num[0][2 * half] * f, num[0][2 * half + 1] * f),
+                                                    make_float2(num[1][2 * half] * f, num[1][2 * half + 1] * f),
+                                                    lane, &ch);
+                    const int r = r_local[half];
+                    if (r < nrows)
+                        store_out4(p.out,
+                                   (int64_t)b * p.out_stride_b + (int64_t)h * p.out_stride_h +
+                                       (row0 + r) * p.out_stride_l + c * 64 + np * 16 + ch,
+                                   p.out_dtype, ol);
+                }
+                continue;
+            }
+            /* else channels d, d + 1 of two rows: paired accesses where out allows */
 #pragma unroll
             for (int q = 0; q < 2; ++q)
 #pragma unroll
