@@ -39,6 +39,7 @@ extern "C" {
 
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -1066,6 +1067,9 @@ __global__ void __launch_bounds__(kNormThreads)
         float s = max_abs / 448.0f;
         s = s > 0.0f ? s : 1.0f;
         const float inv_s = 1.0f / s;
+        /* the reciprocal's shortcut holds for a normal, finite s (not for a
+         * row of values below 448 x FLT_MIN, or one with an infinity) */
+        const bool divide = !(s >= FLT_MIN && s <= FLT_MAX);
 #pragma unroll
         for (int h = 0; h < kHeld; h++) {
             const int64_t v = t + (int64_t)h * stride;
@@ -1075,7 +1079,8 @@ __global__ void __launch_bounds__(kNormThreads)
             uint8_t out[kVec];
 #pragma unroll
             for (int k = 0; k < kVec; k++)
-                out[k] = __nv_cvt_float_to_fp8(sla2k_div_by((float)e[k], s, inv_s), __NV_SATFINITE, __NV_E4M3);
+                out[k] = __nv_cvt_float_to_fp8(divide ? (float)e[k] / s : sla2k_div_by((float)e[k], s, inv_s),
+                                               __NV_SATFINITE, __NV_E4M3);
             if constexpr (kVec == 8)
                 *reinterpret_cast<uint2 *>(codes + r * in + v * kVec) = *reinterpret_cast<const uint2 *>(out);
             else

@@ -253,7 +253,9 @@ static void check_linears(fused_check *c, dit_weight_storage storage)
 /* FP8_GEMM's other quantiser paths, gated linear_residual on float32 and
  * bf16 input: a width past the warp-per-row quantiser's 512 vectors (4112:
  * one block per row, still an FP8 GEMM), and one that is no multiple of 16
- * (100: the plain quantiser, and bf16 GEMMs on its values: BF16_OUT_TOL). */
+ * (100: the plain quantiser, and bf16 GEMMs on its values: BF16_OUT_TOL);
+ * one row of each so small that its scale is subnormal (a reciprocal of it
+ * would overflow: NaN would fail the check). */
 static void check_fp8_gemm_widths(fused_check *c)
 {
     const int64_t rows = 300;
@@ -266,6 +268,8 @@ static void check_fp8_gemm_widths(fused_check *c)
         float *x = dyadic(nx, 16, 1.0f / 8), *acc = dyadic(ny, 16, 1.0f / 8), *gate = dyadic((size_t)out, 4, 0.25f);
         float *y = malloc(ny * sizeof *y), *ref = malloc(ny * sizeof *ref);
         spread_rows(x, rows, in, DIT_WEIGHTS_FP8_GEMM);
+        for (int i = 0; i < in; i++) /* row 1 below 448 x FLT_MIN: its scale is subnormal (and exact in bf16) */
+            x[in + i] = ldexpf(x[in + i], -130);
         memcpy(ref, acc, ny * sizeof *ref);
         c->cpu->linear_residual(c->cpu_ctx, x, SLA2_DTYPE_F32, rows, &lin.host, gate, y, ref);
         float *dx = to_device(c, x, nx * sizeof *x), *dgate = to_device(c, gate, (size_t)out * sizeof *gate);
