@@ -25,10 +25,14 @@ SLA2K_EXACT float sla2k_div_by(float x, float s, float inv_s)
 }
 
 /* The inv_s that sla2k_div_by takes: 1 / s, or 0 for a scale of 0 (an
- * all-zero block or channel quantises to 0). */
+ * all-zero block or channel quantises to 0) and for one below 2^-128, whose
+ * reciprocal overflows (a block or channel whose largest value is below
+ * about 1e-36 then quantises to 0, where the CPU reference keeps codes
+ * worth that much; an infinite reciprocal made NaN codes). */
 SLA2K_EXACT float sla2k_inv_scale(float s)
 {
-    return s > 0.0f ? 1.0f / s : 0.0f;
+    const float inv = 1.0f / s;
+    return s > 0.0f && inv <= 3.40282347e38f ? inv : 0.0f;
 }
 
 /* An INT8 mma accumulator started at SLA2K_SUM_BIAS holds the bits of the

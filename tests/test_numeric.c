@@ -174,6 +174,15 @@ START_TEST(div_by_matches_ieee_division)
     ck_assert_int_eq(differ, 0);
     /* an all-zero block: scale 0, reciprocal taken as 0 */
     ck_assert_float_eq(sla2k_div_by(3.0f, 0.0f, sla2k_inv_scale(0.0f)), 0.0f);
+    /* a scale below 2^-128 (a block of values below ~1e-36): its reciprocal
+     * overflows and is taken as 0 too, so the code is 0, not NaN; just above,
+     * the shortcut is still the IEEE quotient */
+    const float tiny = ldexpf(1.0f, -130);
+    ck_assert_float_eq(sla2k_inv_scale(tiny), 0.0f);
+    ck_assert_float_eq(sla2k_div_by(tiny * 100.0f, tiny, sla2k_inv_scale(tiny)), 0.0f);
+    const float small = ldexpf(1.0f, -127);
+    ck_assert(sla2k_inv_scale(small) == ldexpf(1.0f, 127));
+    ck_assert_float_eq(sla2k_div_by(small * 100.0f, small, sla2k_inv_scale(small)), 100.0f);
 }
 END_TEST
 
