@@ -1035,7 +1035,7 @@ __global__ void __launch_bounds__(kNormThreads)
  * of up to blockDim.x x kHeld. Rows of in % kVec == 0 elements, 16-byte
  * aligned (as x is); quantise_activations_kernel takes the others. */
 template <typename T, int kHeld, bool kWarpRow>
-__global__ void __launch_bounds__(kNormThreads)
+__global__ void __launch_bounds__(kNormThreads, 2) /* two blocks per SM: their loads in flight */
     quantise_activations_held_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales)
 {
     constexpr int kVec = 16 / sizeof(T);
@@ -1066,10 +1066,11 @@ __global__ void __launch_bounds__(kNormThreads)
             max_abs = block_max(max_abs, shared32);
         float s = max_abs / 448.0f;
         s = s > 0.0f ? s : 1.0f;
-        const float inv_s = 1.0f / s;
-        /* the reciprocal's shortcut holds for a normal, finite s (not for a
-         * row of values below 448 x FLT_MIN, or one with an infinity) */
-        const bool divide = !(s >= FLT_MIN && s <= FLT_MAX);
+        /* A row below 448 x FLT_MIN has a subnormal s, whose reciprocal
+         * overflows: x and s both times 2^64 give the same quotient with a
+         * finite one (one multiply per element; a select of x / s there
+         * cost as much as the division and twice the 1536-wide time). */
+        const float pre = s < FLT_MIN ? 0x1p64f : 1.0f, s_n = s * pre, inv_s = 1.0f / s_n;
 #pragma unroll
         for (int h = 0; h < kHeld; h++) {
             const int64_t v = t + (int64_t)h * stride;
@@ -1079,8 +1080,7 @@ __global__ void __launch_bounds__(kNormThreads)
             uint8_t out[kVec];
 #pragma unroll
             for (int k = 0; k < kVec; k++)
-                out[k] = __nv_cvt_float_to_fp8(divide ? (float)e[k] / s : sla2k_div_by((float)e[k], s, inv_s),
-                                               __NV_SATFINITE, __NV_E4M3);
+                out[k] = __nv_cvt_float_to_fp8(sla2k_div_by((float)e[k] * pre, s_n, inv_s), __NV_SATFINITE, __NV_E4M3);
             if constexpr (kVec == 8)
                 *reinterpret_cast<uint2 *>(codes + r * in + v * kVec) = *reinterpret_cast<const uint2 *>(out);
             else
@@ -1095,7 +1095,7 @@ template <typename T>
 void launch_quantise_activations(cudaStream_t stream, const void *x, int64_t rows, int64_t in, uint8_t *codes,
                                  float *scales, __nv_bfloat16 *values)
 {
-    constexpr int kVec = 16 / sizeof(T), kWarpHeld = 16, kBlockHeld = 8;
+    constexpr int kVec = 16 / sizeof(T), kWarpHeld = 8, kBlockHeld = 8;
     const T *src = static_cast<const T *>(x);
     const int64_t vectors = in / kVec;
     const bool held = !values && in % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
