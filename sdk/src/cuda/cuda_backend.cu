@@ -402,16 +402,19 @@ extern "C" sla2_status sla2_cuda_backend_init(sla2_context *ctx, int device)
     }
     if (status == SLA2_OK)
         status = SLA2_CUDA_CHECK(ctx, cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking));
-    if (status == SLA2_OK) {
+    int pools = 0; /* a device without memory pools keeps the default allocator (sla2_cuda_scratch) */
+    if (status == SLA2_OK)
+        status = SLA2_CUDA_CHECK(ctx, cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device));
+    if (status == SLA2_OK && pools) {
         cudaMemPoolProps props = {};
         props.allocType = cudaMemAllocationTypePinned;
         props.location.type = cudaMemLocationTypeDevice;
         props.location.id = device;
         status = SLA2_CUDA_CHECK(ctx, cudaMemPoolCreate(&st->pool, &props));
-    }
-    if (status == SLA2_OK) {
         uint64_t keep_all = UINT64_MAX;
-        status = SLA2_CUDA_CHECK(ctx, cudaMemPoolSetAttribute(st->pool, cudaMemPoolAttrReleaseThreshold, &keep_all));
+        if (status == SLA2_OK)
+            status = SLA2_CUDA_CHECK(ctx, cudaMemPoolSetAttribute(st->pool, cudaMemPoolAttrReleaseThreshold,
+                                                                  &keep_all));
     }
     if (status == SLA2_OK)
         status = SLA2_CUBLAS_CHECK(ctx, cublasLtCreate(&st->lt));

@@ -61,10 +61,12 @@ struct sla2_cuda_state {
 };
 
 /* bytes of stream-ordered scratch from the context's pool (free it with
- * cudaFreeAsync on the same stream) */
+ * cudaFreeAsync on the same stream); cudaMallocAsync where the device has
+ * no memory pools */
 inline cudaError_t sla2_cuda_scratch(sla2_cuda_state *st, size_t bytes, void **out)
 {
-    return cudaMallocFromPoolAsync(out, bytes, st->pool, st->stream);
+    return st->pool ? cudaMallocFromPoolAsync(out, bytes, st->pool, st->stream)
+                    : cudaMallocAsync(out, bytes, st->stream);
 }
 
 /* Turns a failed CUDA runtime call into an sla2_status with the call's text. */
