@@ -3,6 +3,7 @@
  * made by train/make_dit_fixtures.py; and the loader's errors for missing
  * and mis-shaped tensors. */
 #include "dit/dit.h"
+#include "dit/dit_backend.h"
 #include "dit/dit_ops.h"
 #include "numeric.h"
 #include "sla2/pipeline.h"
@@ -401,6 +402,28 @@ START_TEST(fp8_gemm_quantises_each_input_row)
 }
 END_TEST
 
+/* The norms' e4m3 rows (DIT_ACT_E4M3_ROWS) are an internal form: no public
+ * dtype may take its value, the CPU backend (which never writes them)
+ * refuses them with a message, and their scales sit past the codes, 16-byte
+ * aligned, inside dit_e4m3_rows_bytes. */
+START_TEST(e4m3_rows_stay_internal)
+{
+    ck_assert_uint_eq(sla2_dtype_size(DIT_ACT_E4M3_ROWS), 0);
+    const dit_backend *cpu = dit_backend_cpu();
+    ck_assert_int_eq(cpu->e4m3_rows, 0);
+    sla2_context *ctx = NULL;
+    ck_assert_status(sla2_context_create(NULL, &ctx, NULL, 0), SLA2_OK);
+    float x[2 * 16] = {1.0f}, shift[16] = {0}, scale[16] = {0}, y[2 * 16];
+    ck_assert_status(cpu->norm_modulate(ctx, x, 2, 16, 1e-6, shift, scale, y, DIT_ACT_E4M3_ROWS), SLA2_ERR_DTYPE);
+    ck_assert_ptr_nonnull(strstr(sla2_context_last_error(ctx), "not e4m3 rows"));
+    sla2_context_free(ctx);
+    uint8_t rows[64];
+    ck_assert_uint_eq(dit_e4m3_rows_bytes(3, 5), 16 + 3 * sizeof(float));
+    ck_assert_ptr_eq((void *)dit_e4m3_row_scales(rows, 3, 5), (void *)(rows + 16));
+    ck_assert_uint_eq(dit_e4m3_rows_bytes(2, 8), 16 + 2 * sizeof(float));
+}
+END_TEST
+
 int main(void)
 {
     Suite *suite = suite_create("dit");
@@ -412,6 +435,7 @@ int main(void)
     tcase_add_test(tc, bf16_storage_keeps_bf16_checkpoints_and_halves_the_linears);
     tcase_add_test(tc, model_load_options_errors);
     tcase_add_test(tc, fp8_gemm_quantises_each_input_row);
+    tcase_add_test(tc, e4m3_rows_stay_internal);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

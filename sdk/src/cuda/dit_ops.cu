@@ -483,6 +483,34 @@ __device__ float block_max(float v, float *shared32)
 
 constexpr int kNormThreads = 256;
 
+/* op_quantise_activations' rule for one row: s = max|x| / 448 (1 for a row
+ * of zeros), code = e4m3(x / s), nearest even, saturating; x / s through
+ * one reciprocal (sla2k_div_by: bit-identical to the division). A row
+ * below 448 x FLT_MIN has a subnormal s, whose reciprocal overflows: there
+ * x and s are both taken times 2^64 (one multiply per element; a select of
+ * x / s cost what the division costs and doubled the 1536-wide pass). */
+struct E4m3RowScale {
+    float s, pre, s_n, inv_s;
+    __device__ explicit E4m3RowScale(float max_abs)
+    {
+        s = max_abs / 448.0f;
+        s = s > 0.0f ? s : 1.0f;
+        pre = s < FLT_MIN ? 0x1p64f : 1.0f;
+        s_n = s * pre;
+        inv_s = 1.0f / s_n;
+    }
+    __device__ uint8_t code(float x) const
+    {
+        return __nv_cvt_float_to_fp8(sla2k_div_by(x * pre, s_n, inv_s), __NV_SATFINITE, __NV_E4M3);
+    }
+};
+
+/* A norm's rows as e4m3 codes with a scale each (DIT_ACT_E4M3_ROWS). */
+struct E4m3Rows {
+    uint8_t *codes;
+    float *scales;
+};
+
 /* LayerNorm's last step: the optional affine, then the optional modulation:
  * ((x - mean) inv * weight + bias) * (1 + scale) + shift. */
 struct NormOut {
@@ -582,9 +610,53 @@ __device__ __forceinline__ void store4(__nv_bfloat16 *p, float a, float b, float
  * bytes): 0.21 ms for a [32760 x 1536] LayerNorm against a 0.1 ms floor. */
 constexpr int kWarpRowVecs = 16;
 constexpr int kWarpRowsPerBlock = 8;
+
+/* A warp's row (lane's float4 j at 4 (lane + 32 j)), normalised and post
+ * applied as it is stored into y. */
 template <typename T>
+__device__ __forceinline__ void store_warp_row(T *y, int64_t row, int64_t dim, const float4 (&v)[kWarpRowVecs],
+                                               int vecs, int lane, float mean, float inv, const NormOut &post)
+{
+    T *out = y + row * dim;
+#pragma unroll
+    for (int j = 0; j < kWarpRowVecs; j++)
+        if (j < vecs) {
+            const int64_t d = 4 * (int64_t)(lane + 32 * j);
+            store4(out + d, post((v[j].x - mean) * inv, d), post((v[j].y - mean) * inv, d + 1),
+                   post((v[j].z - mean) * inv, d + 2), post((v[j].w - mean) * inv, d + 3));
+        }
+}
+
+/* ... or quantised from the registers that hold it (no pass of its own). */
+__device__ __forceinline__ void store_warp_row(E4m3Rows y, int64_t row, int64_t dim, float4 (&v)[kWarpRowVecs],
+                                               int vecs, int lane, float mean, float inv, const NormOut &post)
+{
+    float max_abs = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kWarpRowVecs; j++)
+        if (j < vecs) {
+            const int64_t d = 4 * (int64_t)(lane + 32 * j);
+            v[j] = make_float4(post((v[j].x - mean) * inv, d), post((v[j].y - mean) * inv, d + 1),
+                               post((v[j].z - mean) * inv, d + 2), post((v[j].w - mean) * inv, d + 3));
+            max_abs = fmaxf(max_abs, fmaxf(fmaxf(fabsf(v[j].x), fabsf(v[j].y)), fmaxf(fabsf(v[j].z), fabsf(v[j].w))));
+        }
+    for (int o = 16; o > 0; o >>= 1)
+        max_abs = fmaxf(max_abs, __shfl_xor_sync(0xffffffffu, max_abs, o));
+    const E4m3RowScale q(max_abs);
+    uint8_t *out = y.codes + row * dim;
+#pragma unroll
+    for (int j = 0; j < kWarpRowVecs; j++)
+        if (j < vecs)
+            *reinterpret_cast<uint32_t *>(out + 4 * (int64_t)(lane + 32 * j)) =
+                (uint32_t)q.code(v[j].x) | (uint32_t)q.code(v[j].y) << 8 | (uint32_t)q.code(v[j].z) << 16 |
+                (uint32_t)q.code(v[j].w) << 24;
+    if (lane == 0)
+        y.scales[row] = q.s;
+}
+
+template <typename Out>
 __global__ void __launch_bounds__(32 * kWarpRowsPerBlock)
-    layer_norm_warp_kernel(const float *x, int64_t rows, int64_t dim, float eps, NormOut post, T *y)
+    layer_norm_warp_kernel(const float *x, int64_t rows, int64_t dim, float eps, NormOut post, Out y)
 {
     const int lane = threadIdx.x & 31;
     const int64_t row = (int64_t)blockIdx.x * kWarpRowsPerBlock + (threadIdx.x >> 5);
@@ -609,14 +681,15 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerBlock)
             sq += (a * a + b * b) + (c * c + d * d);
         }
     const float inv = rsqrtf(warp_sum_all(sq) / (float)dim + eps);
-    T *out = y + row * dim;
-#pragma unroll
-    for (int j = 0; j < kWarpRowVecs; j++)
-        if (j < vecs) {
-            const int64_t d = 4 * (int64_t)(lane + 32 * j);
-            store4(out + d, post((v[j].x - mean) * inv, d), post((v[j].y - mean) * inv, d + 1),
-                   post((v[j].z - mean) * inv, d + 2), post((v[j].w - mean) * inv, d + 3));
-        }
+    store_warp_row(y, row, dim, v, vecs, lane, mean, inv, post);
+}
+
+/* Rows the warp-per-row kernel takes: dim a multiple of 128 up to 2048
+ * (Wan2.1-1.3B's 1536), x and y 16-byte aligned. */
+bool warp_rows(const float *x, const void *y, int64_t dim)
+{
+    return (reinterpret_cast<uintptr_t>(x) & 15) == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0 &&
+           dim % 128 == 0 && dim <= 128 * kWarpRowVecs;
 }
 
 /* y (T: float or bf16) = the normalised rows of x, then post */
@@ -624,9 +697,8 @@ template <typename T>
 void launch_layer_norm(cudaStream_t stream, const float *x, int64_t rows, int64_t dim, float eps, NormOut post,
                        T *y)
 {
-    const bool aligned = (reinterpret_cast<uintptr_t>(x) & 15) == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0;
-    if (aligned && dim % 128 == 0 && dim <= 128 * kWarpRowVecs) /* Wan2.1-1.3B's 1536 */
-        layer_norm_warp_kernel<T><<<(unsigned)((rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock),
+    if (warp_rows(x, y, dim))
+        layer_norm_warp_kernel<<<(unsigned)((rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock),
                                     32 * kWarpRowsPerBlock, 0, stream>>>(x, rows, dim, eps, post, y);
     else if (dim <= 8 * kNormThreads)
         layer_norm_held_kernel<8, T><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
@@ -865,6 +937,15 @@ __global__ void dequantise_kernel(const uint8_t *codes, const float *scale, int6
     GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(value[codes[i]] * scale[i / in] * (gate ? gate[i / in] : 1.0f));
 }
 
+/* values[r][i] = bf16(code[r][i] * scales[r]): quantised rows as the bf16
+ * operand of a GEMM (GPUs without FP8 GEMMs: the same values, one
+ * rounding more) */
+__global__ void dequantise_rows_kernel(const uint8_t *codes, const float *scales, int64_t in, int64_t n,
+                                       __nv_bfloat16 *values)
+{
+    GRID_STRIDE(i, n) values[i] = __float2bfloat16_rn(e4m3_to_float(codes[i]) * scales[i / in]);
+}
+
 /* out[o][i] = gate[o] * w[o][i]: a gated linear's weight (T: float or bf16, rounded back to T) */
 template <typename T>
 __global__ void scale_rows_kernel(const T *w, const float *gate, int64_t in, int64_t n, T *out)
@@ -889,6 +970,29 @@ struct LinearOut {
     cudaDataType_t type = CUDA_R_32F; /* float32, or bf16 (the FFN's hidden) */
     bool gelu = false, accumulate = false;
     const float *gate = nullptr;
+};
+
+/* What a linear reads: rows of float32, bf16, or e4m3 codes
+ * (CUDA_R_8F_E4M3) with a scale per row (DIT_ACT_E4M3_ROWS). */
+struct LinearIn {
+    const void *x = nullptr;
+    cudaDataType_t type = CUDA_R_32F;
+    const float *scales = nullptr; /* e4m3 codes only */
+
+    LinearIn(const void *x_, cudaDataType_t type_, int64_t rows, int64_t in) : x(x_), type(type_)
+    {
+        if (type == CUDA_R_8F_E4M3)
+            scales = dit_e4m3_row_scales(const_cast<void *>(x), rows, in);
+    }
+    /* the rows from r0 on */
+    LinearIn from_row(int64_t r0, int64_t in) const
+    {
+        LinearIn part = *this;
+        part.x = advance(const_cast<void *>(x), r0 * in, type);
+        if (scales)
+            part.scales = scales + r0;
+        return part;
+    }
 };
 
 /* The row-major linear in cuBLASLt's column-major view:
@@ -996,14 +1100,10 @@ sla2_status gemm_operand(sla2_context *ctx, sla2_cuda_state *st, const dit_linea
 /* ---- FP8 GEMMs (storage FP8_GEMM) ------------------------------------------ */
 
 /* An FP8_GEMM linear's input, one block per row, by op_quantise_activations'
- * rule: s = max|x| / 448 (1 for a row of zeros), code = e4m3(x / s)
- * (nearest even, saturating); codes and s for the FP8 GEMM, or with
- * `values` the row as bf16(code * s) for a bf16 GEMM instead (GPUs without
- * FP8 GEMMs: the same values, one rounding more). */
+ * rule (E4m3RowScale): any width and alignment. */
 template <typename T>
 __global__ void __launch_bounds__(kNormThreads)
-    quantise_activations_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales,
-                                __nv_bfloat16 *values)
+    quantise_activations_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales)
 {
     __shared__ float shared32[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -1011,29 +1111,20 @@ __global__ void __launch_bounds__(kNormThreads)
         float max_abs = 0.0f;
         for (int64_t i = threadIdx.x; i < in; i += blockDim.x)
             max_abs = fmaxf(max_abs, fabsf((float)row[i]));
-        max_abs = block_max(max_abs, shared32);
-        float s = max_abs / 448.0f;
-        s = s > 0.0f ? s : 1.0f;
-        for (int64_t i = threadIdx.x; i < in; i += blockDim.x) {
-            const __nv_fp8_storage_t code = __nv_cvt_float_to_fp8((float)row[i] / s, __NV_SATFINITE, __NV_E4M3);
-            if (values)
-                values[r * in + i] = __float2bfloat16_rn(e4m3_to_float(code) * s);
-            else
-                codes[r * in + i] = code;
-        }
-        if (!values && threadIdx.x == 0)
-            scales[r] = s;
+        const E4m3RowScale q(block_max(max_abs, shared32));
+        for (int64_t i = threadIdx.x; i < in; i += blockDim.x)
+            codes[r * in + i] = q.code((float)row[i]);
+        if (threadIdx.x == 0)
+            scales[r] = q.s;
     }
 }
 
-/* The same for codes and scales with the row held in registers: 16-byte
- * loads (kVec elements), kHeld of them per thread at most, every load of
- * the row in flight at once, one read of it; x / s with one reciprocal
- * (sla2k_div_by: bit-identical to the division). A warp takes a row of up
- * to 32 x kHeld vectors (kWarpRow: no block-wide reduction, which made
- * 1536-wide rows take 0.2 ms instead of 0.05), else the block takes one
- * of up to blockDim.x x kHeld. Rows of in % kVec == 0 elements, 16-byte
- * aligned (as x is); quantise_activations_kernel takes the others. */
+/* The same with the row held in registers: 16-byte loads (kVec elements),
+ * kHeld of them per thread at most, every load of the row in flight at
+ * once, one read of it. A warp takes a row of up to 32 x kHeld vectors
+ * (kWarpRow: no block-wide reduction, which made 1536-wide rows take
+ * 0.2 ms instead of 0.05), else the block takes one of up to blockDim.x x
+ * kHeld. Rows of in % kVec == 0 elements, 16-byte aligned (as x is). */
 template <typename T, int kHeld, bool kWarpRow>
 __global__ void __launch_bounds__(kNormThreads, 2) /* two blocks per SM: their loads in flight */
     quantise_activations_held_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales)
@@ -1064,13 +1155,7 @@ __global__ void __launch_bounds__(kNormThreads, 2) /* two blocks per SM: their l
                 max_abs = fmaxf(max_abs, __shfl_xor_sync(0xffffffffu, max_abs, o));
         else
             max_abs = block_max(max_abs, shared32);
-        float s = max_abs / 448.0f;
-        s = s > 0.0f ? s : 1.0f;
-        /* A row below 448 x FLT_MIN has a subnormal s, whose reciprocal
-         * overflows: x and s both times 2^64 give the same quotient with a
-         * finite one (one multiply per element; a select of x / s there
-         * cost as much as the division and twice the 1536-wide time). */
-        const float pre = s < FLT_MIN ? 0x1p64f : 1.0f, s_n = s * pre, inv_s = 1.0f / s_n;
+        const E4m3RowScale q(max_abs);
 #pragma unroll
         for (int h = 0; h < kHeld; h++) {
             const int64_t v = t + (int64_t)h * stride;
@@ -1080,36 +1165,36 @@ __global__ void __launch_bounds__(kNormThreads, 2) /* two blocks per SM: their l
             uint8_t out[kVec];
 #pragma unroll
             for (int k = 0; k < kVec; k++)
-                out[k] = __nv_cvt_float_to_fp8(sla2k_div_by((float)e[k] * pre, s_n, inv_s), __NV_SATFINITE, __NV_E4M3);
+                out[k] = q.code((float)e[k]);
             if constexpr (kVec == 8)
                 *reinterpret_cast<uint2 *>(codes + r * in + v * kVec) = *reinterpret_cast<const uint2 *>(out);
             else
                 *reinterpret_cast<uint32_t *>(codes + r * in + v * kVec) = *reinterpret_cast<const uint32_t *>(out);
         }
         if (t == 0)
-            scales[r] = s;
+            scales[r] = q.s;
     }
 }
 
 template <typename T>
 void launch_quantise_activations(cudaStream_t stream, const void *x, int64_t rows, int64_t in, uint8_t *codes,
-                                 float *scales, __nv_bfloat16 *values)
+                                 float *scales)
 {
     constexpr int kVec = 16 / sizeof(T), kWarpHeld = 8, kBlockHeld = 8;
     const T *src = static_cast<const T *>(x);
     const int64_t vectors = in / kVec;
-    const bool held = !values && in % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    const bool held = in % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
     const int64_t warp_blocks = (rows + kNormThreads / 32 - 1) / (kNormThreads / 32);
+    const unsigned row_blocks = (unsigned)(rows < 65536 ? rows : 65536);
     if (held && vectors <= 32 * kWarpHeld)
         quantise_activations_held_kernel<T, kWarpHeld, true>
             <<<(unsigned)(warp_blocks < 65536 ? warp_blocks : 65536), kNormThreads, 0, stream>>>(src, rows, in, codes,
                                                                                                scales);
     else if (held && vectors <= kNormThreads * kBlockHeld)
         quantise_activations_held_kernel<T, kBlockHeld, false>
-            <<<(unsigned)(rows < 65536 ? rows : 65536), kNormThreads, 0, stream>>>(src, rows, in, codes, scales);
+            <<<row_blocks, kNormThreads, 0, stream>>>(src, rows, in, codes, scales);
     else
-        quantise_activations_kernel<T>
-            <<<(unsigned)(rows < 65536 ? rows : 65536), kNormThreads, 0, stream>>>(src, rows, in, codes, scales, values);
+        quantise_activations_kernel<T><<<row_blocks, kNormThreads, 0, stream>>>(src, rows, in, codes, scales);
 }
 
 /* An FP8 GEMM's per-output-channel factors: scale[o] (* gate[o]) for
@@ -1148,50 +1233,51 @@ sla2_status fp8_linear(sla2_context *ctx, sla2_cuda_state *st, const dit_linear 
     return gemm_lt(ctx, st, g, ran);
 }
 
-/* FP8_GEMM linears of one input x (float32, or bf16 when x_bf16): a chunk
- * of x's rows at a time is quantised once (quantise_activations_kernel),
- * then each linear's FP8 GEMM writes its rows. Where FP8 GEMMs are out
- * (before sm_89, SLA2_CUDA_FP8_GEMM=0, widths that are not multiples of
- * 16, or no cuBLASLt algorithm) the same quantised values go as bf16 into
- * the bf16 GEMM of the dequantised weight. */
-sla2_status fp8_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, bool x_bf16, int64_t rows, int count,
+/* FP8_GEMM linears of one input x: float32 or bf16, quantised a chunk of
+ * rows at a time (launch_quantise_activations), or e4m3 rows as a norm
+ * wrote them; then each linear's FP8 GEMM writes its rows. Where FP8
+ * GEMMs are out (before sm_89, SLA2_CUDA_FP8_GEMM=0, widths that are not
+ * multiples of 16, or no cuBLASLt algorithm) the codes go as bf16 values
+ * (code x scale) into the bf16 GEMM of the dequantised weight. */
+sla2_status fp8_linears(sla2_context *ctx, sla2_cuda_state *st, const LinearIn &x, int64_t rows, int count,
                         const dit_linear *const *lins, const LinearOut *outs)
 {
     const int64_t in = lins[0]->in, chunk = row_chunk(rows, in);
-    const bool native = st->fp8_gemm && in % 16 == 0;
+    const bool given = x.type == CUDA_R_8F_E4M3, native = st->fp8_gemm && in % 16 == 0;
     Scratch codes, row_scales, values;
-    TRY_STATUS(scratch_alloc(ctx, st, (size_t)(chunk * in), &codes));
-    TRY_STATUS(scratch_alloc(ctx, st, (size_t)chunk * sizeof(float), &row_scales));
-    auto quantise = [&](const void *src, int64_t count_rows, __nv_bfloat16 *to_values) {
-        if (x_bf16)
-            launch_quantise_activations<__nv_bfloat16>(st->stream, src, count_rows, in,
-                                                       static_cast<uint8_t *>(codes.p),
-                                                       static_cast<float *>(row_scales.p), to_values);
-        else
-            launch_quantise_activations<float>(st->stream, src, count_rows, in, static_cast<uint8_t *>(codes.p),
-                                               static_cast<float *>(row_scales.p), to_values);
-        return SLA2_CUDA_CHECK(ctx, cudaGetLastError());
-    };
+    if (!given) {
+        TRY_STATUS(scratch_alloc(ctx, st, (size_t)(chunk * in), &codes));
+        TRY_STATUS(scratch_alloc(ctx, st, (size_t)chunk * sizeof(float), &row_scales));
+    }
     sla2_status s = SLA2_OK;
     for (int64_t r0 = 0; r0 < rows && s == SLA2_OK; r0 += chunk) {
         const int64_t count_rows = rows - r0 < chunk ? rows - r0 : chunk;
-        const void *src = advance(const_cast<void *>(x), r0 * in, x_bf16 ? CUDA_R_16BF : CUDA_R_32F);
-        if (native)
-            s = quantise(src, count_rows, nullptr);
+        const LinearIn src = x.from_row(r0, in);
+        const uint8_t *chunk_codes = static_cast<const uint8_t *>(given ? src.x : codes.p);
+        const float *chunk_scales = given ? src.scales : static_cast<const float *>(row_scales.p);
+        uint8_t *to_codes = static_cast<uint8_t *>(codes.p);
+        float *to_scales = static_cast<float *>(row_scales.p);
+        if (x.type == CUDA_R_16BF)
+            launch_quantise_activations<__nv_bfloat16>(st->stream, src.x, count_rows, in, to_codes, to_scales);
+        else if (x.type == CUDA_R_32F)
+            launch_quantise_activations<float>(st->stream, src.x, count_rows, in, to_codes, to_scales);
+        s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
         bool values_ready = false;
         for (int i = 0; i < count && s == SLA2_OK; i++) {
             LinearOut part = outs[i];
             part.y = advance(outs[i].y, r0 * lins[i]->out, outs[i].type);
             bool ran = false;
             if (native && lins[i]->out % 16 == 0)
-                s = fp8_linear(ctx, st, lins[i], static_cast<const uint8_t *>(codes.p),
-                               static_cast<const float *>(row_scales.p), count_rows, part, &ran);
+                s = fp8_linear(ctx, st, lins[i], chunk_codes, chunk_scales, count_rows, part, &ran);
             if (s != SLA2_OK || ran)
                 continue;
             if (!values.p)
                 s = scratch_alloc(ctx, st, (size_t)(chunk * in) * sizeof(__nv_bfloat16), &values);
-            if (s == SLA2_OK && !values_ready)
-                s = quantise(src, count_rows, static_cast<__nv_bfloat16 *>(values.p));
+            if (s == SLA2_OK && !values_ready) {
+                dequantise_rows_kernel<<<grid_for(count_rows * in), kThreads, 0, st->stream>>>(
+                    chunk_codes, chunk_scales, in, count_rows * in, static_cast<__nv_bfloat16 *>(values.p));
+                s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
+            }
             values_ready = s == SLA2_OK;
             dit_linear operand;
             Scratch weight, bias;
@@ -1208,11 +1294,11 @@ sla2_status fp8_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, b
 }
 
 /* y_i = x lins[i]^T + b_i with outs[i]'s epilogue, for linears of the same
- * input width; x is float32, or bf16 (x_bf16) for weights other than
- * float32. Float32 weights run TF32 GEMMs; FP8_GEMM ones FP8 GEMMs
- * (fp8_linears); the others bf16 GEMMs (gemm_operand), their float32 input
- * rounded to bf16 once for all of them. */
-sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, bool x_bf16, int64_t rows, int count,
+ * input width; x is float32, bf16 for weights other than float32, or e4m3
+ * rows for FP8_GEMM weights. Float32 weights run TF32 GEMMs; FP8_GEMM ones
+ * FP8 GEMMs (fp8_linears); the others bf16 GEMMs (gemm_operand), their
+ * float32 input rounded to bf16 once for all of them. */
+sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const LinearIn &x, int64_t rows, int count,
                         const dit_linear *const *lins, const LinearOut *outs)
 {
     if (rows <= 0 || count <= 0)
@@ -1228,8 +1314,11 @@ sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, b
     for (int i = 0; i < count && s == SLA2_OK; i++) {
         if (lins[i]->in != lins[0]->in)
             return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT linears: input widths %d and %d", lins[0]->in, lins[i]->in);
-        if (x_bf16 && lins[i]->storage == DIT_WEIGHTS_F32)
+        if (x.type == CUDA_R_16BF && lins[i]->storage == DIT_WEIGHTS_F32)
             return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT linears: bf16 input for a float32 weight");
+        if (x.type == CUDA_R_8F_E4M3 && lins[i]->storage != DIT_WEIGHTS_FP8_GEMM)
+            return sla2_fail(ctx, SLA2_ERR_DTYPE,
+                             "DiT linears: e4m3 rows as the input of a weight not stored as fp8_gemm");
         if (lins[i]->storage == DIT_WEIGHTS_FP8_GEMM) {
             fp8[num_fp8] = lins[i], fp8_outs[num_fp8++] = outs[i];
             continue;
@@ -1239,19 +1328,19 @@ sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const void *x, b
         if (s != SLA2_OK)
             break;
         if (lin->storage == DIT_WEIGHTS_F32) {
-            s = gemm(ctx, st, linear_gemm(lin, lin->weight, x, rows, outs[i], lin->bias));
-        } else if (!x_bf16) {
+            s = gemm(ctx, st, linear_gemm(lin, lin->weight, x.x, rows, outs[i], lin->bias));
+        } else if (x.type == CUDA_R_32F) {
             bf16[num_bf16] = lin, bf16_outs[num_bf16++] = outs[i];
         } else {
-            Gemm g = linear_gemm(lin, lin->codes, x, rows, outs[i], lin->bias);
+            Gemm g = linear_gemm(lin, lin->codes, x.x, rows, outs[i], lin->bias);
             g.ab_type = CUDA_R_16BF;
             s = gemm(ctx, st, g);
         }
     }
     if (s == SLA2_OK && num_bf16 > 0)
-        s = bf16_linears(ctx, st, static_cast<const float *>(x), rows, num_bf16, bf16, bf16_outs);
+        s = bf16_linears(ctx, st, static_cast<const float *>(x.x), rows, num_bf16, bf16, bf16_outs);
     if (s == SLA2_OK && num_fp8 > 0)
-        s = fp8_linears(ctx, st, x, x_bf16, rows, num_fp8, fp8, fp8_outs);
+        s = fp8_linears(ctx, st, x, rows, num_fp8, fp8, fp8_outs);
     return s;
 }
 
@@ -1260,15 +1349,26 @@ sla2_status cuda_linear(sla2_context *ctx, const float *x, int64_t rows, const d
     ENTER(ctx, st);
     LinearOut o;
     o.y = y;
-    return run_linears(ctx, st, x, false, rows, 1, &lin, &o);
+    return run_linears(ctx, st, LinearIn(x, CUDA_R_32F, rows, lin->in), rows, 1, &lin, &o);
 }
 
 /* the cuBLASLt type of a DiT activation dtype (float32 or bf16) */
 sla2_status act_type(sla2_context *ctx, sla2_dtype act, cudaDataType_t *out)
 {
     if (act != SLA2_DTYPE_F32 && act != SLA2_DTYPE_BF16)
-        return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT activations: %s (expected f32 or bf16)", sla2_dtype_name(act));
+        return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT activations: %s (expected f32 or bf16)",
+                         act == DIT_ACT_E4M3_ROWS ? "e4m3 rows" : sla2_dtype_name(act));
     *out = act == SLA2_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    return SLA2_OK;
+}
+
+/* act_type, and e4m3 rows (DIT_ACT_E4M3_ROWS) as CUDA_R_8F_E4M3: for the
+ * norms' outputs and the linears' inputs, the only places they go */
+sla2_status act_or_rows_type(sla2_context *ctx, sla2_dtype act, cudaDataType_t *out)
+{
+    if (act != DIT_ACT_E4M3_ROWS)
+        return act_type(ctx, act, out);
+    *out = CUDA_R_8F_E4M3;
     return SLA2_OK;
 }
 
@@ -1279,11 +1379,13 @@ sla2_status cuda_linears(sla2_context *ctx, const void *x, sla2_dtype act, int64
     if (count < 0 || count > kMaxLinears)
         return sla2_fail(ctx, SLA2_ERR_INVALID_VALUE, "DiT linears: %d at once (0 to %d)", count, kMaxLinears);
     cudaDataType_t type = CUDA_R_32F;
-    TRY_STATUS(act_type(ctx, act, &type));
+    TRY_STATUS(act_or_rows_type(ctx, act, &type));
+    if (count == 0)
+        return SLA2_OK;
     LinearOut outs[kMaxLinears];
     for (int i = 0; i < count; i++)
-        outs[i].y = ys[i], outs[i].type = type;
-    return run_linears(ctx, st, x, type == CUDA_R_16BF, rows, count, lins, outs);
+        outs[i].y = ys[i], outs[i].type = type == CUDA_R_8F_E4M3 ? CUDA_R_16BF : type;
+    return run_linears(ctx, st, LinearIn(x, type, rows, lins[0]->in), rows, count, lins, outs);
 }
 
 /* acc += gate * (x W^T + b) in the GEMM's epilogue (acc read as C, the gate
@@ -1295,10 +1397,10 @@ sla2_status cuda_linear_residual(sla2_context *ctx, const void *x, sla2_dtype ac
     ENTER(ctx, st);
     (void)y;
     cudaDataType_t x_type = CUDA_R_32F;
-    TRY_STATUS(act_type(ctx, act, &x_type));
+    TRY_STATUS(act_or_rows_type(ctx, act, &x_type));
     LinearOut o;
     o.y = acc, o.accumulate = true, o.gate = gate;
-    return run_linears(ctx, st, x, x_type == CUDA_R_16BF, rows, 1, &lin, &o);
+    return run_linears(ctx, st, LinearIn(x, x_type, rows, lin->in), rows, 1, &lin, &o);
 }
 
 /* The FFN with GELU in ffn.0's epilogue. With bf16 GEMMs (weights other
@@ -1314,53 +1416,64 @@ sla2_status cuda_ffn_residual(sla2_context *ctx, const void *x, sla2_dtype act, 
     ENTER(ctx, st);
     (void)y;
     cudaDataType_t x_type = CUDA_R_32F;
-    TRY_STATUS(act_type(ctx, act, &x_type));
+    TRY_STATUS(act_or_rows_type(ctx, act, &x_type));
     if (ffn0->out != ffn2->in)
         return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT FFN: ffn.0 gives %d features, ffn.2 takes %d", ffn0->out,
                          ffn2->in);
     const bool bf16_hidden = ffn0->storage != DIT_WEIGHTS_F32 && ffn2->storage != DIT_WEIGHTS_F32;
     LinearOut h;
     h.y = hidden, h.gelu = true, h.type = bf16_hidden ? CUDA_R_16BF : CUDA_R_32F;
-    sla2_status s = run_linears(ctx, st, x, x_type == CUDA_R_16BF, rows, 1, &ffn0, &h);
-    if (s != SLA2_OK)
-        return s;
+    sla2_status s = run_linears(ctx, st, LinearIn(x, x_type, rows, ffn0->in), rows, 1, &ffn0, &h);
     LinearOut o;
     o.y = acc, o.accumulate = true, o.gate = gate;
-    return run_linears(ctx, st, hidden, bf16_hidden, rows, 1, &ffn2, &o);
+    if (s == SLA2_OK)
+        s = run_linears(ctx, st, LinearIn(hidden, h.type, rows, ffn2->in), rows, 1, &ffn2, &o);
+    return s;
+}
+
+/* The normalised rows of x, then post, into y of dtype act: float32, bf16,
+ * or e4m3 rows (DIT_ACT_E4M3_ROWS), which the warp-per-row kernel
+ * quantises from the registers that hold the row; at other widths the rows
+ * go through float32 scratch and the activations' quantiser. */
+sla2_status layer_norm_into(sla2_context *ctx, sla2_cuda_state *st, const float *x, int64_t rows, int64_t dim,
+                            double eps, const NormOut &post, void *y, sla2_dtype act)
+{
+    cudaDataType_t type = CUDA_R_32F;
+    TRY_STATUS(act_or_rows_type(ctx, act, &type));
+    if (rows <= 0)
+        return SLA2_OK;
+    if (type == CUDA_R_16BF) {
+        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<__nv_bfloat16 *>(y));
+    } else if (type == CUDA_R_32F) {
+        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<float *>(y));
+    } else if (warp_rows(x, y, dim)) {
+        const E4m3Rows out{static_cast<uint8_t *>(y), dit_e4m3_row_scales(y, rows, dim)};
+        layer_norm_warp_kernel<<<(unsigned)((rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock),
+                                 32 * kWarpRowsPerBlock, 0, st->stream>>>(x, rows, dim, (float)eps, post, out);
+    } else {
+        Scratch normed;
+        TRY_STATUS(scratch_alloc(ctx, st, (size_t)(rows * dim) * sizeof(float), &normed));
+        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<float *>(normed.p));
+        LAUNCHED(ctx);
+        launch_quantise_activations<float>(st->stream, normed.p, rows, dim, static_cast<uint8_t *>(y),
+                                           dit_e4m3_row_scales(y, rows, dim));
+    }
+    LAUNCHED(ctx);
+    return SLA2_OK;
 }
 
 sla2_status cuda_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
                             const float *weight, const float *bias, void *y, sla2_dtype act)
 {
     ENTER(ctx, st);
-    cudaDataType_t type = CUDA_R_32F;
-    TRY_STATUS(act_type(ctx, act, &type));
-    if (rows <= 0)
-        return SLA2_OK;
-    const NormOut post{weight, bias, nullptr, nullptr};
-    if (type == CUDA_R_16BF)
-        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<__nv_bfloat16 *>(y));
-    else
-        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<float *>(y));
-    LAUNCHED(ctx);
-    return SLA2_OK;
+    return layer_norm_into(ctx, st, x, rows, dim, eps, NormOut{weight, bias, nullptr, nullptr}, y, act);
 }
 
 sla2_status cuda_norm_modulate(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
                                const float *shift, const float *scale, void *y, sla2_dtype act)
 {
     ENTER(ctx, st);
-    cudaDataType_t type = CUDA_R_32F;
-    TRY_STATUS(act_type(ctx, act, &type));
-    if (rows <= 0)
-        return SLA2_OK;
-    const NormOut post{nullptr, nullptr, shift, scale};
-    if (type == CUDA_R_16BF)
-        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<__nv_bfloat16 *>(y));
-    else
-        launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<float *>(y));
-    LAUNCHED(ctx);
-    return SLA2_OK;
+    return layer_norm_into(ctx, st, x, rows, dim, eps, NormOut{nullptr, nullptr, shift, scale}, y, act);
 }
 
 sla2_status cuda_rms_norm(sla2_context *ctx, void *x, sla2_dtype act, int64_t rows, int64_t dim, double eps,
@@ -1552,6 +1665,7 @@ const dit_backend cuda_table = {
     cuda_add,
     cuda_dense_attention,
     1, /* bf16_activations */
+    1, /* e4m3_rows */
     cuda_norm_modulate,
     cuda_linears,
     cuda_norm_rope,

@@ -7,6 +7,25 @@
 
 #include "dit/dit.h"
 
+/* Activations a norm hands straight to FP8_GEMM linears, on a backend with
+ * e4m3_rows set: each row's e4m3 codes by op_quantise_activations' rule,
+ * [rows][dim] bytes, then one float scale per row from the next 16-byte
+ * boundary on (dit_e4m3_row_scales). An internal form, not a public dtype
+ * (sla2_dtype_size gives 0 for it; tests/test_dit.c checks that no public
+ * dtype takes its value): the norms write it, linears, linear_residual and
+ * ffn_residual read it (their outputs in bf16), nothing else takes it. */
+#define DIT_ACT_E4M3_ROWS ((sla2_dtype)3)
+
+static inline size_t dit_e4m3_rows_bytes(int64_t rows, int64_t dim)
+{
+    return ((size_t)rows * (size_t)dim + 15) / 16 * 16 + (size_t)rows * sizeof(float);
+}
+
+static inline float *dit_e4m3_row_scales(void *codes, int64_t rows, int64_t dim)
+{
+    return (float *)((char *)codes + ((size_t)rows * (size_t)dim + 15) / 16 * 16);
+}
+
 typedef struct dit_backend {
     const char *name;
     sla2_status (*alloc)(sla2_context *ctx, size_t bytes, void **out);
@@ -40,11 +59,14 @@ typedef struct dit_backend {
      * other than float32 (whose GEMMs take bf16 anyway), to halve their
      * passes; float32 (SLA2_DTYPE_F32) everywhere else. */
     int bf16_activations;
+    /* The norms write DIT_ACT_E4M3_ROWS (above), for FP8_GEMM linears
+     * whose input would otherwise be quantised in a pass of its own. */
+    int e4m3_rows;
     /* y (of dtype act) = layer_norm(x) * (1 + scale) + shift: layer_norm without affine, op_modulate */
     sla2_status (*norm_modulate)(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,
                                  const float *shift, const float *scale, void *y, sla2_dtype act);
     /* ys[i] = x lins[i]^T + b_i for count (at most 4) linears of the same
-     * input width; x and ys of dtype act */
+     * input width; x and ys of dtype act (ys bf16 for DIT_ACT_E4M3_ROWS) */
     sla2_status (*linears)(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows, int count,
                            const dit_linear *const *lins, void *const *ys);
     /* rms_norm over the full width (when weight is not NULL), then Wan's

@@ -42,7 +42,7 @@ static sla2_status check_f32(sla2_context *ctx, sla2_dtype act)
     if (act == SLA2_DTYPE_F32)
         return SLA2_OK;
     return sla2_fail(ctx, SLA2_ERR_DTYPE, "the CPU DiT operators take float32 activations, not %s",
-                     sla2_dtype_name(act));
+                     act == DIT_ACT_E4M3_ROWS ? "e4m3 rows" : sla2_dtype_name(act));
 }
 
 static sla2_status cpu_layer_norm(sla2_context *ctx, const float *x, int64_t rows, int64_t dim, double eps,

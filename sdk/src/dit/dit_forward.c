@@ -55,8 +55,10 @@ sla2_status dit_workspace_create(sla2_context *ctx, const dit_backend *backend, 
     int grid[3];
     size_t L = (size_t)sla2_model_config_tokens(c, grid), dim = (size_t)c->dim, text = (size_t)c->text_len;
     size_t patch = (size_t)patch_elems_max(c);
+    /* h also holds a norm's output as e4m3 rows (dit_backend.h) */
+    const size_t h_elems = (dit_e4m3_rows_bytes((int64_t)L, (int64_t)dim) + sizeof(float) - 1) / sizeof(float);
     const size_t elems[DEVICE_BUFFERS] = {
-        L * dim, L * dim, L * dim, L * dim, L * dim, L * dim, L * dim, L * (size_t)c->ffn_dim,
+        L * dim, h_elems > L * dim ? h_elems : L * dim, L * dim, L * dim, L * dim, L * dim, L * dim, L * (size_t)c->ffn_dim,
         text * (size_t)c->text_dim, text * dim, text * dim, text * dim, text * dim,
         L * patch,
         (size_t)c->freq_dim, dim, dim, 6 * dim, 6 * dim};
@@ -199,18 +201,20 @@ static sla2_status self_attention(sla2_context *ctx, const sla2_model_config *c,
     return SLA2_OK;
 }
 
+/* act: the activations between the operators; norm_act: what the norms
+ * hand to the linears (act, or DIT_ACT_E4M3_ROWS for FP8_GEMM linears). */
 static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, const dit_block_weights *b,
                                  dit_forward_args *args, int layer, int64_t L, const int grid[3], sla2_dtype act,
-                                 dit_workspace *ws)
+                                 sla2_dtype norm_act, dit_workspace *ws)
 {
     const dit_backend *be = ws->backend;
     int64_t dim = c->dim, H = c->num_heads, D = dim / H;
     float *mod = ws->mod; /* shift, scale, gate (attention); shift, scale, gate (FFN) */
     TRY(be->add(ctx, b->modulation, ws->e0, 6 * dim, mod, 6 * dim));
 
-    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod, mod + dim, ws->h, act));
+    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod, mod + dim, ws->h, norm_act));
     const dit_linear *qkv[3] = {&b->self_attn.q, &b->self_attn.k, &b->self_attn.v};
-    TRY(be->linears(ctx, ws->h, act, L, 3, qkv, (void *const[]){ws->q, ws->k, ws->v}));
+    TRY(be->linears(ctx, ws->h, norm_act, L, 3, qkv, (void *const[]){ws->q, ws->k, ws->v}));
     TRY(be->norm_rope(ctx, ws->q, act, grid, H, D, c->eps, b->self_attn.norm_q));
     TRY(be->norm_rope(ctx, ws->k, act, grid, H, D, c->eps, b->self_attn.norm_k));
     TRY(self_attention(ctx, c, b, args, layer, L, act, ws));
@@ -222,10 +226,10 @@ static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, 
      * text_len rows, stay float32 */
     const sla2_dtype cross_act = b->norm3_weight ? act : SLA2_DTYPE_F32;
     if (b->norm3_weight)
-        TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, b->norm3_weight, b->norm3_bias, ws->h, act));
+        TRY(be->layer_norm(ctx, ws->x, L, dim, c->eps, b->norm3_weight, b->norm3_bias, ws->h, norm_act));
     const dit_linear *cq = &b->cross_attn.q;
-    TRY(be->linears(ctx, b->norm3_weight ? (const void *)ws->h : ws->x, cross_act, L, 1, &cq,
-                    (void *const[]){ws->q}));
+    TRY(be->linears(ctx, b->norm3_weight ? (const void *)ws->h : ws->x, b->norm3_weight ? norm_act : cross_act, L, 1,
+                    &cq, (void *const[]){ws->q}));
     const dit_linear *kv[2] = {&b->cross_attn.k, &b->cross_attn.v};
     TRY(be->linears(ctx, ws->ctx_emb, SLA2_DTYPE_F32, c->text_len, 2, kv, (void *const[]){ws->ck, ws->cv}));
     if (b->cross_attn.norm_q) {
@@ -235,8 +239,8 @@ static sla2_status block_forward(sla2_context *ctx, const sla2_model_config *c, 
     TRY(be->dense_attention(ctx, ws->q, L, ws->ck, ws->cv, c->text_len, H, D, ws->attn, cross_act));
     TRY(be->linear_residual(ctx, ws->attn, cross_act, L, &b->cross_attn.o, NULL, ws->y, ws->x));
 
-    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod + 3 * dim, mod + 4 * dim, ws->h, act));
-    TRY(be->ffn_residual(ctx, ws->h, act, L, &b->ffn0, &b->ffn2, mod + 5 * dim, ws->ffn, ws->y, ws->x));
+    TRY(be->norm_modulate(ctx, ws->x, L, dim, c->eps, mod + 3 * dim, mod + 4 * dim, ws->h, norm_act));
+    TRY(be->ffn_residual(ctx, ws->h, norm_act, L, &b->ffn0, &b->ffn2, mod + 5 * dim, ws->ffn, ws->y, ws->x));
     return SLA2_OK;
 }
 
@@ -278,10 +282,14 @@ static sla2_status forward(sla2_context *ctx, const sla2_model_config *c, const 
     const sla2_dtype act = be->bf16_activations && w->storage != DIT_WEIGHTS_F32 && !args->observer
                                ? SLA2_DTYPE_BF16
                                : SLA2_DTYPE_F32;
+    /* FP8_GEMM linears quantise their input per row anyway: where the
+     * backend can, the norms before them write it so (one pass fewer each) */
+    const sla2_dtype norm_act =
+        act == SLA2_DTYPE_BF16 && be->e4m3_rows && w->storage == DIT_WEIGHTS_FP8_GEMM ? DIT_ACT_E4M3_ROWS : act;
     for (int layer = 0; layer < c->num_layers; layer++) {
         if (args->cancel && *args->cancel)
             return sla2_fail(ctx, SLA2_ERR_CANCELLED, "generation cancelled (before block %d)", layer);
-        TRY(block_forward(ctx, c, &w->blocks[layer], args, layer, L, grid, act, ws));
+        TRY(block_forward(ctx, c, &w->blocks[layer], args, layer, L, grid, act, norm_act, ws));
     }
     float *head_mod = ws->mod; /* shift, scale: head.modulation [2][dim] + e */
     TRY(be->add(ctx, w->head_modulation, ws->e, c->dim, head_mod, 2 * (int64_t)c->dim));

@@ -24,6 +24,7 @@
 #include "fused_ops.h"
 
 #include "dit/dit_backend.h"
+#include "dit/dit_ops.h"
 #include "check_util.h"
 #include "numeric.h"
 
@@ -43,6 +44,12 @@
  * the CPU: near e4m3's rounding boundaries a code moves one step (1 in 32
  * elements, 2^-3 each), about 2e-2 rel L2; a misplaced term gives O(1) */
 #define FP8_HIDDEN_TOL 5e-2
+/* e4m3 rows from a norm against the CPU's norm then quantiser: the norms
+ * agree to NORM_TOL, so a code moves one step (2^-4 to 2^-3 relative)
+ * only where a value sits that close to a rounding boundary (a few of
+ * 10^5); a scale on the wrong row or a lost code gives O(1) */
+#define E4M3_ROWS_TOL 2e-3
+#define E4M3_SCALE_TOL 1e-5
 
 static uint64_t rng = 12345;
 
@@ -436,6 +443,108 @@ static void check_norms(fused_check *c)
     release_all(c);
 }
 
+/* The norms writing e4m3 rows (DIT_ACT_E4M3_ROWS) for FP8_GEMM linears,
+ * against the CPU's norm followed by its quantiser (op_quantise_activations),
+ * at a width of 256 (the warp-per-row kernel quantises its registers) and
+ * 208 (float32 scratch, then the quantiser); then those rows into three
+ * linears (bf16 out) and the FFN, against the CPU's linears on its float32
+ * norm; and rows into a linear not stored as fp8_gemm: an error. */
+static void check_e4m3_rows(fused_check *c)
+{
+    const int64_t shapes[2][2] = {{360, 256}, {72, 208}};
+    for (int si = 0; si < 2; si++) {
+        const int64_t rows = shapes[si][0], dim = shapes[si][1];
+        const size_t n = (size_t)(rows * dim), bytes = dit_e4m3_rows_bytes(rows, dim);
+        float *x = malloc(n * sizeof *x), *shift = malloc(dim * sizeof *shift), *scale = malloc(dim * sizeof *scale);
+        float *normed = malloc(n * sizeof *normed), *quantised = malloc(n * sizeof *quantised);
+        fill_gaussian(x, n), fill_gaussian(shift, dim), fill_gaussian(scale, dim);
+        for (size_t i = 0; i < n; i++)
+            x[i] = 3.0f * x[i] + 0.5f;
+        c->cpu->norm_modulate(c->cpu_ctx, x, rows, dim, 1e-6, shift, scale, normed, SLA2_DTYPE_F32);
+        op_quantise_activations(normed, rows, (int)dim, quantised);
+        float *dx = to_device(c, x, n * sizeof *x), *dshift = to_device(c, shift, dim * sizeof *shift);
+        float *dscale = to_device(c, scale, dim * sizeof *scale);
+        void *drows = to_device(c, NULL, bytes);
+        sla2_status s = c->cuda->norm_modulate(c->gpu_ctx, dx, rows, dim, 1e-6, dshift, dscale, drows,
+                                               DIT_ACT_E4M3_ROWS);
+        uint8_t *host = malloc(bytes);
+        if (s == SLA2_OK)
+            s = c->cuda->download(c->gpu_ctx, host, drows, bytes);
+        const float *scales = dit_e4m3_row_scales(host, rows, dim);
+        float *got = malloc(n * sizeof *got);
+        double scale_err = 0.0;
+        for (int64_t r = 0; r < rows; r++) {
+            float max_abs = 0.0f;
+            for (int64_t d = 0; d < dim; d++)
+                max_abs = fmaxf(max_abs, fabsf(normed[r * dim + d]));
+            const double e = fabs(scales[r] - max_abs / 448.0f) / (max_abs / 448.0f);
+            scale_err = e > scale_err || isnan(e) ? e : scale_err;
+            for (int64_t d = 0; d < dim; d++)
+                got[r * dim + d] = s == SLA2_OK ? sla2_e4m3_to_float(host[r * dim + d]) * scales[r] : NAN;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "norm_modulate, dim %d", (int)dim);
+        report(c, what, "e4m3 rows", s, rel_l2(got, quantised, n), E4M3_ROWS_TOL);
+        report(c, "  their row scales", "e4m3 rows", s, scale_err, E4M3_SCALE_TOL);
+
+        twin_linear lin[3], ffn0, ffn2;
+        for (int i = 0; i < 3; i++)
+            make_linear(c, &lin[i], (int)dim, 192, DIT_WEIGHTS_FP8_GEMM);
+        make_linear(c, &ffn0, (int)dim, 512, DIT_WEIGHTS_FP8_GEMM);
+        make_linear(c, &ffn2, 512, (int)dim, DIT_WEIGHTS_FP8_GEMM);
+        const size_t ny = (size_t)rows * 192;
+        float *ref[3];
+        void *dys[3];
+        const dit_linear *host_lins[3], *device_lins[3];
+        for (int i = 0; i < 3; i++) {
+            ref[i] = malloc(ny * sizeof *ref[i]);
+            dys[i] = to_device(c, NULL, ny * sizeof(uint16_t));
+            host_lins[i] = &lin[i].host, device_lins[i] = &lin[i].device;
+        }
+        c->cpu->linears(c->cpu_ctx, normed, SLA2_DTYPE_F32, rows, 3, host_lins, (void *const *)ref);
+        s = c->cuda->linears(c->gpu_ctx, drows, DIT_ACT_E4M3_ROWS, rows, 3, device_lins, dys);
+        double err = 0.0;
+        for (int i = 0; i < 3; i++) {
+            float *y = download_bf16(c, dys[i], ny);
+            double e = rel_l2(y, ref[i], ny);
+            err = e > err || isnan(e) ? e : err;
+            free(y), free(ref[i]);
+        }
+        report(c, "  into linears (3), bf16 out", "e4m3 rows", s, err, BF16_OUT_TOL);
+
+        float *acc = dyadic(n, 16, 1.0f / 8), *gate = dyadic((size_t)dim, 4, 0.25f);
+        float *hidden = malloc((size_t)rows * 512 * sizeof *hidden), *y = malloc(n * sizeof *y);
+        float *want = malloc(n * sizeof *want);
+        memcpy(want, acc, n * sizeof *want);
+        c->cpu->ffn_residual(c->cpu_ctx, normed, SLA2_DTYPE_F32, rows, &ffn0.host, &ffn2.host, gate, hidden, y, want);
+        float *dacc = to_device(c, acc, n * sizeof *acc), *dgate = to_device(c, gate, dim * sizeof *gate);
+        float *dhidden = to_device(c, NULL, (size_t)rows * 512 * sizeof(float)), *dy = to_device(c, NULL, n * 4);
+        s = c->cuda->ffn_residual(c->gpu_ctx, drows, DIT_ACT_E4M3_ROWS, rows, &ffn0.device, &ffn2.device, dgate,
+                                  dhidden, dy, dacc);
+        float *out = download(c, dacc, n);
+        report(c, "  into ffn_residual", "e4m3 rows", s, rel_l2(out, want, n), FP8_HIDDEN_TOL);
+        free(out), free(acc), free(gate), free(hidden), free(y), free(want);
+
+        if (si == 0) { /* rows into a bf16 linear: refused, nothing run */
+            twin_linear plain;
+            make_linear(c, &plain, (int)dim, 192, DIT_WEIGHTS_BF16);
+            const dit_linear *one = &plain.device;
+            s = c->cuda->linears(c->gpu_ctx, drows, DIT_ACT_E4M3_ROWS, rows, 1, &one, dys);
+            const int refused =
+                s == SLA2_ERR_DTYPE && strstr(sla2_context_last_error(c->gpu_ctx), "e4m3 rows") != NULL;
+            printf("%-20s %-36s %s  %s\n", "fused op", "e4m3 rows into a bf16 linear", refused ? "ok  " : "FAIL",
+                   sla2_context_last_error(c->gpu_ctx));
+            c->failures += !refused;
+            free_linear(&plain);
+        }
+        for (int i = 0; i < 3; i++)
+            free_linear(&lin[i]);
+        free_linear(&ffn0), free_linear(&ffn2);
+        free(x), free(shift), free(scale), free(normed), free(quantised), free(host), free(got);
+        release_all(c);
+    }
+}
+
 int check_fused_ops(sla2_context *cpu_ctx, sla2_context *gpu_ctx)
 {
     fused_check c = {.cpu_ctx = cpu_ctx, .gpu_ctx = gpu_ctx, .cpu = dit_backend_cpu(), .cuda = dit_backend_for(gpu_ctx)};
@@ -447,5 +556,6 @@ int check_fused_ops(sla2_context *cpu_ctx, sla2_context *gpu_ctx)
         check_ffn(&c, storages[i]);
     }
     check_fp8_gemm_widths(&c);
+    check_e4m3_rows(&c);
     return c.failures;
 }
