@@ -44,6 +44,8 @@ extern "C" {
 #include <stdint.h>
 #include <string.h>
 
+#include <type_traits>
+
 namespace {
 
 constexpr int kThreads = 256;
@@ -978,6 +980,10 @@ struct LinearIn {
     const void *x = nullptr;
     cudaDataType_t type = CUDA_R_32F;
     const float *scales = nullptr; /* e4m3 codes only */
+    /* bf16 rows of ffn.0's bare products: the input is their
+     * GeluBiasPre(gelu_bias) (FP8_GEMM linears only, which quantise it) */
+    bool gelu = false;
+    const float *gelu_bias = nullptr;
 
     LinearIn(const void *x_, cudaDataType_t type_, int64_t rows, int64_t in) : x(x_), type(type_)
     {
@@ -1099,21 +1105,41 @@ sla2_status gemm_operand(sla2_context *ctx, sla2_cuda_state *st, const dit_linea
 
 /* ---- FP8 GEMMs (storage FP8_GEMM) ------------------------------------------ */
 
+/* What the quantiser applies to an input element (column col) before it
+ * quantises: nothing, or, for the FFN's hidden activations held as ffn.0's
+ * bare products, gelu_tanh(x + bias[col]) rounded to bf16, what ffn.0's
+ * GELU epilogue wrote before (moved here: that epilogue made ffn.0's FP8
+ * GEMM 0.995 ms instead of 0.754 in session 5's probe, and this pass reads
+ * the row anyway). GELU as v sigmoid(2u), the CPU's tanh form rewritten,
+ * on the fast exponential: bf16's rounding (2^-9) is far above its error. */
+struct NoPre {
+    __device__ float operator()(float v, int64_t) const { return v; }
+};
+struct GeluBiasPre {
+    const float *bias; /* NULL: no bias */
+    __device__ float operator()(float v, int64_t col) const
+    {
+        v += bias ? bias[col] : 0.0f;
+        const float u = fmaxf(0.7978845608028654f * (v + 0.044715f * v * v * v), -40.0f);
+        return __bfloat162float(__float2bfloat16_rn(v * __fdividef(1.0f, 1.0f + __expf(-2.0f * u))));
+    }
+};
+
 /* An FP8_GEMM linear's input, one block per row, by op_quantise_activations'
- * rule (E4m3RowScale): any width and alignment. */
-template <typename T>
+ * rule (E4m3RowScale) after pre: any width and alignment. */
+template <typename T, typename Pre>
 __global__ void __launch_bounds__(kNormThreads)
-    quantise_activations_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales)
+    quantise_activations_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales, Pre pre)
 {
     __shared__ float shared32[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const T *row = x + r * in;
         float max_abs = 0.0f;
         for (int64_t i = threadIdx.x; i < in; i += blockDim.x)
-            max_abs = fmaxf(max_abs, fabsf((float)row[i]));
+            max_abs = fmaxf(max_abs, fabsf(pre((float)row[i], i)));
         const E4m3RowScale q(block_max(max_abs, shared32));
         for (int64_t i = threadIdx.x; i < in; i += blockDim.x)
-            codes[r * in + i] = q.code((float)row[i]);
+            codes[r * in + i] = q.code(pre((float)row[i], i));
         if (threadIdx.x == 0)
             scales[r] = q.s;
     }
@@ -1125,9 +1151,9 @@ __global__ void __launch_bounds__(kNormThreads)
  * (kWarpRow: no block-wide reduction, which made 1536-wide rows take
  * 0.2 ms instead of 0.05), else the block takes one of up to blockDim.x x
  * kHeld. Rows of in % kVec == 0 elements, 16-byte aligned (as x is). */
-template <typename T, int kHeld, bool kWarpRow>
+template <typename T, int kHeld, bool kWarpRow, typename Pre>
 __global__ void __launch_bounds__(kNormThreads, 2) /* two blocks per SM: their loads in flight */
-    quantise_activations_held_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales)
+    quantise_activations_held_kernel(const T *x, int64_t rows, int64_t in, uint8_t *codes, float *scales, Pre pre)
 {
     constexpr int kVec = 16 / sizeof(T);
     __shared__ float shared32[32];
@@ -1142,6 +1168,17 @@ __global__ void __launch_bounds__(kNormThreads, 2) /* two blocks per SM: their l
         for (int h = 0; h < kHeld; h++) {
             const int64_t v = t + (int64_t)h * stride;
             held[h] = v < vectors ? row[v] : make_uint4(0, 0, 0, 0);
+        }
+        if constexpr (!std::is_same<Pre, NoPre>::value) {
+#pragma unroll
+            for (int h = 0; h < kHeld; h++) {
+                const int64_t v = t + (int64_t)h * stride;
+                T *e = reinterpret_cast<T *>(&held[h]);
+#pragma unroll
+                for (int k = 0; k < kVec; k++)
+                    if (v < vectors) /* the padding stays 0 (and reads no bias past the row) */
+                        e[k] = (T)pre((float)e[k], v * kVec + k);
+            }
         }
 #pragma unroll
         for (int h = 0; h < kHeld; h++) {
@@ -1176,9 +1213,9 @@ __global__ void __launch_bounds__(kNormThreads, 2) /* two blocks per SM: their l
     }
 }
 
-template <typename T>
+template <typename T, typename Pre = NoPre>
 void launch_quantise_activations(cudaStream_t stream, const void *x, int64_t rows, int64_t in, uint8_t *codes,
-                                 float *scales)
+                                 float *scales, Pre pre = Pre())
 {
     constexpr int kVec = 16 / sizeof(T), kWarpHeld = 8, kBlockHeld = 8;
     const T *src = static_cast<const T *>(x);
@@ -1187,14 +1224,14 @@ void launch_quantise_activations(cudaStream_t stream, const void *x, int64_t row
     const int64_t warp_blocks = (rows + kNormThreads / 32 - 1) / (kNormThreads / 32);
     const unsigned row_blocks = (unsigned)(rows < 65536 ? rows : 65536);
     if (held && vectors <= 32 * kWarpHeld)
-        quantise_activations_held_kernel<T, kWarpHeld, true>
+        quantise_activations_held_kernel<T, kWarpHeld, true, Pre>
             <<<(unsigned)(warp_blocks < 65536 ? warp_blocks : 65536), kNormThreads, 0, stream>>>(src, rows, in, codes,
-                                                                                               scales);
+                                                                                               scales, pre);
     else if (held && vectors <= kNormThreads * kBlockHeld)
-        quantise_activations_held_kernel<T, kBlockHeld, false>
-            <<<row_blocks, kNormThreads, 0, stream>>>(src, rows, in, codes, scales);
+        quantise_activations_held_kernel<T, kBlockHeld, false, Pre>
+            <<<row_blocks, kNormThreads, 0, stream>>>(src, rows, in, codes, scales, pre);
     else
-        quantise_activations_kernel<T><<<row_blocks, kNormThreads, 0, stream>>>(src, rows, in, codes, scales);
+        quantise_activations_kernel<T, Pre><<<row_blocks, kNormThreads, 0, stream>>>(src, rows, in, codes, scales, pre);
 }
 
 /* An FP8 GEMM's per-output-channel factors: scale[o] (* gate[o]) for
@@ -1257,7 +1294,10 @@ sla2_status fp8_linears(sla2_context *ctx, sla2_cuda_state *st, const LinearIn &
         const float *chunk_scales = given ? src.scales : static_cast<const float *>(row_scales.p);
         uint8_t *to_codes = static_cast<uint8_t *>(codes.p);
         float *to_scales = static_cast<float *>(row_scales.p);
-        if (x.type == CUDA_R_16BF)
+        if (x.type == CUDA_R_16BF && x.gelu)
+            launch_quantise_activations<__nv_bfloat16>(st->stream, src.x, count_rows, in, to_codes, to_scales,
+                                                       GeluBiasPre{x.gelu_bias});
+        else if (x.type == CUDA_R_16BF)
             launch_quantise_activations<__nv_bfloat16>(st->stream, src.x, count_rows, in, to_codes, to_scales);
         else if (x.type == CUDA_R_32F)
             launch_quantise_activations<float>(st->stream, src.x, count_rows, in, to_codes, to_scales);
@@ -1316,9 +1356,11 @@ sla2_status run_linears(sla2_context *ctx, sla2_cuda_state *st, const LinearIn &
             return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT linears: input widths %d and %d", lins[0]->in, lins[i]->in);
         if (x.type == CUDA_R_16BF && lins[i]->storage == DIT_WEIGHTS_F32)
             return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT linears: bf16 input for a float32 weight");
-        if (x.type == CUDA_R_8F_E4M3 && lins[i]->storage != DIT_WEIGHTS_FP8_GEMM)
-            return sla2_fail(ctx, SLA2_ERR_DTYPE,
-                             "DiT linears: e4m3 rows as the input of a weight not stored as fp8_gemm");
+        if (x.gelu && x.type != CUDA_R_16BF)
+            return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT linears: pre-GELU rows must be bf16");
+        if ((x.type == CUDA_R_8F_E4M3 || x.gelu) && lins[i]->storage != DIT_WEIGHTS_FP8_GEMM)
+            return sla2_fail(ctx, SLA2_ERR_DTYPE, "DiT linears: %s as the input of a weight not stored as fp8_gemm",
+                             x.gelu ? "pre-GELU rows" : "e4m3 rows");
         if (lins[i]->storage == DIT_WEIGHTS_FP8_GEMM) {
             fp8[num_fp8] = lins[i], fp8_outs[num_fp8++] = outs[i];
             continue;
@@ -1408,6 +1450,8 @@ sla2_status cuda_linear_residual(sla2_context *ctx, const void *x, sla2_dtype ac
  * `hidden` (what ffn.2's bf16 GEMM reads: the rounding the unfused path
  * does, without its passes); with float32 weights they stay float32 for
  * ffn.2's TF32 GEMM (a GELU pass of its own instead measured no faster).
+ * With FP8_GEMM weights ffn.0 writes its bare products (bf16) and the bias
+ * and GELU go into the pass that quantises ffn.2's input (GeluBiasPre).
  * ffn.2 adds gate * (...) to acc in its epilogue. */
 sla2_status cuda_ffn_residual(sla2_context *ctx, const void *x, sla2_dtype act, int64_t rows,
                               const dit_linear *ffn0, const dit_linear *ffn2, const float *gate, float *hidden,
@@ -1421,13 +1465,21 @@ sla2_status cuda_ffn_residual(sla2_context *ctx, const void *x, sla2_dtype act, 
         return sla2_fail(ctx, SLA2_ERR_SHAPE, "DiT FFN: ffn.0 gives %d features, ffn.2 takes %d", ffn0->out,
                          ffn2->in);
     const bool bf16_hidden = ffn0->storage != DIT_WEIGHTS_F32 && ffn2->storage != DIT_WEIGHTS_F32;
+    const bool gelu_in_quantiser =
+        ffn0->storage == DIT_WEIGHTS_FP8_GEMM && ffn2->storage == DIT_WEIGHTS_FP8_GEMM;
+    dit_linear bare = *ffn0;
     LinearOut h;
-    h.y = hidden, h.gelu = true, h.type = bf16_hidden ? CUDA_R_16BF : CUDA_R_32F;
-    sla2_status s = run_linears(ctx, st, LinearIn(x, x_type, rows, ffn0->in), rows, 1, &ffn0, &h);
+    h.y = hidden, h.gelu = !gelu_in_quantiser, h.type = bf16_hidden ? CUDA_R_16BF : CUDA_R_32F;
+    if (gelu_in_quantiser)
+        bare.bias = nullptr;
+    const dit_linear *first = &bare;
+    sla2_status s = run_linears(ctx, st, LinearIn(x, x_type, rows, ffn0->in), rows, 1, &first, &h);
+    LinearIn hidden_in(hidden, h.type, rows, ffn2->in);
+    hidden_in.gelu = gelu_in_quantiser, hidden_in.gelu_bias = ffn0->bias;
     LinearOut o;
     o.y = acc, o.accumulate = true, o.gate = gate;
     if (s == SLA2_OK)
-        s = run_linears(ctx, st, LinearIn(hidden, h.type, rows, ffn2->in), rows, 1, &ffn2, &o);
+        s = run_linears(ctx, st, hidden_in, rows, 1, &ffn2, &o);
     return s;
 }
 

@@ -299,11 +299,14 @@ static void check_fp8_gemm_widths(fused_check *c)
 }
 
 /* acc += gate * (gelu(x W0^T + b0) W2^T + b2): the hidden activations (exact
- * GELU input) and the result. */
-static void check_ffn(fused_check *c, dit_weight_storage storage)
+ * GELU input) and the result. With FP8_GEMM weights the bias and GELU run
+ * in the quantiser of ffn.2's input (GeluBiasPre): hidden widths 512 (its
+ * warp-per-row kernel), 4112 (block per row) and 100 (the plain kernel,
+ * and bf16 GEMMs: no multiple of 16) take its three kernels. */
+static void check_ffn(fused_check *c, dit_weight_storage storage, int hidden_dim)
 {
     const int64_t rows = 700;
-    const int dim = 256, hidden_dim = 512;
+    const int dim = 256;
     twin_linear ffn0, ffn2;
     make_linear(c, &ffn0, dim, hidden_dim, storage);
     make_linear(c, &ffn2, hidden_dim, dim, storage);
@@ -327,7 +330,9 @@ static void check_ffn(fused_check *c, dit_weight_storage storage)
             free(got);
         }
         float *got = download(c, dacc, nx);
-        report(c, bf16_x ? "ffn_residual, bf16 x" : "ffn_residual", storage_names[storage], s, rel_l2(got, ref, nx),
+        char what[64];
+        snprintf(what, sizeof what, "ffn_residual, hidden %d%s", hidden_dim, bf16_x ? ", bf16 x" : "");
+        report(c, what, storage_names[storage], s, rel_l2(got, ref, nx),
                storage == DIT_WEIGHTS_F32 ? TF32_HIDDEN_TOL
                : storage == DIT_WEIGHTS_FP8_GEMM ? FP8_HIDDEN_TOL
                                                  : BF16_HIDDEN_TOL);
@@ -553,8 +558,10 @@ int check_fused_ops(sla2_context *cpu_ctx, sla2_context *gpu_ctx)
                                            DIT_WEIGHTS_FP8_GEMM};
     for (int i = 0; i < 5; i++) {
         check_linears(&c, storages[i]);
-        check_ffn(&c, storages[i]);
+        check_ffn(&c, storages[i], 512);
     }
+    check_ffn(&c, DIT_WEIGHTS_FP8_GEMM, 4112);
+    check_ffn(&c, DIT_WEIGHTS_FP8_GEMM, 100);
     check_fp8_gemm_widths(&c);
     check_e4m3_rows(&c);
     return c.failures;
