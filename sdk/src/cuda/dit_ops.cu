@@ -756,10 +756,14 @@ struct RopeGrid {
     int64_t heads, head_dim;
 };
 
-__device__ __forceinline__ float2 rotate(float2 v, double c, double s)
+/* v times (c + i s) in float: op_rope_3d multiplies in double, which the
+ * GPUs this SDK targets besides Hopper run at 1/64 of the float rate
+ * (about 0.2 G double operations per Wan2.1-1.3B call: some 5 ms on a
+ * Jetson Orin against 1 ms of memory traffic); float is within an ulp or
+ * two of it, far below the bf16 rounding of the activations. */
+__device__ __forceinline__ float2 rotate(float2 v, float c, float s)
 {
-    const double re = v.x, im = v.y;
-    return make_float2((float)(re * c - im * s), (float)(re * s + im * c));
+    return make_float2(fmaf(v.x, c, -v.y * s), fmaf(v.x, s, v.y * c));
 }
 
 /* Entries of the RoPE table: one (cos, sin) per position along each axis
@@ -810,15 +814,15 @@ __device__ __forceinline__ void store_pair(__nv_bfloat16 *p, float2 v)
 /* RMSNorm over a token's full width (weight not NULL), then RoPE, in one
  * pass over x (T: float or bf16, computed in float): one block per token,
  * each thread taking whole pairs of any head, rotated with the table's
- * (cos, sin) in double as op_rope_3d (the table keeps the double-precision
- * transcendentals out of the kernel, whose latency bound it when each block
- * computed its own). */
+ * (cos, sin), computed in double as op_rope_3d (the table keeps the
+ * double-precision transcendentals out of the kernel, whose latency bound
+ * it when each block computed its own), rounded to float. */
 template <typename T>
 __global__ void __launch_bounds__(kNormThreads)
     norm_rope_kernel(T *x, RopeGrid g, const double2 *table, float eps, const float *weight)
 {
     __shared__ float shared32[32];
-    extern __shared__ double2 cos_sin[]; /* the token's pairs, gathered once from the table */
+    extern __shared__ float2 cos_sin[]; /* the token's pairs, gathered once from the table */
     /* 32-bit indices inside a row: 64-bit division is slow, and a row is small */
     const int dim = (int)(g.heads * g.head_dim), pairs = (int)g.pairs, f_pairs = (int)g.f_pairs,
               hw_pairs = (int)g.hw_pairs;
@@ -827,9 +831,11 @@ __global__ void __launch_bounds__(kNormThreads)
     const double2 *f_row = table + f * f_pairs;
     const double2 *h_row = table + g.frames * f_pairs + h * hw_pairs;
     const double2 *w_row = table + g.frames * f_pairs + g.height * hw_pairs + w * hw_pairs;
-    for (int i = threadIdx.x; i < pairs; i += blockDim.x)
-        cos_sin[i] = i < f_pairs ? f_row[i] : i < f_pairs + hw_pairs ? h_row[i - f_pairs]
-                                                                     : w_row[i - f_pairs - hw_pairs];
+    for (int i = threadIdx.x; i < pairs; i += blockDim.x) {
+        const double2 cs = i < f_pairs ? f_row[i] : i < f_pairs + hw_pairs ? h_row[i - f_pairs]
+                                                                          : w_row[i - f_pairs - hw_pairs];
+        cos_sin[i] = make_float2((float)cs.x, (float)cs.y);
+    }
     T *row = x + token * dim;
     float sq = 0.0f;
     for (int p = threadIdx.x; p < dim / 2 && weight; p += blockDim.x) {
@@ -843,7 +849,7 @@ __global__ void __launch_bounds__(kNormThreads)
         float2 v = load_pair(row + 2 * p);
         if (weight)
             v.x = v.x * inv * weight[2 * p], v.y = v.y * inv * weight[2 * p + 1];
-        const double2 cs = cos_sin[p % pairs];
+        const float2 cs = cos_sin[p % pairs];
         store_pair(row + 2 * p, rotate(v, cs.x, cs.y));
     }
 }
@@ -1607,7 +1613,7 @@ sla2_status cuda_norm_rope(sla2_context *ctx, void *x, sla2_dtype act, const int
     const double2 *t = static_cast<const double2 *>(table.p);
     rope_table_kernel<<<grid_for(entries), kThreads, 0, st->stream>>>(g, static_cast<double2 *>(table.p));
     LAUNCHED(ctx);
-    const size_t smem = (size_t)g.pairs * sizeof(double2);
+    const size_t smem = (size_t)g.pairs * sizeof(float2);
     if (act == SLA2_DTYPE_BF16)
         norm_rope_kernel<__nv_bfloat16><<<(unsigned)tokens, kNormThreads, smem, st->stream>>>(
             static_cast<__nv_bfloat16 *>(x), g, t, (float)eps, weight);
