@@ -56,9 +56,10 @@ sla2_status dit_workspace_create(sla2_context *ctx, const dit_backend *backend, 
     size_t L = (size_t)sla2_model_config_tokens(c, grid), dim = (size_t)c->dim, text = (size_t)c->text_len;
     size_t patch = (size_t)patch_elems_max(c);
     /* h also holds a norm's output as e4m3 rows (dit_backend.h) */
-    const size_t h_elems = (dit_e4m3_rows_bytes((int64_t)L, (int64_t)dim) + sizeof(float) - 1) / sizeof(float);
+    size_t h_elems = (dit_e4m3_rows_bytes((int64_t)L, (int64_t)dim) + sizeof(float) - 1) / sizeof(float);
+    h_elems = h_elems > L * dim ? h_elems : L * dim;
     const size_t elems[DEVICE_BUFFERS] = {
-        L * dim, h_elems > L * dim ? h_elems : L * dim, L * dim, L * dim, L * dim, L * dim, L * dim, L * (size_t)c->ffn_dim,
+        L * dim, h_elems, L * dim, L * dim, L * dim, L * dim, L * dim, L * (size_t)c->ffn_dim,
         text * (size_t)c->text_dim, text * dim, text * dim, text * dim, text * dim,
         L * patch,
         (size_t)c->freq_dim, dim, dim, 6 * dim, 6 * dim};
