@@ -210,6 +210,26 @@ __device__ __forceinline__ float mask_and_scale(float (&s)[8][4], float factor, 
     return factor;
 }
 
+/* The online softmax's start for a thread's two rows: a zero output
+ * accumulator (D / 8 tiles of four), running maxima -inf, sums 0. */
+template <int D>
+__device__ __forceinline__ void online_softmax_start(float (&o)[D / 8][4], float (&m_run)[2], float (&l_run)[2])
+{
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+            o[n][e] = 0.0f;
+    m_run[0] = m_run[1] = -INFINITY;
+    l_run[0] = l_run[1] = 0.0f;
+}
+
+/* The kept key blocks of query block qblock of head bh, in the router's order. */
+__device__ __forceinline__ const int *kept_blocks_of(const sla2k_problem &p, int bh, int qblock)
+{
+    return p.kept_blocks + ((size_t)bh * p.num_q_blocks + qblock) * p.kept;
+}
+
 /* Online softmax in base 2 over one block's scores: rows g (e = 0, 1) and
  * g + 8 (e = 2, 3); P replaces the scores, O is rescaled by the correction.
  * FP8 P.V: the max is taken before the scaling (factor > 0 keeps the
@@ -419,15 +439,9 @@ __device__ __forceinline__ void sparse_attention_body(const sla2k_problem &p)
     const char *sq = smem + L.off_q + warp * 16 * L.q_row_bytes;
     const char *sq_lo = smem + L.off_q + (p.block_q + warp * 16) * L.q_row_bytes;
 
-    float o[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-            o[n][e] = 0.0f;
-    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
-
-    const int *kept = p.kept_blocks + ((size_t)bh * p.num_q_blocks + qblock) * p.kept;
+    float o[D / 8][4], m_run[2], l_run[2];
+    online_softmax_start<D>(o, m_run, l_run);
+    const int *kept = kept_blocks_of(p, bh, qblock);
     const size_t head_rows = (size_t)bh * p.padded_len;
 
     /* Loads key block kept[it] into stage buffer `stage` (one cp.async group). */

@@ -90,15 +90,9 @@ __device__ __forceinline__ void sparse_wgmma_body(const sla2k_problem &p)
     const float scale_log2 = p.softmax_scale * 1.4426950408889634f; /* base-2 softmax */
     const uint64_t q_desc = wgmma_desc_swz<kAtom>(smem + wg * 64 * kRowBytes, 64);
 
-    float o[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-            o[n][e] = 0.0f;
-    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
-
-    const int *kept = p.kept_blocks + ((size_t)bh * p.num_q_blocks + qblock) * p.kept;
+    float o[D / 8][4], m_run[2], l_run[2];
+    online_softmax_start<D>(o, m_run, l_run);
+    const int *kept = kept_blocks_of(p, bh, qblock);
     const size_t head_rows = (size_t)bh * p.padded_len;
 
     auto issue = [&](int it, int stage) {

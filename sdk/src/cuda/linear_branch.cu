@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(kLinearThreads, 2) linear_out_kernel(const sla
     const int qblock = blockIdx.x, bh = blockIdx.y;
     const int row0 = qblock * p.block_q, nrows = min(p.block_q, p.seq_len - row0);
     const int kept = p.subtract_kept ? p.kept : 0; /* SLA v1: O_l over all keys */
-    const int *list = p.kept_blocks + ((size_t)bh * p.num_q_blocks + qblock) * p.kept;
+    const int *list = kept_blocks_of(p, bh, qblock);
     const size_t head_rows = (size_t)bh * p.padded_len;
 
     /* S_kept = sum of phi(K_j)^T V_j and z_kept over the kept blocks, with
