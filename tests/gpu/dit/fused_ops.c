@@ -178,6 +178,24 @@ static void free_linear(twin_linear *t)
     free(t->host.scale);
 }
 
+/* Three linears of one input as each backend's table takes them, and
+ * their outputs: CPU float32 (ref) and device buffers of ny elements of
+ * elem_bytes (dys). */
+typedef struct three_linears {
+    const dit_linear *host[3], *device[3];
+    float *ref[3];
+    void *dys[3];
+} three_linears;
+
+static void three_linears_init(fused_check *c, three_linears *t, twin_linear lin[3], size_t ny, size_t elem_bytes)
+{
+    for (int i = 0; i < 3; i++) {
+        t->host[i] = &lin[i].host, t->device[i] = &lin[i].device;
+        t->ref[i] = malloc(ny * sizeof *t->ref[i]);
+        t->dys[i] = to_device(c, NULL, ny * elem_bytes);
+    }
+}
+
 static const char *const storage_names[] = {"f32", "int8", "fp8", "bf16", "fp8_gemm"};
 
 /* x [rows][in] for an FP8_GEMM linear: row r times 2^(r % 4) (still exact
@@ -227,22 +245,16 @@ static void check_linears(fused_check *c, dit_weight_storage storage)
                storage_names[storage], s, rel_l2(got, ref, ny), tol);
         free(got), free(ref);
     }
-    float *ref[3];
-    void *dys[3];
-    const dit_linear *host_lins[3], *device_lins[3];
-    for (int i = 0; i < 3; i++) {
-        ref[i] = malloc(ny * sizeof *ref[i]);
-        dys[i] = to_device(c, NULL, ny * sizeof(float));
-        host_lins[i] = &lin[i].host, device_lins[i] = &lin[i].device;
-    }
-    c->cpu->linears(c->cpu_ctx, x, SLA2_DTYPE_F32, rows, 3, host_lins, (void *const *)ref);
+    three_linears t;
+    three_linears_init(c, &t, lin, ny, sizeof(float));
+    c->cpu->linears(c->cpu_ctx, x, SLA2_DTYPE_F32, rows, 3, t.host, (void *const *)t.ref);
     for (int bf16_out = 0; bf16_out < (storage != DIT_WEIGHTS_F32 ? 2 : 1); bf16_out++) {
-        sla2_status s = bf16_out ? c->cuda->linears(c->gpu_ctx, dx16, SLA2_DTYPE_BF16, rows, 3, device_lins, dys)
-                                 : c->cuda->linears(c->gpu_ctx, dx, SLA2_DTYPE_F32, rows, 3, device_lins, dys);
+        sla2_status s = bf16_out ? c->cuda->linears(c->gpu_ctx, dx16, SLA2_DTYPE_BF16, rows, 3, t.device, t.dys)
+                                 : c->cuda->linears(c->gpu_ctx, dx, SLA2_DTYPE_F32, rows, 3, t.device, t.dys);
         double err = 0.0;
         for (int i = 0; i < 3; i++) {
-            float *got = bf16_out ? download_bf16(c, dys[i], ny) : download(c, dys[i], ny);
-            double e = rel_l2(got, ref[i], ny);
+            float *got = bf16_out ? download_bf16(c, t.dys[i], ny) : download(c, t.dys[i], ny);
+            double e = rel_l2(got, t.ref[i], ny);
             err = e > err ? e : err;
             free(got);
         }
@@ -250,9 +262,7 @@ static void check_linears(fused_check *c, dit_weight_storage storage)
                bf16_out ? BF16_OUT_TOL : tol);
     }
     for (int i = 0; i < 3; i++)
-        free(ref[i]);
-    for (int i = 0; i < 3; i++)
-        free_linear(&lin[i]);
+        free(t.ref[i]), free_linear(&lin[i]);
     free(x), free(acc), free(gate), free(y);
     release_all(c);
 }
@@ -498,22 +508,16 @@ static void check_e4m3_rows(fused_check *c)
         make_linear(c, &ffn0, (int)dim, 512, DIT_WEIGHTS_FP8_GEMM);
         make_linear(c, &ffn2, 512, (int)dim, DIT_WEIGHTS_FP8_GEMM);
         const size_t ny = (size_t)rows * 192;
-        float *ref[3];
-        void *dys[3];
-        const dit_linear *host_lins[3], *device_lins[3];
-        for (int i = 0; i < 3; i++) {
-            ref[i] = malloc(ny * sizeof *ref[i]);
-            dys[i] = to_device(c, NULL, ny * sizeof(uint16_t));
-            host_lins[i] = &lin[i].host, device_lins[i] = &lin[i].device;
-        }
-        c->cpu->linears(c->cpu_ctx, normed, SLA2_DTYPE_F32, rows, 3, host_lins, (void *const *)ref);
-        s = c->cuda->linears(c->gpu_ctx, drows, DIT_ACT_E4M3_ROWS, rows, 3, device_lins, dys);
+        three_linears t;
+        three_linears_init(c, &t, lin, ny, sizeof(uint16_t));
+        c->cpu->linears(c->cpu_ctx, normed, SLA2_DTYPE_F32, rows, 3, t.host, (void *const *)t.ref);
+        s = c->cuda->linears(c->gpu_ctx, drows, DIT_ACT_E4M3_ROWS, rows, 3, t.device, t.dys);
         double err = 0.0;
         for (int i = 0; i < 3; i++) {
-            float *y = download_bf16(c, dys[i], ny);
-            double e = rel_l2(y, ref[i], ny);
+            float *y = download_bf16(c, t.dys[i], ny);
+            double e = rel_l2(y, t.ref[i], ny);
             err = e > err || isnan(e) ? e : err;
-            free(y), free(ref[i]);
+            free(y), free(t.ref[i]);
         }
         report(c, "  into linears (3), bf16 out", "e4m3 rows", s, err, BF16_OUT_TOL);
 
@@ -534,7 +538,7 @@ static void check_e4m3_rows(fused_check *c)
             twin_linear plain;
             make_linear(c, &plain, (int)dim, 192, DIT_WEIGHTS_BF16);
             const dit_linear *one = &plain.device;
-            s = c->cuda->linears(c->gpu_ctx, drows, DIT_ACT_E4M3_ROWS, rows, 1, &one, dys);
+            s = c->cuda->linears(c->gpu_ctx, drows, DIT_ACT_E4M3_ROWS, rows, 1, &one, t.dys);
             const int refused =
                 s == SLA2_ERR_DTYPE && strstr(sla2_context_last_error(c->gpu_ctx), "e4m3 rows") != NULL;
             printf("%-20s %-36s %s  %s\n", "fused op", "e4m3 rows into a bf16 linear", refused ? "ok  " : "FAIL",
