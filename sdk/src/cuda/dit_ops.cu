@@ -932,7 +932,8 @@ __device__ float e4m3_to_float(uint8_t bits)
 }
 
 /* out[o][i] = bf16(code[o][i] * scale[o] (* gate[o])): a weight-only INT8 or
- * FP8 weight as the bf16 operand of its GEMM */
+ * FP8 weight as the bf16 operand of its GEMM, or FP8_GEMM's quantised rows
+ * as theirs where FP8 GEMMs are out (the same values, one rounding more) */
 __global__ void dequantise_kernel(const uint8_t *codes, const float *scale, int64_t in, int64_t n, bool fp8,
                                   const float *gate, __nv_bfloat16 *out)
 {
@@ -943,15 +944,6 @@ __global__ void dequantise_kernel(const uint8_t *codes, const float *scale, int6
         value[c] = fp8 ? e4m3_to_float((uint8_t)c) : (float)(int8_t)c;
     __syncthreads();
     GRID_STRIDE(i, n) out[i] = __float2bfloat16_rn(value[codes[i]] * scale[i / in] * (gate ? gate[i / in] : 1.0f));
-}
-
-/* values[r][i] = bf16(code[r][i] * scales[r]): quantised rows as the bf16
- * operand of a GEMM (GPUs without FP8 GEMMs: the same values, one
- * rounding more) */
-__global__ void dequantise_rows_kernel(const uint8_t *codes, const float *scales, int64_t in, int64_t n,
-                                       __nv_bfloat16 *values)
-{
-    GRID_STRIDE(i, n) values[i] = __float2bfloat16_rn(e4m3_to_float(codes[i]) * scales[i / in]);
 }
 
 /* out[o][i] = gate[o] * w[o][i]: a gated linear's weight (T: float or bf16, rounded back to T) */
@@ -1320,8 +1312,9 @@ sla2_status fp8_linears(sla2_context *ctx, sla2_cuda_state *st, const LinearIn &
             if (!values.p)
                 s = scratch_alloc(ctx, st, (size_t)(chunk * in) * sizeof(__nv_bfloat16), &values);
             if (s == SLA2_OK && !values_ready) {
-                dequantise_rows_kernel<<<grid_for(count_rows * in), kThreads, 0, st->stream>>>(
-                    chunk_codes, chunk_scales, in, count_rows * in, static_cast<__nv_bfloat16 *>(values.p));
+                dequantise_kernel<<<grid_for(count_rows * in), kThreads, 0, st->stream>>>(
+                    chunk_codes, chunk_scales, in, count_rows * in, true, nullptr,
+                    static_cast<__nv_bfloat16 *>(values.p));
                 s = SLA2_CUDA_CHECK(ctx, cudaGetLastError());
             }
             values_ready = s == SLA2_OK;
