@@ -694,14 +694,23 @@ bool warp_rows(const float *x, const void *y, int64_t dim)
            dim % 128 == 0 && dim <= 128 * kWarpRowVecs;
 }
 
+/* The warp-per-row kernel on rows that warp_rows admits; y: float or bf16
+ * rows, or E4m3Rows. */
+template <typename Out>
+void launch_layer_norm_warp(cudaStream_t stream, const float *x, int64_t rows, int64_t dim, float eps,
+                            NormOut post, Out y)
+{
+    layer_norm_warp_kernel<<<(unsigned)((rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock), 32 * kWarpRowsPerBlock,
+                             0, stream>>>(x, rows, dim, eps, post, y);
+}
+
 /* y (T: float or bf16) = the normalised rows of x, then post */
 template <typename T>
 void launch_layer_norm(cudaStream_t stream, const float *x, int64_t rows, int64_t dim, float eps, NormOut post,
                        T *y)
 {
     if (warp_rows(x, y, dim))
-        layer_norm_warp_kernel<<<(unsigned)((rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock),
-                                    32 * kWarpRowsPerBlock, 0, stream>>>(x, rows, dim, eps, post, y);
+        launch_layer_norm_warp(stream, x, rows, dim, eps, post, y);
     else if (dim <= 8 * kNormThreads)
         layer_norm_held_kernel<8, T><<<(unsigned)rows, kNormThreads, 0, stream>>>(x, dim, eps, post, y);
     else if (dim <= 24 * kNormThreads) /* 14B's 5120 */
@@ -1499,8 +1508,7 @@ sla2_status layer_norm_into(sla2_context *ctx, sla2_cuda_state *st, const float 
         launch_layer_norm(st->stream, x, rows, dim, (float)eps, post, static_cast<float *>(y));
     } else if (warp_rows(x, y, dim)) {
         const E4m3Rows out{static_cast<uint8_t *>(y), dit_e4m3_row_scales(y, rows, dim)};
-        layer_norm_warp_kernel<<<(unsigned)((rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock),
-                                 32 * kWarpRowsPerBlock, 0, st->stream>>>(x, rows, dim, (float)eps, post, out);
+        launch_layer_norm_warp(st->stream, x, rows, dim, (float)eps, post, out);
     } else {
         Scratch normed;
         TRY_STATUS(scratch_alloc(ctx, st, (size_t)(rows * dim) * sizeof(float), &normed));

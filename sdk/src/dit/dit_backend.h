@@ -16,14 +16,19 @@
  * ffn_residual read it (their outputs in bf16), nothing else takes it. */
 #define DIT_ACT_E4M3_ROWS ((sla2_dtype)3)
 
+static inline size_t dit_e4m3_scales_offset(int64_t rows, int64_t dim)
+{
+    return ((size_t)rows * (size_t)dim + 15) / 16 * 16;
+}
+
 static inline size_t dit_e4m3_rows_bytes(int64_t rows, int64_t dim)
 {
-    return ((size_t)rows * (size_t)dim + 15) / 16 * 16 + (size_t)rows * sizeof(float);
+    return dit_e4m3_scales_offset(rows, dim) + (size_t)rows * sizeof(float);
 }
 
 static inline float *dit_e4m3_row_scales(void *codes, int64_t rows, int64_t dim)
 {
-    return (float *)((char *)codes + ((size_t)rows * (size_t)dim + 15) / 16 * 16);
+    return (float *)((char *)codes + dit_e4m3_scales_offset(rows, dim));
 }
 
 typedef struct dit_backend {
